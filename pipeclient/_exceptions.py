@@ -1,0 +1,182 @@
+"""The exceptions pipeclient raises.
+
+* PipeclientError
+  * ConfigError - bad configuration: names the file or variable, the key, and the reason.
+  * GatewayTelemetryRequiredError - a gateway call under DO_NOT_TRACK.
+  * APIError - something went wrong talking to a backend; carries `.request_id`.
+    * APIConnectionError - the backend could not be reached, or the connection broke.
+      * APITimeoutError
+      * StreamInterruptedError - a stream broke after its first byte (no failover then).
+    * APIResponseValidationError - a successful answer that is not what the API promises.
+    * APIStatusError - the backend answered 4xx/5xx; carries `.status_code` and `.body`.
+      * BadRequestError (400)
+      * AuthenticationError (401)
+      * PermissionDeniedError (403)
+      * NotFoundError (404)
+      * ConflictError (409)
+      * UnprocessableEntityError (422)
+      * RateLimitError (429)
+      * InternalServerError (>= 500)
+
+No message or repr contains an API key: messages are built from the request id, the
+backend's name and status, never from headers, and provider text is scrubbed of the keys
+the client knows (see `scrub_secrets`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigError",
+    "ConflictError",
+    "GatewayTelemetryRequiredError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PipeclientError",
+    "RateLimitError",
+    "StreamInterruptedError",
+    "UnprocessableEntityError",
+]
+
+_MAX_PROVIDER_TEXT = 300
+
+
+class PipeclientError(Exception):
+    """Root of every error pipeclient raises."""
+
+
+class ConfigError(PipeclientError, ValueError):
+    """Configuration that cannot be used, with where it came from and how to fix it."""
+
+    def __init__(self, reason: str, *, source: str | None = None, key: str | None = None):
+        self.reason = reason
+        self.source = source
+        self.key = key
+        where = ", ".join(part for part in (source, f"key {key!r}" if key else None) if part)
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class GatewayTelemetryRequiredError(PipeclientError):
+    """The managed gateway requires its telemetry stream, and DO_NOT_TRACK forbids it."""
+
+
+class APIError(PipeclientError):
+    """A call to a backend failed. `request_id` is the call's X-Request-Id."""
+
+    def __init__(self, message: str, *, request_id: str, backend: str | None = None):
+        self.request_id = request_id
+        self.backend = backend
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.__dict__, str(self)))
+
+
+def _rebuild(cls: type[APIError], state: dict[str, object], message: str) -> APIError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class APIConnectionError(APIError):
+    """The backend could not be reached, or the connection broke mid-answer."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The backend did not answer within the timeout."""
+
+
+class StreamInterruptedError(APIConnectionError):
+    """A stream broke after its first byte had arrived; a call is never replayed then."""
+
+
+class APIResponseValidationError(APIError):
+    """The backend answered 2xx with a body that is not the API's shape."""
+
+
+class APIStatusError(APIError):
+    """The backend answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str,
+        status_code: int,
+        body: object = None,
+        backend: str | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, request_id=request_id, backend=backend)
+        self.status_code = status_code
+        self.body = body
+        self.code = code
+
+
+class BadRequestError(APIStatusError):
+    """400."""
+
+
+class AuthenticationError(APIStatusError):
+    """401."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403."""
+
+
+class NotFoundError(APIStatusError):
+    """404."""
+
+
+class ConflictError(APIStatusError):
+    """409."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422."""
+
+
+class RateLimitError(APIStatusError):
+    """429."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx."""
+
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    if status_code >= 500:
+        return InternalServerError
+    return _STATUS_ERRORS.get(status_code, APIStatusError)
+
+
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Remove every known secret from provider text and cap its length."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[REDACTED:api_key]")
+    if len(text) > _MAX_PROVIDER_TEXT:
+        text = text[:_MAX_PROVIDER_TEXT] + "…"
+    return text

@@ -1,0 +1,202 @@
+"""CallRecord: what one finished call was, built in one place for every sink to read."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["CallRecord", "CallTracker", "ErrorInfo", "Operation"]
+
+Operation = Literal["chat", "embeddings", "images"]
+
+# Request parameters worth recording as metadata (numbers, booleans, enums; never text).
+RECORDED_PARAMETERS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "size",
+    "quality",
+    "response_format",
+    "tool_choice",
+    "dimensions",
+    "encoding_format",
+    "reasoning_effort",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    type: str  # exception class name, e.g. "RateLimitError"
+    code: int | str | None  # HTTP status or provider error code
+    message: str | None = None  # provider/exception text: content, for content sinks only
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    request_id: str
+    operation: Operation
+    model: str
+    stream: bool
+    backend: str
+    base_url: str
+    gateway: bool
+    no_log: bool
+    started_at: float  # wall clock, seconds since the epoch
+    total_ms: float
+    ttft_ms: float | None
+    attempts: int
+    http_status: int | None
+    outcome: Literal["ok", "error"]
+    error: ErrorInfo | None
+    parameters: Mapping[str, Any]
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    response_id: str | None = None
+    response_model: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    trace_id: str | None = None
+    parent_id: str | None = None
+    trace_name: str | None = None
+    closed_early: bool = False  # the caller stopped reading a stream before its end
+    # Content: present only when some destination may receive it.
+    input: Any = None
+    output: Any = None
+
+
+class CallTracker:
+    """Collects one call's facts as they happen and emits its record exactly once."""
+
+    __slots__ = (
+        "_emit",
+        "_finished",
+        "_start",
+        "attempts",
+        "backend",
+        "base_url",
+        "body",
+        "capture_content",
+        "gateway",
+        "http_status",
+        "model",
+        "no_log",
+        "operation",
+        "request_id",
+        "started_at",
+        "stream",
+        "trace",
+        "ttft_ms",
+    )
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        operation: Operation,
+        body: Mapping[str, Any],
+        stream: bool,
+        no_log: bool,
+        trace: Any,
+        capture_content: bool,
+        emit: Callable[[CallRecord], None] | None,
+    ) -> None:
+        self.request_id = request_id
+        self.operation = operation
+        self.body = body
+        self.model = str(body.get("model", ""))
+        self.stream = stream
+        self.no_log = no_log
+        self.trace = trace
+        self.capture_content = capture_content
+        self._emit = emit
+        self._finished = False
+        self.started_at = time.time()
+        self._start = time.perf_counter()
+        self.attempts = 0
+        self.backend = ""
+        self.base_url = ""
+        self.gateway = False
+        self.http_status: int | None = None
+        self.ttft_ms: float | None = None
+
+    def attempt(self, backend: str, base_url: str, gateway: bool) -> None:
+        self.attempts += 1
+        self.backend = backend
+        self.base_url = base_url
+        self.gateway = gateway
+
+    def first_chunk(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = (time.perf_counter() - self._start) * 1000.0
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def finish(
+        self,
+        *,
+        error: ErrorInfo | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        response_id: str | None = None,
+        response_model: str | None = None,
+        finish_reasons: tuple[str, ...] = (),
+        output: Any = None,
+        closed_early: bool = False,
+    ) -> None:
+        """End the call; later calls are ignored, so every exit path may call it."""
+        if self._finished:
+            return
+        self._finished = True
+        if self._emit is None:
+            return
+        total_ms = (time.perf_counter() - self._start) * 1000.0
+        body = self.body
+        trace = self.trace
+        self._emit(
+            CallRecord(
+                request_id=self.request_id,
+                operation=self.operation,
+                model=self.model,
+                stream=self.stream,
+                backend=self.backend,
+                base_url=self.base_url,
+                gateway=self.gateway,
+                no_log=self.no_log,
+                started_at=self.started_at,
+                total_ms=total_ms,
+                ttft_ms=self.ttft_ms,
+                attempts=self.attempts,
+                http_status=self.http_status,
+                outcome="error" if error else "ok",
+                error=error,
+                parameters={k: body[k] for k in RECORDED_PARAMETERS if k in body},
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                response_id=response_id,
+                response_model=response_model,
+                finish_reasons=finish_reasons,
+                trace_id=getattr(trace, "trace_id", None),
+                parent_id=getattr(trace, "span_id", None),
+                trace_name=getattr(trace, "name", None),
+                input=_input_of(self.operation, body) if self.capture_content else None,
+                output=output if self.capture_content else None,
+                closed_early=closed_early,
+            )
+        )
+
+
+def _input_of(operation: Operation, body: Mapping[str, Any]) -> Any:
+    if operation == "chat":
+        return {"messages": body.get("messages"), "tools": body.get("tools")}
+    if operation == "embeddings":
+        return body.get("input")
+    return body.get("prompt")

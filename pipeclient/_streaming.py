@@ -1,0 +1,313 @@
+"""Streams of chat completion chunks, sync and async.
+
+The caller sees the stream it would see without pipeclient: when the client asked for
+usage on the caller's behalf, the usage-only chunk is recorded and not yielded. The
+call's record is ended exactly once: at the end, on early close, on error, or when the
+stream is dropped unread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from ._exceptions import APIError, APIResponseValidationError, StreamInterruptedError, scrub_secrets
+from ._record import CallTracker, ErrorInfo
+from .types import ChatCompletionChunk
+
+__all__ = ["AsyncStream", "Stream"]
+
+
+class _SSEDecoder:
+    """Turns lines of a text/event-stream into (event, data) pairs."""
+
+    __slots__ = ("_data", "_event")
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        if not line:
+            if not self._data:
+                self._event = ""
+                return None
+            event = (self._event, "\n".join(self._data))
+            self._event, self._data = "", []
+            return event
+        if line.startswith(":"):
+            return None
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._event = value
+        return None
+
+    def flush(self) -> tuple[str, str] | None:
+        return self.feed("")
+
+
+class _ChunkReader:
+    """What a stream needs besides I/O: parsing, usage hiding, and the call's facts."""
+
+    def __init__(
+        self,
+        tracker: CallTracker,
+        response: httpx.Response,
+        *,
+        hide_usage: bool,
+        backend: str,
+        secrets: tuple[str, ...],
+    ) -> None:
+        self.tracker = tracker
+        self.response = response
+        self.hide_usage = hide_usage
+        self.backend = backend
+        self.secrets = secrets
+        self.decoder = _SSEDecoder()
+        self.done = False
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.response_id: str | None = None
+        self.response_model: str | None = None
+        self.finish_reasons: dict[int, str] = {}
+        self.texts: dict[int, list[str]] | None = {} if tracker.capture_content else None
+
+    @property
+    def request_id(self) -> str:
+        return self.tracker.request_id
+
+    def chunk_for(self, line: str) -> ChatCompletionChunk | None:
+        """The chunk to yield for this line, if any; sets `done` at the end of the stream."""
+        event = self.decoder.feed(line)
+        return None if event is None else self._chunk(*event)
+
+    def chunk_at_eof(self) -> ChatCompletionChunk | None:
+        event = self.decoder.flush()
+        self.done = True
+        return None if event is None else self._chunk(*event)
+
+    def _chunk(self, event: str, data: str) -> ChatCompletionChunk | None:
+        if data == "[DONE]":
+            self.done = True
+            return None
+        try:
+            chunk = ChatCompletionChunk.model_validate_json(data)
+        except ValidationError:
+            raise self._bad_event(event, data) from None
+        chunk._request_id = self.tracker.request_id
+        if self.response_id is None:
+            self.response_id = chunk.id or None
+            self.response_model = chunk.model or None
+        if chunk.usage is not None:
+            self.input_tokens = chunk.usage.prompt_tokens
+            self.output_tokens = chunk.usage.completion_tokens
+            if self.hide_usage:
+                if not chunk.choices:
+                    return None
+                chunk.usage = None
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                self.finish_reasons[choice.index] = choice.finish_reason
+            if self.texts is not None and choice.delta.content:
+                self.texts.setdefault(choice.index, []).append(choice.delta.content)
+        self.tracker.first_chunk()
+        return chunk
+
+    def _bad_event(self, event: str, data: str) -> APIError:
+        try:
+            payload: Any = json.loads(data)
+        except ValueError:
+            payload = None
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if error is not None or event == "error":
+            message = error.get("message") if isinstance(error, dict) else error
+            text = scrub_secrets(str(message or data), self.secrets)
+            return APIError(
+                f"backend {self.backend!r} sent an error event mid-stream: {text} "
+                f"(request id {self.request_id})",
+                request_id=self.request_id,
+                backend=self.backend,
+            )
+        return APIResponseValidationError(
+            f"backend {self.backend!r} sent a stream event that is not a chat completion "
+            f"chunk (request id {self.request_id})",
+            request_id=self.request_id,
+            backend=self.backend,
+        )
+
+    def interrupted(self, exc: Exception) -> StreamInterruptedError:
+        return StreamInterruptedError(
+            f"the stream from backend {self.backend!r} broke after it had started "
+            f"({type(exc).__name__}); a started stream is never replayed "
+            f"(request id {self.request_id})",
+            request_id=self.request_id,
+            backend=self.backend,
+        )
+
+    def finish(self, error: BaseException | None = None, *, closed_early: bool = False) -> None:
+        if self.tracker.finished:
+            return
+        info = None
+        if isinstance(error, APIError):
+            info = ErrorInfo(type(error).__name__, getattr(error, "status_code", None), str(error))
+        elif error is not None:
+            info = ErrorInfo(type(error).__name__, None, None)
+        output = None
+        if self.texts is not None:
+            output = [
+                {"index": index, "content": "".join(parts), "finish_reason": self.finish_reasons.get(index)}
+                for index, parts in sorted(self.texts.items())
+            ]
+        self.tracker.finish(
+            error=info,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            response_id=self.response_id,
+            response_model=self.response_model,
+            finish_reasons=tuple(reason for _, reason in sorted(self.finish_reasons.items())),
+            output=output,
+            closed_early=closed_early,
+        )
+
+
+class Stream:
+    """An iterator of `ChatCompletionChunk`; also a context manager. Close it to stop early."""
+
+    def __init__(self, reader: _ChunkReader) -> None:
+        self._reader = reader
+        self._iterator = self._chunks()
+
+    @property
+    def request_id(self) -> str:
+        return self._reader.request_id
+
+    @property
+    def response(self) -> httpx.Response:
+        return self._reader.response
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self._iterator
+
+    def __next__(self) -> ChatCompletionChunk:
+        return next(self._iterator)
+
+    def _chunks(self) -> Iterator[ChatCompletionChunk]:
+        reader = self._reader
+        try:
+            try:
+                for line in reader.response.iter_lines():
+                    chunk = reader.chunk_for(line)
+                    if chunk is not None:
+                        yield chunk
+                    if reader.done:
+                        break
+                else:
+                    chunk = reader.chunk_at_eof()
+                    if chunk is not None:
+                        yield chunk
+            except httpx.TransportError as exc:
+                error = reader.interrupted(exc)
+                reader.finish(error)
+                raise error from None
+        except GeneratorExit:
+            reader.finish(closed_early=True)
+            raise
+        except BaseException as exc:
+            reader.finish(exc)
+            raise
+        else:
+            reader.finish()
+        finally:
+            reader.response.close()
+
+    def close(self) -> None:
+        self._iterator.close()
+        self._reader.finish(closed_early=True)
+        self._reader.response.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        reader = getattr(self, "_reader", None)
+        if reader is not None and not reader.tracker.finished:
+            self.close()
+
+
+class AsyncStream:
+    """An async iterator of `ChatCompletionChunk`; also an async context manager."""
+
+    def __init__(self, reader: _ChunkReader) -> None:
+        self._reader = reader
+        self._iterator = self._chunks()
+
+    @property
+    def request_id(self) -> str:
+        return self._reader.request_id
+
+    @property
+    def response(self) -> httpx.Response:
+        return self._reader.response
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._iterator
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return await self._iterator.__anext__()
+
+    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+        reader = self._reader
+        try:
+            try:
+                async for line in reader.response.aiter_lines():
+                    chunk = reader.chunk_for(line)
+                    if chunk is not None:
+                        yield chunk
+                    if reader.done:
+                        break
+                else:
+                    chunk = reader.chunk_at_eof()
+                    if chunk is not None:
+                        yield chunk
+            except httpx.TransportError as exc:
+                error = reader.interrupted(exc)
+                reader.finish(error)
+                raise error from None
+        except GeneratorExit:
+            reader.finish(closed_early=True)
+            raise
+        except BaseException as exc:
+            reader.finish(exc)
+            raise
+        else:
+            reader.finish()
+        finally:
+            await reader.response.aclose()
+
+    async def close(self) -> None:
+        await self._iterator.aclose()
+        self._reader.finish(closed_early=True)
+        await self._reader.response.aclose()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __del__(self) -> None:
+        # The connection is released with the response; the record must still end.
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.finish(closed_early=True)
