@@ -59,11 +59,16 @@ class Backend(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
+        # The value is not echoed: a key pasted into the wrong field must not be printed.
         parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in ("http", "https"):
             raise ValueError(
-                f"{_strip_credentials(value)!r} is not an http(s) URL with a host; "
-                "expected something like 'https://api.openai.com/v1'"
+                "is not an http(s) URL: it must start with 'http://' or 'https://', "
+                "like 'https://api.openai.com/v1'"
+            )
+        if not parts.hostname:
+            raise ValueError(
+                "is not an http(s) URL with a host, like 'https://api.openai.com/v1'"
             )
         if parts.username or parts.password:
             raise ValueError("credentials in the URL are not allowed; pass api_key instead")
@@ -84,15 +89,13 @@ class Backend(BaseModel):
         return (urlsplit(self.base_url).hostname or "").lower().rstrip(".")
 
 
-def _strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        return url.replace(parts.netloc, parts.netloc.rpartition("@")[2])
-    return url
-
-
 def _config_error(exc: ValidationError, source: str) -> ConfigError:
-    first = exc.errors(include_input=False, include_url=False)[0]
+    # A misspelt field is the likeliest root cause of the other errors: report it first.
+    errors = sorted(
+        exc.errors(include_input=False, include_url=False),
+        key=lambda error: error["type"] != "extra_forbidden",
+    )
+    first = errors[0]
     key = ".".join(str(part) for part in first["loc"]) or None
     reason = first["msg"]
     if first["type"] == "literal_error" and key == "kind":

@@ -49,7 +49,7 @@ ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, Images
 class _Call:
     """One call in flight: its request id, body, and the tracker that will become its record."""
 
-    __slots__ = ("body", "headers", "path", "stream", "timeout", "tracker", "_encoded")
+    __slots__ = ("_encoded", "body", "headers", "path", "stream", "timeout", "tracker")
 
     def __init__(
         self,
@@ -85,8 +85,10 @@ class _Call:
         if encoded is None:
             body = self.body
             if inject:
-                body = {**body, "stream_options": {**(body.get("stream_options") or {}),
-                                                    "include_usage": True}}
+                body = {
+                    **body,
+                    "stream_options": {**(body.get("stream_options") or {}), "include_usage": True},
+                }
             encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
             self._encoded[inject] = encoded
         return encoded
@@ -153,8 +155,9 @@ class _BaseClient:
                 key="backends",
             )
         if not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigError("must be an integer >= 0", source="Client arguments",
-                              key="max_retries")
+            raise ConfigError(
+                "must be an integer >= 0", source="Client arguments", key="max_retries"
+            )
         self.backends: tuple[Backend, ...] = tuple(backends)
         self.timeout = timeout
         self.no_log = no_log
@@ -257,7 +260,9 @@ class _BaseClient:
 
     # -- turning answers into results or errors ---------------------------------------
 
-    def _transport_error(self, exc: httpx.TransportError, call: _Call, backend: Backend) -> APIError:
+    def _transport_error(
+        self, exc: httpx.TransportError, call: _Call, backend: Backend
+    ) -> APIError:
         if isinstance(exc, httpx.TimeoutException):
             return APITimeoutError(
                 f"backend {backend.name!r} did not answer in time ({type(exc).__name__}) "
@@ -272,7 +277,9 @@ class _BaseClient:
             backend=backend.name,
         )
 
-    def _status_error(self, response: httpx.Response, call: _Call, backend: Backend) -> APIStatusError:
+    def _status_error(
+        self, response: httpx.Response, call: _Call, backend: Backend
+    ) -> APIStatusError:
         status = response.status_code
         body: Any
         detail: str
@@ -315,20 +322,24 @@ class _BaseClient:
             last.args = (f"{last.args[0]}{note}",)
         return self._fail(call, last)
 
-    def _parse(self, model: type[ResponseT], response: httpx.Response, call: _Call,
-               backend: Backend) -> ResponseT:
+    def _parse(
+        self, model: type[ResponseT], response: httpx.Response, call: _Call, backend: Backend
+    ) -> ResponseT:
         call.tracker.http_status = response.status_code
         try:
             result = model.model_validate_json(response.content)
         except ValidationError:
             kind = response.headers.get("content-type", "unknown type").split(";")[0]
-            raise self._fail(call, APIResponseValidationError(
-                f"backend {backend.name!r} answered {response.status_code} with a body that "
-                f"is not a {model.__name__} ({kind}, {len(response.content)} bytes) "
-                f"(request id {call.request_id})",
-                request_id=call.request_id,
-                backend=backend.name,
-            )) from None
+            raise self._fail(
+                call,
+                APIResponseValidationError(
+                    f"backend {backend.name!r} answered {response.status_code} with a body that "
+                    f"is not a {model.__name__} ({kind}, {len(response.content)} bytes) "
+                    f"(request id {call.request_id})",
+                    request_id=call.request_id,
+                    backend=backend.name,
+                ),
+            ) from None
         result._request_id = call.request_id
         tracker = call.tracker
         tracker.first_chunk()
@@ -413,10 +424,17 @@ class Client(_BaseClient):
         if http is None:
             transport = backend.transport
             if transport is not None and not isinstance(transport, httpx.BaseTransport):
-                raise ConfigError("is an async-only transport; Client needs a sync one",
-                                  source=f"Backend(name={backend.name!r})", key="transport")
-            http = httpx.Client(transport=transport, timeout=DEFAULT_TIMEOUT,
-                                follow_redirects=False, trust_env=transport is None)
+                raise ConfigError(
+                    "is an async-only transport; Client needs a sync one",
+                    source=f"Backend(name={backend.name!r})",
+                    key="transport",
+                )
+            http = httpx.Client(
+                transport=transport,
+                timeout=DEFAULT_TIMEOUT,
+                follow_redirects=False,
+                trust_env=transport is None,
+            )
             self._http[backend.name] = http
         return http
 
@@ -451,8 +469,12 @@ class Client(_BaseClient):
                         hint = retry_after_seconds(response.headers)
                     finally:
                         response.close()
-                logger.debug("attempt %d of request %s failed: %s",
-                             call.tracker.attempts, call.request_id, type(error).__name__)
+                logger.debug(
+                    "attempt %d of request %s failed: %s",
+                    call.tracker.attempts,
+                    call.request_id,
+                    type(error).__name__,
+                )
                 attempts.failed(self, backend, hint)
                 last = error
         assert last is not None
@@ -505,10 +527,17 @@ class AsyncClient(_BaseClient):
         if http is None:
             transport = backend.transport
             if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-                raise ConfigError("is a sync-only transport; AsyncClient needs an async one",
-                                  source=f"Backend(name={backend.name!r})", key="transport")
-            http = httpx.AsyncClient(transport=transport, timeout=DEFAULT_TIMEOUT,
-                                     follow_redirects=False, trust_env=transport is None)
+                raise ConfigError(
+                    "is a sync-only transport; AsyncClient needs an async one",
+                    source=f"Backend(name={backend.name!r})",
+                    key="transport",
+                )
+            http = httpx.AsyncClient(
+                transport=transport,
+                timeout=DEFAULT_TIMEOUT,
+                follow_redirects=False,
+                trust_env=transport is None,
+            )
             self._http[backend.name] = http
         return http
 
@@ -543,8 +572,12 @@ class AsyncClient(_BaseClient):
                         hint = retry_after_seconds(response.headers)
                     finally:
                         await response.aclose()
-                logger.debug("attempt %d of request %s failed: %s",
-                             call.tracker.attempts, call.request_id, type(error).__name__)
+                logger.debug(
+                    "attempt %d of request %s failed: %s",
+                    call.tracker.attempts,
+                    call.request_id,
+                    type(error).__name__,
+                )
                 attempts.failed(self, backend, hint)
                 last = error
         assert last is not None

@@ -44,8 +44,9 @@ class _Extras:
         }
 
 
-def _chat_body(model: str, messages: Iterable[Mapping[str, Any]], stream: bool,
-               params: dict[str, Any]) -> dict[str, Any]:
+def _chat_body(
+    model: str, messages: Iterable[Mapping[str, Any]], stream: bool, params: dict[str, Any]
+) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": list(messages), **params}
     if stream:
         body["stream"] = True
@@ -57,19 +58,38 @@ class Completions:
         self._client = client
 
     @overload
-    def create(self, *, model: str, messages: Iterable[Mapping[str, Any]],
-               stream: Literal[False] = False, **params: Any) -> ChatCompletion: ...
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatCompletion: ...
 
     @overload
-    def create(self, *, model: str, messages: Iterable[Mapping[str, Any]],
-               stream: Literal[True], **params: Any) -> Stream: ...
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: Literal[True],
+        **params: Any,
+    ) -> Stream: ...
 
     @overload
-    def create(self, *, model: str, messages: Iterable[Mapping[str, Any]],
-               stream: bool, **params: Any) -> ChatCompletion | Stream: ...
+    def create(
+        self, *, model: str, messages: Iterable[Mapping[str, Any]], stream: bool, **params: Any
+    ) -> ChatCompletion | Stream: ...
 
-    def create(self, *, model: str, messages: Iterable[Mapping[str, Any]], stream: bool = False,
-               **params: Any) -> ChatCompletion | Stream:
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatCompletion | Stream:
         """POST /chat/completions. With `stream=True`, returns an iterable `Stream`."""
         extras = _Extras.split(params)
         body = _chat_body(model, messages, stream, params)
@@ -88,8 +108,9 @@ class Embeddings:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create(self, *, model: str, input: str | list[Any], **params: Any
-               ) -> CreateEmbeddingResponse:
+    def create(
+        self, *, model: str, input: str | list[Any], **params: Any
+    ) -> CreateEmbeddingResponse:
         """POST /embeddings."""
         extras = _Extras.split(params)
         body = {"model": model, "input": input, **params}
@@ -116,19 +137,38 @@ class AsyncCompletions:
         self._client = client
 
     @overload
-    async def create(self, *, model: str, messages: Iterable[Mapping[str, Any]],
-                     stream: Literal[False] = False, **params: Any) -> ChatCompletion: ...
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatCompletion: ...
 
     @overload
-    async def create(self, *, model: str, messages: Iterable[Mapping[str, Any]],
-                     stream: Literal[True], **params: Any) -> AsyncStream: ...
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: Literal[True],
+        **params: Any,
+    ) -> AsyncStream: ...
 
     @overload
-    async def create(self, *, model: str, messages: Iterable[Mapping[str, Any]],
-                     stream: bool, **params: Any) -> ChatCompletion | AsyncStream: ...
+    async def create(
+        self, *, model: str, messages: Iterable[Mapping[str, Any]], stream: bool, **params: Any
+    ) -> ChatCompletion | AsyncStream: ...
 
-    async def create(self, *, model: str, messages: Iterable[Mapping[str, Any]],
-                     stream: bool = False, **params: Any) -> ChatCompletion | AsyncStream:
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatCompletion | AsyncStream:
         """POST /chat/completions. With `stream=True`, returns an async-iterable `AsyncStream`."""
         extras = _Extras.split(params)
         body = _chat_body(model, messages, stream, params)
@@ -147,8 +187,9 @@ class AsyncEmbeddings:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def create(self, *, model: str, input: str | list[Any], **params: Any
-                     ) -> CreateEmbeddingResponse:
+    async def create(
+        self, *, model: str, input: str | list[Any], **params: Any
+    ) -> CreateEmbeddingResponse:
         """POST /embeddings."""
         extras = _Extras.split(params)
         body = {"model": model, "input": input, **params}
@@ -160,8 +201,9 @@ class AsyncImages:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def generate(self, *, prompt: str, model: str | None = None, **params: Any
-                       ) -> ImagesResponse:
+    async def generate(
+        self, *, prompt: str, model: str | None = None, **params: Any
+    ) -> ImagesResponse:
         """POST /images/generations."""
         extras = _Extras.split(params)
         body: dict[str, Any] = {"prompt": prompt, **params}

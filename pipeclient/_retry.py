@@ -35,7 +35,7 @@ class RetryPolicy:
 
     def backoff(self, failures: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff for the n-th failure (n >= 1) of one backend."""
-        ceiling = min(self.max_delay, self.initial_delay * (2 ** (failures - 1)))
+        ceiling = min(self.max_delay, self.initial_delay * 2.0 ** (failures - 1))
         return ceiling * (0.5 + rng.random() / 2)
 
 

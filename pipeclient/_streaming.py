@@ -9,7 +9,7 @@ stream is dropped unread.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 import httpx
@@ -163,7 +163,11 @@ class _ChunkReader:
         output = None
         if self.texts is not None:
             output = [
-                {"index": index, "content": "".join(parts), "finish_reason": self.finish_reasons.get(index)}
+                {
+                    "index": index,
+                    "content": "".join(parts),
+                    "finish_reason": self.finish_reasons.get(index),
+                }
                 for index, parts in sorted(self.texts.items())
             ]
         self.tracker.finish(
@@ -199,20 +203,18 @@ class Stream:
     def __next__(self) -> ChatCompletionChunk:
         return next(self._iterator)
 
-    def _chunks(self) -> Iterator[ChatCompletionChunk]:
+    def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
         reader = self._reader
         try:
             try:
                 for line in reader.response.iter_lines():
-                    chunk = reader.chunk_for(line)
+                    # After [DONE] the rest is drained, so the connection can be reused.
+                    chunk = None if reader.done else reader.chunk_for(line)
                     if chunk is not None:
                         yield chunk
-                    if reader.done:
-                        break
-                else:
-                    chunk = reader.chunk_at_eof()
-                    if chunk is not None:
-                        yield chunk
+                chunk = None if reader.done else reader.chunk_at_eof()
+                if chunk is not None:
+                    yield chunk
             except httpx.TransportError as exc:
                 error = reader.interrupted(exc)
                 reader.finish(error)
@@ -266,20 +268,18 @@ class AsyncStream:
     async def __anext__(self) -> ChatCompletionChunk:
         return await self._iterator.__anext__()
 
-    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         reader = self._reader
         try:
             try:
                 async for line in reader.response.aiter_lines():
-                    chunk = reader.chunk_for(line)
+                    # After [DONE] the rest is drained, so the connection can be reused.
+                    chunk = None if reader.done else reader.chunk_for(line)
                     if chunk is not None:
                         yield chunk
-                    if reader.done:
-                        break
-                else:
-                    chunk = reader.chunk_at_eof()
-                    if chunk is not None:
-                        yield chunk
+                chunk = None if reader.done else reader.chunk_at_eof()
+                if chunk is not None:
+                    yield chunk
             except httpx.TransportError as exc:
                 error = reader.interrupted(exc)
                 reader.finish(error)

@@ -1,0 +1,244 @@
+"""The client against MockBackend, in-process and over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import openai.types as oai
+import pytest
+from openai.types.chat import ChatCompletion as OAIChatCompletion
+from openai.types.chat import ChatCompletionChunk as OAIChatCompletionChunk
+
+import pipeclient
+from pipeclient.testing import MockBackend, MockServer
+
+from .conftest import listen
+
+MESSAGES = [{"role": "user", "content": "tell me about lighthouses"}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
+@pytest.fixture
+def mock() -> MockBackend:
+    return MockBackend()
+
+
+@pytest.fixture
+def server(mock: MockBackend) -> Iterator[MockServer]:
+    with mock.serve() as server:
+        yield server
+
+
+@pytest.fixture(params=["transport", "loopback"])
+def client(request: pytest.FixtureRequest, mock: MockBackend) -> Iterator[pipeclient.Client]:
+    if request.param == "transport":
+        with pipeclient.Client(backends=[mock.backend()]) as client:
+            yield client
+    else:
+        with mock.serve() as server, pipeclient.Client(backends=[server.backend()]) as client:
+            yield client
+
+
+def test_chat_completion_matches_openai_types(client: pipeclient.Client) -> None:
+    response = client.chat.completions.create(model="gpt-x", messages=MESSAGES, temperature=0.2)
+    assert response.choices[0].message.content == "Mock reply to: tell me about lighthouses"
+    assert response.model == "gpt-x"
+    assert response.usage is not None and response.usage.prompt_tokens == 4
+    assert response.id.startswith("chatcmpl-")
+    OAIChatCompletion.model_validate(response.model_dump())
+    assert response.request_id  # a fresh UUID
+    assert "request_id" not in response.model_dump()
+
+
+def test_request_body_is_the_api_body(client: pipeclient.Client, mock: MockBackend) -> None:
+    client.chat.completions.create(
+        model="gpt-x",
+        messages=MESSAGES,
+        temperature=0.5,
+        max_tokens=7,
+        request_id="rid-1",
+        extra_body={"top_k": 3},
+        extra_headers={"X-Custom": "yes"},
+    )
+    seen = mock.requests[-1]
+    assert seen.path == "/v1/chat/completions"
+    assert seen.json() == {
+        "model": "gpt-x",
+        "messages": MESSAGES,
+        "temperature": 0.5,
+        "max_tokens": 7,
+        "top_k": 3,
+    }
+    assert seen.headers["x-request-id"] == "rid-1"
+    assert seen.headers["x-custom"] == "yes"
+    assert seen.headers["authorization"] == "Bearer mock-key"
+
+
+def test_tool_calls_and_response_format(client: pipeclient.Client) -> None:
+    response = client.chat.completions.create(model="m", messages=MESSAGES, tools=TOOLS)
+    call = response.choices[0].message.tool_calls
+    assert call is not None and call[0].function.name == "get_weather"
+    assert json.loads(call[0].function.arguments) == {"echo": "tell me about lighthouses"}
+    assert response.choices[0].finish_reason == "tool_calls"
+    OAIChatCompletion.model_validate(response.model_dump())
+
+    response = client.chat.completions.create(
+        model="m", messages=MESSAGES, response_format={"type": "json_object"}
+    )
+    assert json.loads(response.choices[0].message.content or "") == {
+        "echo": "tell me about lighthouses"
+    }
+
+
+def test_stream_has_the_shape_of_a_plain_stream(
+    client: pipeclient.Client, mock: MockBackend
+) -> None:
+    records = listen(client)
+    plain = client.chat.completions.create(model="m", messages=MESSAGES)
+    chunks = list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    for chunk in chunks:
+        OAIChatCompletionChunk.model_validate(chunk.model_dump())
+        assert chunk.choices, "the usage-only chunk pipeclient asked for must not be yielded"
+        assert chunk.usage is None
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
+    assert text == plain.choices[0].message.content
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    # The client asked for usage on the caller's behalf, and recorded it.
+    assert mock.requests[-1].json()["stream_options"] == {"include_usage": True}
+    assert records[-1].input_tokens == 4
+    assert records[-1].output_tokens == len(text.split())
+    assert records[-1].ttft_ms is not None
+
+
+def test_stream_with_caller_usage_keeps_the_usage_chunk(client: pipeclient.Client) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 4
+
+
+def test_backend_without_stream_usage_support(mock: MockBackend) -> None:
+    with pipeclient.Client(backends=[mock.backend(stream_usage=False)]) as client:
+        records = listen(client)
+        chunks = list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert "stream_options" not in mock.requests[-1].json()
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert records[-1].input_tokens is None
+
+
+def test_streamed_tool_calls(client: pipeclient.Client) -> None:
+    chunks = list(
+        client.chat.completions.create(model="m", messages=MESSAGES, tools=TOOLS, stream=True)
+    )
+    arguments = "".join(
+        call.function.arguments or ""
+        for chunk in chunks
+        for call in (chunk.choices[0].delta.tool_calls or [])
+        if call.function
+    )
+    assert json.loads(arguments) == {"echo": "tell me about lighthouses"}
+    for chunk in chunks:
+        OAIChatCompletionChunk.model_validate(chunk.model_dump())
+
+
+def test_embeddings_and_images_match_openai_types(client: pipeclient.Client) -> None:
+    embeddings = client.embeddings.create(model="e", input=["a", "b"])
+    assert [item.index for item in embeddings.data] == [0, 1]
+    oai.CreateEmbeddingResponse.model_validate(embeddings.model_dump())
+    again = client.embeddings.create(model="e", input=["a", "b"])
+    assert again.data[0].embedding == embeddings.data[0].embedding  # deterministic
+
+    encoded = client.embeddings.create(model="e", input="a", encoding_format="base64")
+    assert isinstance(encoded.data[0].embedding, str)
+    assert len(base64.b64decode(encoded.data[0].embedding)) == 4 * 8
+
+    image = client.images.generate(model="i", prompt="a lighthouse", size="1024x1024")
+    oai.ImagesResponse.model_validate(image.model_dump())
+    assert image.data and image.data[0].url
+    b64 = client.images.generate(model="i", prompt="x", response_format="b64_json")
+    assert b64.data and base64.b64decode(b64.data[0].b64_json or "").startswith(b"\x89PNG")
+
+
+def test_connections_are_reused(mock: MockBackend, server: MockServer) -> None:
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        for _ in range(5):
+            client.chat.completions.create(model="m", messages=MESSAGES)
+        for _ in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
+            pass
+        client.embeddings.create(model="e", input="x")
+    assert server.connections == 1
+
+
+def test_async_client(mock: MockBackend, server: MockServer) -> None:
+    async def run() -> tuple[Any, ...]:
+        async with pipeclient.AsyncClient(backends=[server.backend()]) as client:
+            records = listen(client)
+            response = await client.chat.completions.create(model="m", messages=MESSAGES)
+            stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+            text = "".join([c.choices[0].delta.content or "" async for c in stream])
+            embeddings = await client.embeddings.create(model="e", input="x")
+            image = await client.images.generate(prompt="x")
+            return response, text, embeddings, image, records
+
+    response, text, embeddings, image, records = asyncio.run(run())
+    OAIChatCompletion.model_validate(response.model_dump())
+    assert text == response.choices[0].message.content
+    oai.CreateEmbeddingResponse.model_validate(embeddings.model_dump())
+    oai.ImagesResponse.model_validate(image.model_dump())
+    assert [record.operation for record in records] == ["chat", "chat", "embeddings", "images"]
+    assert all(record.outcome == "ok" for record in records)
+
+
+def test_async_client_in_process(mock: MockBackend) -> None:
+    async def run() -> str:
+        async with pipeclient.AsyncClient(backends=[mock.backend()]) as client:
+            stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+            async with stream:
+                return "".join([c.choices[0].delta.content or "" async for c in stream])
+
+    assert asyncio.run(run()) == "Mock reply to: tell me about lighthouses"
+
+
+def test_close_is_idempotent_and_client_is_reusable_after(mock: MockBackend) -> None:
+    client = pipeclient.Client(backends=[mock.backend()])
+    client.chat.completions.create(model="m", messages=MESSAGES)
+    client.close()
+    client.close()
+    # A closed client opens new connections on the next call rather than failing.
+    assert client.chat.completions.create(model="m", messages=MESSAGES).choices
+
+
+def test_client_from_environment(monkeypatch: pytest.MonkeyPatch, server: MockServer) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "mock-key")
+    with pipeclient.Client() as client:
+        assert client.backends[0].base_url == server.url
+        assert client.chat.completions.create(model="m", messages=MESSAGES).choices
+    monkeypatch.setenv("PIPECLIENT_BASE_URL", server.url + "/")
+    monkeypatch.setenv("PIPECLIENT_API_KEY", "other")
+    assert pipeclient.Client().backends[0].api_key.get_secret_value() == "other"
+
+
+def test_explicit_arguments_beat_environment(
+    monkeypatch: pytest.MonkeyPatch, server: MockServer
+) -> None:
+    monkeypatch.setenv("PIPECLIENT_BASE_URL", "http://127.0.0.1:1/v1")
+    monkeypatch.setenv("PIPECLIENT_API_KEY", "env-key")
+    with pipeclient.Client(base_url=server.url, api_key="arg-key") as client:
+        assert client.backends[0].base_url == server.url
+        assert client.backends[0].api_key.get_secret_value() == "arg-key"
