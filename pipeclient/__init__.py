@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._dnt import do_not_track
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ._client import AsyncClient, Client
     from ._retry import RetryPolicy
     from ._streaming import AsyncStream, Stream
+    from .config import TelemetryConfig
 
 __all__ = [
     "APIConnectionError",
@@ -57,8 +59,10 @@ __all__ = [
     "RetryPolicy",
     "Stream",
     "StreamInterruptedError",
+    "TelemetryConfig",
     "UnprocessableEntityError",
     "__version__",
+    "do_not_track",
 ]
 
 _LAZY = {
@@ -68,6 +72,7 @@ _LAZY = {
     "RetryPolicy": "._retry",
     "Stream": "._streaming",
     "AsyncStream": "._streaming",
+    "TelemetryConfig": ".config",
 }
 
 

@@ -67,9 +67,7 @@ class Backend(BaseModel):
                 "like 'https://api.openai.com/v1'"
             )
         if not parts.hostname:
-            raise ValueError(
-                "is not an http(s) URL with a host, like 'https://api.openai.com/v1'"
-            )
+            raise ValueError("is not an http(s) URL with a host, like 'https://api.openai.com/v1'")
         if parts.username or parts.password:
             raise ValueError("credentials in the URL are not allowed; pass api_key instead")
         return value.strip().rstrip("/")

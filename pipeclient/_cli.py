@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from ._exceptions import APIError, ConfigError, PipeclientError
@@ -40,7 +42,70 @@ def _build_parser() -> argparse.ArgumentParser:
         help="answer from pipeclient.testing.MockBackend, offline, instead of a real backend",
     )
     chat.set_defaults(run=_chat)
+
+    init = commands.add_parser("init", help="write a configuration file")
+    init_what = init.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    init_what.required = True
+    init_telemetry = init_what.add_parser(
+        "telemetry", help="write .pipelex/telemetry.toml with every stream off"
+    )
+    init_telemetry.add_argument(
+        "--path", default=".pipelex/telemetry.toml", help="where to write it (default: %(default)s)"
+    )
+    init_telemetry.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init_telemetry.set_defaults(run=_init_telemetry)
+
+    telemetry = commands.add_parser("telemetry", help="inspect the telemetry configuration")
+    telemetry_what = telemetry.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    telemetry_what.required = True
+    status = telemetry_what.add_parser(
+        "status", help="each stream: on or off and why, where it sends, what it receives"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--file", help="read this file instead of the usual lookup")
+    status.set_defaults(run=_telemetry_status)
     return parser
+
+
+def _init_telemetry(args: argparse.Namespace) -> int:
+    from ._settings import read_toml
+    from .config import TelemetryConfig, default_file_text
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        print(f"pipeclient: {path} already exists; pass --force to overwrite it", file=sys.stderr)
+        return EXIT_USAGE
+    if path.is_dir():
+        print(f"pipeclient: {path} is a directory; pass a file path", file=sys.stderr)
+        return EXIT_USAGE
+    text = default_file_text()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        print(f"pipeclient: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    # The file must load back into the defaults exactly.
+    if TelemetryConfig.model_validate(read_toml(path)) != TelemetryConfig():
+        print(f"pipeclient: {path} does not load back into the defaults", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"wrote {path} (every stream off)")
+    return EXIT_OK
+
+
+def _telemetry_status(args: argparse.Namespace) -> int:
+    from ._settings import load_settings
+    from ._status import describe, render_text
+
+    settings = load_settings(file=args.file)
+    status = describe(settings)
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        sys.stdout.write(render_text(status))
+    return EXIT_OK
 
 
 def _chat(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -31,8 +32,10 @@ from ._exceptions import (
 from ._record import CallRecord, CallTracker, ErrorInfo, Operation
 from ._resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from ._retry import BackendPool, RetryPolicy, retry_after_seconds, should_retry_status
+from ._settings import TelemetrySettings, load_settings
 from ._streaming import AsyncStream, Stream, _ChunkReader
 from ._version import __version__
+from .config import TelemetryConfig
 from .types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client"]
@@ -124,6 +127,8 @@ class _BaseClient:
         retry_policy: RetryPolicy | None = None,
         no_log: bool = False,
         default_headers: Mapping[str, str] | None = None,
+        telemetry: TelemetryConfig | Mapping[str, Any] | None = None,
+        telemetry_file: str | Path | None = None,
     ) -> None:
         if backends is not None and (api_key is not None or base_url is not None):
             raise ConfigError(
@@ -158,6 +163,8 @@ class _BaseClient:
             raise ConfigError(
                 "must be an integer >= 0", source="Client arguments", key="max_retries"
             )
+        # Read (and validated) before anything telemetry-related exists.
+        self.telemetry_settings: TelemetrySettings = load_settings(telemetry, file=telemetry_file)
         self.backends: tuple[Backend, ...] = tuple(backends)
         self.timeout = timeout
         self.no_log = no_log

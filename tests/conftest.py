@@ -1,28 +1,26 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from pipeclient._record import CallRecord
 
-_BACKEND_VARIABLES = (
-    "PIPECLIENT_BASE_URL",
-    "PIPECLIENT_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_API_KEY",
-    "PIPECLIENT_GATEWAY_URL",
-    "PIPECLIENT_GATEWAY_API_KEY",
-    "PIPECLIENT_MODEL",
-    "DO_NOT_TRACK",
-)
+_PREFIXES = ("PIPECLIENT_", "OPENAI_", "POSTHOG_", "LANGFUSE_", "OTEL_")
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Tests never see the developer's own backend or telemetry variables."""
-    for name in _BACKEND_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+def clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Tests never see the developer's own backend, telemetry variables or files."""
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES) or name == "DO_NOT_TRACK":
+            monkeypatch.delenv(name, raising=False)
+    workdir = tmp_path_factory.mktemp("cwd")
+    monkeypatch.setenv("HOME", str(workdir / "home"))
+    monkeypatch.chdir(workdir)
     yield
 
 
