@@ -245,6 +245,7 @@ def _merge(
         if key == "otlp" and not prefix and isinstance(value, list):
             # [[otlp]] replaces the whole list; keys a table omits keep their defaults.
             target["otlp"] = []
+            sources["otlp"] = source
             for index, table in enumerate(value):
                 target["otlp"].append(OtlpConfig().model_dump())
                 _merge(target["otlp"][index], table, ("otlp", index), source, sources)
@@ -517,15 +518,14 @@ def _error_from_validation(
     path: Path_ = (*prefix, *error["loc"])
     reason = str(error["msg"]).removeprefix("Value error, ")
     if "input" in error and error["type"] not in ("missing",) and not _secret_key(path):
-        reason += f" (got {error['input']!r})"
+        shown = repr(error["input"])
+        reason += f" (got {shown if len(shown) <= 80 else shown[:77] + '...'})"
     return ConfigError(
         reason, source=where or _where(_source_for(path, sources)), key=key_name(path)
     )
 
 
 def _secret_key(path: Path_) -> bool:
-    return (
-        (bool(path)
-        and str(path[-1]) in ("api_key", "secret_key", "public_key"))
-        or ("headers" in path)
+    return (bool(path) and str(path[-1]) in ("api_key", "secret_key", "public_key")) or (
+        "headers" in path
     )
