@@ -12,7 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from ._exceptions import ConfigError
 
-__all__ = ["Backend", "backends_from_env", "is_gateway"]
+__all__ = [
+    "Backend",
+    "backends_from_arguments",
+    "backends_from_env",
+    "check_header_value",
+    "gateway_url_from_env",
+    "is_gateway",
+]
 
 BackendKind = Literal["openai", "gateway"]
 
@@ -43,7 +50,7 @@ class Backend(BaseModel):
     weight: float = Field(default=1.0, ge=0)
     stream_usage: bool = True
     no_log: bool = False
-    headers: Mapping[str, str] = Field(default_factory=dict, repr=False)
+    headers: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = Field(
         default=None, repr=False, exclude=True
     )
@@ -51,40 +58,97 @@ class Backend(BaseModel):
     def __init__(self, _source: str | None = None, **data: Any) -> None:
         try:
             super().__init__(**data)
+            return
         except ValidationError as exc:
             name = data.get("name")
             where = _source or (f"Backend(name={name!r})" if isinstance(name, str) else "Backend")
-            raise _config_error(exc, where) from None
+            error = _config_error(exc, where)
+        # Raised outside the handler so that no __context__ keeps the rejected input.
+        raise error
 
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
-        # The value is not echoed: a key pasted into the wrong field must not be printed.
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(
-                "is not an http(s) URL: it must start with 'http://' or 'https://', "
-                "like 'https://api.openai.com/v1'"
-            )
-        if not parts.hostname:
-            raise ValueError("is not an http(s) URL with a host, like 'https://api.openai.com/v1'")
-        if parts.username or parts.password:
-            raise ValueError("credentials in the URL are not allowed; pass api_key instead")
+        check_url(value)
         return value.strip().rstrip("/")
 
     @field_validator("api_key")
     @classmethod
     def _check_api_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+        key = value.get_secret_value().strip()
+        if not key:
             raise ValueError(
                 "is empty; pass the provider's key (for a server without authentication, "
                 "any placeholder such as 'none')"
             )
-        return value
+        if not all("!" <= char <= "~" for char in key):
+            raise ValueError(
+                "contains a space, a control character or a non-ASCII character (often "
+                "pasted by accident); an API key is printable ASCII only"
+            )
+        return SecretStr(key)
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        for name, header in value.items():
+            if not header_is_valid(name, header):
+                raise ValueError(f"{_HEADER_RULE} (header {name!r})")
+        return dict(value)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.base_url, self.kind))
 
     @property
     def host(self) -> str:
         return (urlsplit(self.base_url).hostname or "").lower().rstrip(".")
+
+
+def check_url(value: str) -> None:
+    """An http(s) URL with a host and nothing after the path. The value is not echoed:
+    a key pasted into the wrong field must not be printed."""
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(
+            "is not an http(s) URL: it must start with 'http://' or 'https://', "
+            "like 'https://api.openai.com/v1'"
+        )
+    if not parts.hostname or any(char.isspace() for char in text):
+        raise ValueError("is not an http(s) URL with a host, like 'https://api.openai.com/v1'")
+    if parts.username or parts.password:
+        raise ValueError("must not contain credentials; pass api_key instead")
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ValueError(
+            "must not have a query string or fragment: the API paths are appended to it "
+            "(pass keys as api_key, other parameters as headers)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+
+
+_HEADER_RULE = (
+    "is not a valid HTTP header: names and values must be printable ASCII strings "
+    "without line breaks"
+)
+
+
+def header_is_valid(name: object, value: object) -> bool:
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and all("!" <= char <= "~" and char != ":" for char in name)
+        and isinstance(value, str)
+        and all(" " <= char <= "~" or char == "\t" for char in value)
+    )
+
+
+def check_header_value(name: str, value: str, *, source: str, key: str) -> None:
+    """Header names and values must be sendable; the value is never echoed."""
+    if not header_is_valid(name, value):
+        raise ConfigError(_HEADER_RULE, source=source, key=key)
 
 
 def _config_error(exc: ValidationError, source: str) -> ConfigError:
@@ -125,8 +189,48 @@ def _env(environ: Mapping[str, str], *names: str) -> tuple[str, str] | None:
 
 
 def gateway_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """PIPECLIENT_GATEWAY_URL, checked: a malformed one would silently defeat detection."""
     found = _env(os.environ if environ is None else environ, "PIPECLIENT_GATEWAY_URL")
-    return found[1] if found else None
+    if found is None:
+        return None
+    try:
+        check_url(found[1])
+    except ValueError as exc:
+        reason = str(exc)
+    else:
+        return found[1].rstrip("/")
+    raise ConfigError(reason, source="environment variable PIPECLIENT_GATEWAY_URL")
+
+
+def backends_from_arguments(
+    api_key: str | None, base_url: str | None, environ: Mapping[str, str] | None = None
+) -> list[Backend]:
+    """`Client(api_key=, base_url=)`: each missing one from its own variables, never from
+    the gateway's (its key must not go to another host)."""
+    env = os.environ if environ is None else environ
+    if api_key is None and base_url is None:
+        return backends_from_env(env)
+    key_source = "Client(api_key=...)"
+    if api_key is None:
+        found_key = _env(env, "PIPECLIENT_API_KEY", "OPENAI_API_KEY")
+        if found_key is None:
+            raise ConfigError(
+                "base_url is given but no API key: pass api_key=, or set PIPECLIENT_API_KEY "
+                "(or OPENAI_API_KEY); for a server without authentication any placeholder works",
+                source="Client arguments",
+                key="api_key",
+            )
+        key_source, api_key = f"environment variable {found_key[0]}", found_key[1]
+    url_source = "Client(base_url=...)"
+    if base_url is None:
+        found_url = _env(env, "PIPECLIENT_BASE_URL", "OPENAI_BASE_URL")
+        url_source, base_url = (
+            (f"environment variable {found_url[0]}", found_url[1])
+            if found_url
+            else ("default", DEFAULT_OPENAI_BASE_URL)
+        )
+    source = f"{url_source} with the key from {key_source}"
+    return [Backend(source, name="default", base_url=base_url, api_key=api_key)]
 
 
 def backends_from_env(environ: Mapping[str, str] | None = None) -> list[Backend]:

@@ -172,11 +172,17 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     return _STATUS_ERRORS.get(status_code, APIStatusError)
 
 
-def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
-    """Remove every known secret from provider text and cap its length."""
+def replace_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Every known secret in `text` replaced by a placeholder."""
     for secret in secrets:
-        if secret and len(secret) >= 4:
+        if secret and len(secret) >= 4 and secret in text:
             text = text.replace(secret, "[REDACTED:api_key]")
+    return text
+
+
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Provider text fit for a message: known secrets removed, length capped."""
+    text = replace_secrets(text, secrets)
     if len(text) > _MAX_PROVIDER_TEXT:
         text = text[:_MAX_PROVIDER_TEXT] + "…"
     return text

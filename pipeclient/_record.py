@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,8 +13,9 @@ __all__ = ["CallRecord", "CallTracker", "ErrorInfo", "Operation"]
 
 Operation = Literal["chat", "embeddings", "images"]
 
-# Request parameters worth recording as metadata (numbers, booleans, enums; never text).
-RECORDED_PARAMETERS = (
+# Request parameters kept as metadata: numbers, booleans and short enum-like words only,
+# never text (a `stop` list, a schema or a tool definition is content).
+NUMERIC_PARAMETERS = (
     "temperature",
     "top_p",
     "max_tokens",
@@ -21,15 +24,37 @@ RECORDED_PARAMETERS = (
     "seed",
     "presence_penalty",
     "frequency_penalty",
-    "stop",
+    "dimensions",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+)
+ENUM_PARAMETERS = (
     "size",
     "quality",
-    "response_format",
-    "tool_choice",
-    "dimensions",
+    "style",
     "encoding_format",
     "reasoning_effort",
+    "service_tier",
+    "response_format",
+    "tool_choice",
 )
+_ENUM_WORD = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+
+
+def recorded_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in NUMERIC_PARAMETERS:
+        value = body.get(name)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            found[name] = value
+    for name in ENUM_PARAMETERS:
+        value = body.get(name)
+        if isinstance(value, Mapping):  # response_format / tool_choice objects: their type
+            value = value.get("type")
+        if isinstance(value, str) and _ENUM_WORD.fullmatch(value):
+            found[name] = value
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +203,7 @@ class CallTracker:
                 http_status=self.http_status,
                 outcome="error" if error else "ok",
                 error=error,
-                parameters={k: body[k] for k in RECORDED_PARAMETERS if k in body},
+                parameters=recorded_parameters(body),
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 response_id=response_id,

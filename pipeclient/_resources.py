@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from ._call import check_messages
 from .types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class _Extras:
 def _chat_body(
     model: str, messages: Iterable[Mapping[str, Any]], stream: bool, params: dict[str, Any]
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "messages": list(messages), **params}
+    body: dict[str, Any] = {"model": model, "messages": check_messages(messages), **params}
     if stream:
         body["stream"] = True
     return body

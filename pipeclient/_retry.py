@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ._backends import Backend
+from ._exceptions import ConfigError
 
 __all__ = ["BackendPool", "RetryPolicy", "retry_after_seconds", "should_retry_status"]
 
@@ -32,6 +33,22 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     cooldown_after: int = 3
     cooldown: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_retries", "cooldown_after"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError("must be an integer >= 0", source="RetryPolicy", key=name)
+        for name in ("initial_delay", "max_delay", "max_retry_after", "cooldown"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not 0 <= value < float("inf")
+            ):
+                raise ConfigError(
+                    "must be a number of seconds >= 0", source="RetryPolicy", key=name
+                )
 
     def backoff(self, failures: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff for the n-th failure (n >= 1) of one backend."""
@@ -116,12 +133,20 @@ class BackendPool:
                 health.failures_in_a_row = 0
                 health.cooldown_until = 0.0
 
-    def failed(self, backend: Backend) -> None:
+    def failed(self, backend: Backend, retry_after: float | None = None) -> None:
+        """One call failed on this backend (counted once per call, not per attempt).
+
+        A server's Retry-After also keeps the backend at the back until it has passed.
+        """
         health = self._health[backend.name]
         with self._lock:
             health.failures_in_a_row += 1
+            now = time.monotonic()
             if health.failures_in_a_row >= self.policy.cooldown_after:
-                health.cooldown_until = time.monotonic() + self.policy.cooldown
+                health.cooldown_until = max(health.cooldown_until, now + self.policy.cooldown)
+            if retry_after:
+                wait = min(retry_after, self.policy.max_retry_after)
+                health.cooldown_until = max(health.cooldown_until, now + wait)
 
     def cooling_down(self, backend: Backend) -> bool:
         return self._health[backend.name].cooldown_until > time.monotonic()

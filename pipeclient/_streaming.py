@@ -8,6 +8,7 @@ stream is dropped unread.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
@@ -61,6 +62,7 @@ class _ChunkReader:
         self,
         tracker: CallTracker,
         response: httpx.Response,
+        lines: Any,
         *,
         hide_usage: bool,
         backend: str,
@@ -68,11 +70,13 @@ class _ChunkReader:
     ) -> None:
         self.tracker = tracker
         self.response = response
+        self.lines = lines  # the response's lines, an iterator or an async iterator
         self.hide_usage = hide_usage
         self.backend = backend
         self.secrets = secrets
         self.decoder = _SSEDecoder()
         self.done = False
+        self.events = 0
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.response_id: str | None = None
@@ -90,18 +94,37 @@ class _ChunkReader:
         return None if event is None else self._chunk(*event)
 
     def chunk_at_eof(self) -> ChatCompletionChunk | None:
+        """The last chunk, if the stream ended on one; an error if it ended too early."""
         event = self.decoder.flush()
+        chunk = None if event is None else self._chunk(*event)
+        if not self.done:
+            if self.events == 0:
+                raise self._empty()
+            if not self.finish_reasons:  # no [DONE] and no finish_reason: cut short
+                raise self.interrupted(None)
         self.done = True
-        return None if event is None else self._chunk(*event)
+        return chunk
+
+    def _empty(self) -> APIResponseValidationError:
+        return APIResponseValidationError(
+            f"backend {self.backend!r} answered with an empty stream "
+            f"(request id {self.request_id})",
+            request_id=self.request_id,
+            backend=self.backend,
+        )
 
     def _chunk(self, event: str, data: str) -> ChatCompletionChunk | None:
         if data == "[DONE]":
             self.done = True
             return None
+        self.events += 1
+        invalid = False
         try:
             chunk = ChatCompletionChunk.model_validate_json(data)
         except ValidationError:
-            raise self._bad_event(event, data) from None
+            invalid = True
+        if invalid:
+            raise self._bad_event(event, data)
         chunk._request_id = self.tracker.request_id
         if self.response_id is None:
             self.response_id = chunk.id or None
@@ -143,11 +166,24 @@ class _ChunkReader:
             backend=self.backend,
         )
 
-    def interrupted(self, exc: Exception) -> StreamInterruptedError:
+    def interrupted(self, exc: Exception | None) -> StreamInterruptedError:
+        cause = type(exc).__name__ if exc is not None else "it ended before [DONE]"
         return StreamInterruptedError(
             f"the stream from backend {self.backend!r} broke after it had started "
-            f"({type(exc).__name__}); a started stream is never replayed "
-            f"(request id {self.request_id})",
+            f"({cause}); a started stream is never replayed (request id {self.request_id})",
+            request_id=self.request_id,
+            backend=self.backend,
+        )
+
+    def broken(self, exc: httpx.HTTPError) -> APIError | None:
+        """The error for a failure while reading; None once [DONE] has arrived."""
+        if self.done:
+            return None
+        if isinstance(exc, httpx.TransportError):
+            return self.interrupted(exc)
+        return APIResponseValidationError(
+            f"the stream from backend {self.backend!r} could not be read "
+            f"({type(exc).__name__}) (request id {self.request_id})",
             request_id=self.request_id,
             backend=self.backend,
         )
@@ -205,20 +241,28 @@ class Stream:
 
     def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
         reader = self._reader
+        lines = reader.lines
         try:
-            try:
-                for line in reader.response.iter_lines():
-                    # After [DONE] the rest is drained, so the connection can be reused.
-                    chunk = None if reader.done else reader.chunk_for(line)
-                    if chunk is not None:
-                        yield chunk
-                chunk = None if reader.done else reader.chunk_at_eof()
+            while True:
+                problem: httpx.HTTPError | None = None
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    break
+                except httpx.HTTPError as exc:
+                    problem = exc
+                if problem is not None:  # raised here, outside the handler: no __context__
+                    error = reader.broken(problem)
+                    if error is None:
+                        break
+                    raise error
+                # After [DONE] the rest is drained, so the connection can be reused.
+                chunk = None if reader.done else reader.chunk_for(line)
                 if chunk is not None:
                     yield chunk
-            except httpx.TransportError as exc:
-                error = reader.interrupted(exc)
-                reader.finish(error)
-                raise error from None
+            chunk = None if reader.done else reader.chunk_at_eof()
+            if chunk is not None:
+                yield chunk
         except GeneratorExit:
             reader.finish(closed_early=True)
             raise
@@ -270,20 +314,27 @@ class AsyncStream:
 
     async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         reader = self._reader
+        lines = reader.lines
         try:
-            try:
-                async for line in reader.response.aiter_lines():
-                    # After [DONE] the rest is drained, so the connection can be reused.
-                    chunk = None if reader.done else reader.chunk_for(line)
-                    if chunk is not None:
-                        yield chunk
-                chunk = None if reader.done else reader.chunk_at_eof()
+            while True:
+                problem: httpx.HTTPError | None = None
+                try:
+                    line = await lines.__anext__()
+                except StopAsyncIteration:
+                    break
+                except httpx.HTTPError as exc:
+                    problem = exc
+                if problem is not None:  # raised here, outside the handler: no __context__
+                    error = reader.broken(problem)
+                    if error is None:
+                        break
+                    raise error
+                chunk = None if reader.done else reader.chunk_for(line)
                 if chunk is not None:
                     yield chunk
-            except httpx.TransportError as exc:
-                error = reader.interrupted(exc)
-                reader.finish(error)
-                raise error from None
+            chunk = None if reader.done else reader.chunk_at_eof()
+            if chunk is not None:
+                yield chunk
         except GeneratorExit:
             reader.finish(closed_early=True)
             raise
@@ -307,7 +358,21 @@ class AsyncStream:
         await self.close()
 
     def __del__(self) -> None:
-        # The connection is released with the response; the record must still end.
+        # The record must end, and the connection must go back to the pool even if the
+        # stream was never read; closing it needs the event loop.
         reader = getattr(self, "_reader", None)
-        if reader is not None:
-            reader.finish(closed_early=True)
+        if reader is None or reader.tracker.finished:
+            return
+        reader.finish(closed_early=True)
+        if reader.response.is_closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(reader.response.aclose())
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
+
+
+_CLOSING: set[asyncio.Task[None]] = set()

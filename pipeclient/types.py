@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
 __all__ = [
     "ChatCompletion",
@@ -69,7 +69,7 @@ class ChatCompletionMessage(_Model):
 class Choice(_Model):
     index: int = 0
     message: ChatCompletionMessage
-    finish_reason: str = "stop"
+    finish_reason: str | None = "stop"
     logprobs: dict[str, Any] | None = None
 
 
@@ -137,6 +137,11 @@ class CreateEmbeddingResponse(_Response):
     data: list[Embedding]
     model: str = ""
     usage: EmbeddingUsage = EmbeddingUsage()
+
+    @field_validator("usage", mode="before")
+    @classmethod
+    def _usage_may_be_null(cls, value: Any) -> Any:
+        return EmbeddingUsage() if value is None else value
 
 
 class Image(_Model):

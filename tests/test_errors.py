@@ -151,6 +151,29 @@ _keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=12, 
 )
 
 
+def _everything_an_exception_shows(exc: BaseException) -> list[str]:
+    """Its text, repr, args, attributes, and the same for every chained exception, with
+    the headers of any httpx request or response they hold."""
+    shown: list[str] = []
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        shown += [str(current), repr(current), repr(current.args), repr(vars(current))]
+        for holder in ("request", "response"):
+            try:
+                held = getattr(current, holder, None)
+            except RuntimeError:
+                held = None
+            if held is not None:
+                shown.append(repr(list(held.headers.items())))
+        todo += [current.__cause__, current.__context__]
+    return shown
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -170,6 +193,8 @@ def test_api_key_never_in_messages_reprs_or_logs(
         )
     )
     mock.push(Fault(status=503, body="upstream said " + key), times=3)
+    mock.push(Fault(disconnect_after_chunks=1))
+    mock.push(Fault(status=200, body="not gzip", headers={"content-encoding": "gzip"}))
     seen: list[str] = []
     with caplog.at_level(logging.DEBUG, logger="pipeclient"):
         backends = [
@@ -188,17 +213,26 @@ def test_api_key_never_in_messages_reprs_or_logs(
             str(backends[0].model_dump()),
             backends[0].model_dump_json(),
         ]
-        for _ in range(2):
+        for stream in (False, False, True, False):
             try:
-                client.chat.completions.create(model="m", messages=MESSAGES)
+                result = client.chat.completions.create(model="m", messages=MESSAGES, stream=stream)
+                if stream:
+                    list(result)  # type: ignore[arg-type]
             except pipeclient.APIError as exc:
-                seen += [str(exc), repr(exc), repr(exc.args)]
-        try:
-            Backend(name="x", base_url=key, api_key=key)
-        except ConfigError as exc:
-            seen += [str(exc), repr(exc)]
+                seen += _everything_an_exception_shows(exc)
+            else:
+                raise AssertionError("every call above was set up to fail")
+        for bad in (
+            {"name": "x", "base_url": key, "api_key": key},
+            {"name": "x", "base_url": "https://x.example", "apikey": key},
+            {"name": "x", "base_url": "https://x.example", "api_key": key + "\u00e9"},
+        ):
+            try:
+                Backend(**bad)
+            except ConfigError as exc:
+                seen += _everything_an_exception_shows(exc)
         client.close()
     seen += [record.getMessage() for record in caplog.records]
-    assert len(seen) > 8
+    assert len(seen) > 20
     for text in seen:
         assert key not in text

@@ -77,12 +77,28 @@ def test_retry_after_is_honoured(header: dict[str, str]) -> None:
     assert arrivals[0] >= 300
 
 
+@pytest.mark.timeout(30)
 def test_retry_after_is_capped() -> None:
-    client = pipeclient.Client(
-        backends=[MockBackend().backend()], retry_policy=RetryPolicy(max_retry_after=2.0)
-    )
-    assert client._retry_wait(client.backends[0], 1, 3600.0) == 2.0
-    assert client._retry_wait(client.backends[0], 1, 0.5) == 0.5
+    # An hour-long Retry-After is capped at max_retry_after: the call completes (the
+    # timeout above would end it otherwise) after waiting at least the cap.
+    mock = MockBackend()
+    mock.push(Fault(status=429, headers={"Retry-After": "3600"}))
+    policy = RetryPolicy(max_retry_after=0.2, initial_delay=0.01)
+    with pipeclient.Client(backends=[mock.backend()], retry_policy=policy) as client:
+        records = listen(client)
+        assert client.chat.completions.create(model="m", messages=MESSAGES).choices
+    assert len(mock.requests) == 2 and records[0].total_ms >= 200
+
+
+def test_http_date_retry_after_and_should_retry_header() -> None:
+    mock = MockBackend()
+    mock.push(Fault(status=503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}))
+    mock.push(Fault(status=400, headers={"x-should-retry": "true"}))
+    mock.push(Fault(status=503, headers={"x-should-retry": "false"}))
+    with pipeclient.Client(backends=[mock.backend()], retry_policy=FAST) as client:
+        with pytest.raises(pipeclient.InternalServerError):
+            client.chat.completions.create(model="m", messages=MESSAGES)
+    assert len(mock.requests) == 3
 
 
 def test_exhausted_retries_raise_the_last_error_with_request_id() -> None:
