@@ -64,7 +64,25 @@ def _build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--file", help="read this file instead of the usual lookup")
     status.set_defaults(run=_telemetry_status)
+    preview = telemetry_what.add_parser(
+        "preview", help="the exact payload each enabled stream would receive for a sample call"
+    )
+    preview.add_argument("--file", help="read this file instead of the usual lookup")
+    preview.set_defaults(run=_telemetry_preview)
     return parser
+
+
+def _telemetry_preview(args: argparse.Namespace) -> int:
+    from ._preview import preview
+    from ._settings import load_settings
+
+    result = preview(load_settings(file=args.file))
+    if not result["destinations"]:
+        reason = "DO_NOT_TRACK is set" if result["do_not_track"] else "no stream is enabled"
+        print(f"nothing would be sent: {reason} (see 'pipeclient telemetry status')",
+              file=sys.stderr)
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    return EXIT_OK
 
 
 def _init_telemetry(args: argparse.Namespace) -> int:

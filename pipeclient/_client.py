@@ -10,22 +10,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import anyio
+import anyio.to_thread
 import httpx
 
 from . import _answers
 from ._backends import Backend, backends_from_arguments, gateway_url_from_env, is_gateway
 from ._call import Call, check_headers, check_request_id, check_timeout
 from ._exceptions import APIError, ConfigError
-from ._record import CallRecord, CallTracker, ErrorInfo, Operation
+from ._dispatch import CAPTURE, Dispatcher, FlushReport
+from ._privacy import PrivacyStep
+from ._record import CallRecord, CallTracker, ErrorInfo, Operation, TraceRecord
 from ._resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from ._retry import BackendPool, RetryPolicy
 from ._settings import TelemetrySettings, load_settings
+from ._sinks import build_sinks
 from ._streaming import AsyncStream, Stream, _ChunkReader
+from ._trace import Trace, TraceParent, current_parent
 from ._version import __version__
 from .config import TelemetryConfig
 from .types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
@@ -123,9 +129,24 @@ class _BaseClient:
             | {value for b in self.backends for value in b.headers.values() if len(value) >= 8}
         )
         self._http_lock = threading.Lock()
-        # Where finished calls go; telemetry attaches here.
-        self._record_listeners: list[Callable[[CallRecord], None]] = []
+        # Where finished calls go: the dispatcher, when some stream is on (never under
+        # DO_NOT_TRACK), and listeners (tests).
+        self._record_listeners: list[Callable[[CallRecord | TraceRecord], None]] = []
+        self._dispatcher: Dispatcher | None = None
         self._capture_content = False
+        sinks = build_sinks(self.telemetry_settings)
+        if sinks:
+            config = self.telemetry_settings.config
+            self._dispatcher = Dispatcher(
+                sinks,
+                PrivacyStep(config.privacy),
+                max_queue=config.export.max_queue,
+                flush_timeout=config.export.flush_timeout_s,
+                capture=CAPTURE.get(),
+            )
+            self._capture_content = any(sink.receives_content for sink in sinks)
+            # Flushed at close(), when the client is collected, or at exit: within the deadline.
+            weakref.finalize(self, self._dispatcher.close)
 
     def __repr__(self) -> str:
         names = ", ".join(f"{b.name}={b.base_url}" for b in self.backends)
@@ -138,7 +159,13 @@ class _BaseClient:
 
     # -- building a call -------------------------------------------------------------
 
-    def _emit(self, record: CallRecord) -> None:
+    def trace(self, name: str) -> Trace:
+        """`with client.trace("name"):` groups the calls inside under one trace id."""
+        return Trace(name, self._emit, current_parent())
+
+    def _emit(self, record: CallRecord | TraceRecord) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.submit(record)
         for listener in self._record_listeners:
             try:
                 listener(record)
@@ -158,6 +185,11 @@ class _BaseClient:
         extra_headers: Mapping[str, str] | None,
         extra_body: Mapping[str, Any] | None,
     ) -> Call:
+        if trace is None:
+            trace = current_parent()
+        elif not isinstance(trace, TraceParent):
+            raise ConfigError("must be a trace from client.trace(name)", source="call argument",
+                              key="trace")
         headers = check_headers(extra_headers, "extra_headers")
         for name in [name for name in headers if name.lower() == "x-request-id"]:
             # The header is the request id; one call has one.
@@ -178,15 +210,16 @@ class _BaseClient:
                     key="extra_body",
                 )
             body.update(extra_body)
+        quiet = self.no_log if no_log is None else bool(no_log)
         tracker = CallTracker(
             request_id=rid,
             operation=operation,
             body=body,
             stream=bool(body.get("stream")),
-            no_log=self.no_log if no_log is None else bool(no_log),
+            no_log=quiet,
             trace=trace,
-            capture_content=self._capture_content,
-            emit=self._emit if self._record_listeners else None,
+            capture_content=self._capture_content and not quiet,
+            emit=self._emit if self._dispatcher is not None or self._record_listeners else None,
         )
         return Call(
             path=path,
@@ -400,8 +433,16 @@ class Client(_BaseClient):
             raise
         return Stream(self._reader(call, answer, _prepend(answer.first, answer.lines)))
 
+    def flush(self, timeout: float | None = None) -> FlushReport | None:
+        """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
+        handed to every destination; report what was sent, dropped or failed."""
+        return self._dispatcher.flush(timeout) if self._dispatcher is not None else None
+
     def close(self) -> None:
-        """Close connections. Safe to call more than once; the client stays usable."""
+        """Flush telemetry (within `[export] flush_timeout_s`) and close connections.
+        Safe to call more than once; calls still work after it, without telemetry."""
+        if self._dispatcher is not None:
+            self._dispatcher.close()
         with self._http_lock:
             clients, self._http = list(self._http.values()), {}
         for http in clients:
@@ -549,8 +590,20 @@ class AsyncClient(_BaseClient):
             raise
         return AsyncStream(self._reader(call, answer, _aprepend(answer.first, answer.lines)))
 
+    async def flush(self, timeout: float | None = None) -> FlushReport | None:
+        """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
+        handed to every destination, without blocking the event loop."""
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            return None
+        return await anyio.to_thread.run_sync(dispatcher.flush, timeout)
+
     async def close(self) -> None:
-        """Close connections. Safe to call more than once; the client stays usable."""
+        """Flush telemetry (within `[export] flush_timeout_s`) and close connections.
+        Safe to call more than once; calls still work after it, without telemetry."""
+        if self._dispatcher is not None:
+            # The flush waits on the worker thread: do not block the event loop meanwhile.
+            await anyio.to_thread.run_sync(self._dispatcher.close)
         with self._http_lock:
             clients, self._http = list(self._http.values()), {}
         for http in clients:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import math
+import random
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["CallRecord", "CallTracker", "ErrorInfo", "Operation"]
+__all__ = [
+    "CallRecord",
+    "CallTracker",
+    "ErrorInfo",
+    "Operation",
+    "TraceRecord",
+    "new_span_id",
+    "new_trace_id",
+]
 
 Operation = Literal["chat", "embeddings", "images"]
 
@@ -87,13 +96,36 @@ class CallRecord:
     response_id: str | None = None
     response_model: str | None = None
     finish_reasons: tuple[str, ...] = ()
-    trace_id: str | None = None
-    parent_id: str | None = None
+    trace_id: str = ""  # 32 hex: the trace this call belongs to (its own if none)
+    span_id: str = ""  # 16 hex: this call
+    parent_id: str | None = None  # 16 hex: the enclosing trace span or application span
     trace_name: str | None = None
     closed_early: bool = False  # the caller stopped reading a stream before its end
     # Content: present only when some destination may receive it.
     input: Any = None
     output: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """A `client.trace(name)` block: the parent of the calls made inside it."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    started_at: float
+    total_ms: float
+    outcome: Literal["ok", "error"]
+    error: ErrorInfo | None = None
+
+
+def new_trace_id() -> str:
+    return f"{random.getrandbits(128) or 1:032x}"
+
+
+def new_span_id() -> str:
+    return f"{random.getrandbits(64) or 1:016x}"
 
 
 class CallTracker:
@@ -209,7 +241,8 @@ class CallTracker:
                 response_id=response_id,
                 response_model=response_model,
                 finish_reasons=finish_reasons,
-                trace_id=getattr(trace, "trace_id", None),
+                trace_id=getattr(trace, "trace_id", None) or new_trace_id(),
+                span_id=new_span_id(),
                 parent_id=getattr(trace, "span_id", None),
                 trace_name=getattr(trace, "name", None),
                 input=_input_of(self.operation, body) if self.capture_content else None,

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ._exceptions import APIError, APIResponseValidationError, StreamInterruptedError, scrub_secrets
 from ._record import CallTracker, ErrorInfo
-from .types import ChatCompletionChunk
+from .types import ChatCompletionChunk, ChoiceDelta
 
 __all__ = ["AsyncStream", "Stream"]
 
@@ -55,6 +55,37 @@ class _SSEDecoder:
         return self.feed("")
 
 
+class _MessageParts:
+    """A streamed choice put back together: the message a non-streamed call would give."""
+
+    __slots__ = ("content", "tool_calls")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+
+    def add(self, delta: ChoiceDelta) -> None:
+        if delta.content:
+            self.content.append(delta.content)
+        for call in delta.tool_calls or ():
+            entry = self.tool_calls.setdefault(
+                call.index, {"id": None, "type": "function",
+                             "function": {"name": "", "arguments": ""}}
+            )
+            if call.id:
+                entry["id"] = call.id
+            if call.function is not None:
+                entry["function"]["name"] += call.function.name or ""
+                entry["function"]["arguments"] += call.function.arguments or ""
+
+    def message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant",
+                                   "content": "".join(self.content) if self.content else None}
+        if self.tool_calls:
+            message["tool_calls"] = [call for _, call in sorted(self.tool_calls.items())]
+        return message
+
+
 class _ChunkReader:
     """What a stream needs besides I/O: parsing, usage hiding, and the call's facts."""
 
@@ -82,7 +113,8 @@ class _ChunkReader:
         self.response_id: str | None = None
         self.response_model: str | None = None
         self.finish_reasons: dict[int, str] = {}
-        self.texts: dict[int, list[str]] | None = {} if tracker.capture_content else None
+        # Content, gathered only when some destination may receive it.
+        self.messages: dict[int, _MessageParts] | None = {} if tracker.capture_content else None
 
     @property
     def request_id(self) -> str:
@@ -139,8 +171,8 @@ class _ChunkReader:
         for choice in chunk.choices:
             if choice.finish_reason:
                 self.finish_reasons[choice.index] = choice.finish_reason
-            if self.texts is not None and choice.delta.content:
-                self.texts.setdefault(choice.index, []).append(choice.delta.content)
+            if self.messages is not None:
+                self.messages.setdefault(choice.index, _MessageParts()).add(choice.delta)
         self.tracker.first_chunk()
         return chunk
 
@@ -197,15 +229,8 @@ class _ChunkReader:
         elif error is not None:
             info = ErrorInfo(type(error).__name__, None, None)
         output = None
-        if self.texts is not None:
-            output = [
-                {
-                    "index": index,
-                    "content": "".join(parts),
-                    "finish_reason": self.finish_reasons.get(index),
-                }
-                for index, parts in sorted(self.texts.items())
-            ]
+        if self.messages is not None:
+            output = [parts.message() for _, parts in sorted(self.messages.items())]
         self.tracker.finish(
             error=info,
             input_tokens=self.input_tokens,

@@ -1,0 +1,44 @@
+"""The contract every telemetry destination implements.
+
+A sink turns records into its destination's payloads (`encode`, pure and cheap to test)
+and sends payloads (`send`, the only I/O). It knows nothing of the client, the queue or
+the privacy rules: the dispatcher hands it records that the privacy step has already cut
+down to what this destination may see, on the dispatcher's one worker thread. Heavy SDKs
+are imported inside the sink, on first use, never at module import.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from .._record import CallRecord, TraceRecord
+
+__all__ = ["Payload", "Sink"]
+
+Payload = dict[str, Any]  # JSON-able: exactly what goes on the wire (or, for OTLP, the span)
+
+
+class Sink(ABC):
+    #: "posthog", "langfuse", "otlp:<name>", "gateway", "audit"
+    name: str
+    #: whether this destination may receive content (prompts, completions, error text)
+    receives_content: bool = False
+    #: custom sinks get nothing for no_log calls; the gateway sink keeps billing fields
+    custom: bool = True
+
+    @abstractmethod
+    def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
+        """The payloads for one record (often one; none for a record the sink skips)."""
+
+    @abstractmethod
+    def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+        """Deliver a batch, giving up after about `timeout` seconds. May raise."""
+
+    def force_flush(self, timeout: float) -> bool:
+        """Push out anything the sink buffers itself. True when all was delivered."""
+        return True
+
+    def shutdown(self, timeout: float) -> None:
+        """Release threads, sockets and SDK clients. Called once, at close."""

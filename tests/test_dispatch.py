@@ -1,0 +1,179 @@
+"""The dispatcher's promises: never blocks the caller, bounded, honest, fork-safe.
+
+These tests use a small in-process sink to control timing exactly; the real SDK sinks
+against real loopback servers are in tests/test_telemetry_*.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import pipeclient
+from pipeclient._dispatch import Dispatcher
+from pipeclient._privacy import PrivacyStep
+from pipeclient._preview import sample_call
+from pipeclient._record import CallRecord, ErrorInfo, TraceRecord
+from pipeclient._sinks.base import Payload, Sink
+from pipeclient.config import PrivacyConfig
+from pipeclient.testing import MockBackend
+
+CANARY = "CANARY-d41d8cd9"
+
+
+class RecordingSink(Sink):
+    def __init__(self, name: str, *, content: bool = False, custom: bool = True) -> None:
+        self.name = name
+        self.receives_content = content
+        self.custom = custom
+        self.sent: list[Payload] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail = False
+        self.shut = False
+
+    def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
+        return [{"record": record}]
+
+    def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+        self.gate.wait()
+        if self.fail:
+            raise ConnectionError("down")
+        self.sent.extend(payloads)
+
+    def shutdown(self, timeout: float) -> None:
+        self.shut = True
+
+
+def record(**changes: object) -> CallRecord:
+    base = dataclasses.replace(
+        sample_call(),
+        input={"messages": [{"role": "user", "content": f"hi {CANARY}"}], "tools": None},
+        output=[{"role": "assistant", "content": f"hello {CANARY}"}],
+        error=ErrorInfo("RateLimitError", 429, f"slow down {CANARY}"),
+        outcome="error",
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def dispatcher(*sinks: Sink, max_queue: int = 100, flush: float = 2.0,
+               privacy: PrivacyConfig | None = None) -> Dispatcher:
+    return Dispatcher(sinks, PrivacyStep(privacy or PrivacyConfig()), max_queue=max_queue,
+                      flush_timeout=flush)
+
+
+def test_each_sink_gets_only_its_view() -> None:
+    metadata, content = RecordingSink("meta"), RecordingSink("content", content=True)
+    work = dispatcher(metadata, content, privacy=PrivacyConfig(content_max_length=8))
+    work.submit(record())
+    report = work.close()
+    assert report.complete and report.sent == {"meta": 1, "content": 1}
+    seen_by_meta = metadata.sent[0]["record"]
+    assert seen_by_meta.input is None and seen_by_meta.output is None
+    assert seen_by_meta.error.message is None and seen_by_meta.error.code == 429
+    assert CANARY not in repr(seen_by_meta)
+    seen_by_content = content.sent[0]["record"]
+    assert seen_by_content.input["messages"][0]["content"] == "hi CANAR…[truncated]"
+    assert seen_by_content.error.message == "slow dow…[truncated]"
+
+
+def test_no_log_records_reach_no_custom_sink() -> None:
+    custom, billing = RecordingSink("custom"), RecordingSink("billing", custom=False)
+    work = dispatcher(custom, billing)
+    work.submit(record(no_log=True))
+    work.close()
+    assert custom.sent == [] and len(billing.sent) == 1
+
+
+def test_submit_never_blocks_and_a_full_queue_drops_and_counts() -> None:
+    stuck = RecordingSink("stuck")
+    stuck.gate.clear()
+    work = dispatcher(stuck, max_queue=10, flush=0.2)
+    accepted = sum(work.submit(record()) for _ in range(100))
+    # At most the queue plus the batch the worker holds; everything else counted as dropped.
+    assert 10 <= accepted <= 11
+    report = work.close(timeout=0.2)
+    assert report.dropped == 100 - accepted and report.pending > 0 and not report.complete
+    stuck.gate.set()
+
+
+def test_flush_and_close_honour_their_deadline_with_a_hanging_sink(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hanging = RecordingSink("hanging")
+    hanging.gate.clear()
+    work = dispatcher(hanging, flush=0.3)
+    work.submit(record())
+    flushed = work.flush(timeout=0.1)
+    assert flushed.pending == 1
+    closed = work.close()
+    assert closed.pending == 1 and hanging.shut
+    assert "not sent before the 0.3 s deadline" in caplog.text
+    assert CANARY not in caplog.text
+    hanging.gate.set()
+
+
+def test_failures_are_counted_and_logged_once_without_content(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken, fine = RecordingSink("broken"), RecordingSink("fine")
+    broken.fail = True
+    work = dispatcher(broken, fine)
+    for _ in range(5):
+        work.submit(record())
+        work.flush()
+    report = work.close()
+    assert report.failed["broken"] == 5 and report.sent["fine"] == 5
+    assert caplog.text.count("telemetry to broken failed (ConnectionError)") == 1
+    assert CANARY not in caplog.text
+
+
+def test_closed_dispatcher_accepts_nothing() -> None:
+    sink = RecordingSink("s")
+    work = dispatcher(sink)
+    work.close()
+    assert work.submit(record()) is False and work.close().submitted == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_worker(tmp_path: Path) -> None:
+    out = tmp_path / "child.txt"
+
+    class FileSink(RecordingSink):
+        def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+            with out.open("a") as handle:
+                handle.write(f"{os.getpid()} {len(payloads)}\n")
+
+    work = dispatcher(FileSink("file"))
+    work.submit(record())
+    work.flush()
+    parent_lines = out.read_text().splitlines()
+    pid = os.fork()
+    if pid == 0:  # the child: its first submit starts a fresh worker
+        try:
+            work.submit(record())
+            report = work.flush(timeout=2)
+            os._exit(0 if report.pending == 0 else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == len(parent_lines) + 1 and lines[-1].startswith(f"{pid} ")
+    work.close()
+
+
+def test_do_not_track_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    telemetry = {"otlp": [{"name": "c", "enabled": True, "endpoint": "http://127.0.0.1:9"}]}
+    before = {thread.name for thread in threading.enumerate()}
+    client = pipeclient.Client(backends=[MockBackend().backend()], telemetry=telemetry)
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert client._dispatcher is None and client.flush() is None
+    after = {thread.name for thread in threading.enumerate()}
+    assert "pipeclient-telemetry" not in after - before
