@@ -11,6 +11,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._exceptions import ConfigError
+from ._urls import check_url
 
 __all__ = [
     "Backend",
@@ -102,31 +103,6 @@ class Backend(BaseModel):
     @property
     def host(self) -> str:
         return (urlsplit(self.base_url).hostname or "").lower().rstrip(".")
-
-
-def check_url(value: str) -> None:
-    """An http(s) URL with a host and nothing after the path. The value is not echoed:
-    a key pasted into the wrong field must not be printed."""
-    text = value.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(
-            "is not an http(s) URL: it must start with 'http://' or 'https://', "
-            "like 'https://api.openai.com/v1'"
-        )
-    if not parts.hostname or any(char.isspace() for char in text):
-        raise ValueError("is not an http(s) URL with a host, like 'https://api.openai.com/v1'")
-    if parts.username or parts.password:
-        raise ValueError("must not contain credentials; pass api_key instead")
-    if parts.query or parts.fragment or text.endswith(("?", "#")):
-        raise ValueError(
-            "must not have a query string or fragment: the API paths are appended to it "
-            "(pass keys as api_key, other parameters as headers)"
-        )
-    try:
-        parts.port  # noqa: B018 - raises for a port out of range
-    except ValueError:
-        raise ValueError("has an invalid port") from None
 
 
 _HEADER_RULE = (

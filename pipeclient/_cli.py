@@ -79,8 +79,9 @@ def _telemetry_preview(args: argparse.Namespace) -> int:
     result = preview(load_settings(file=args.file))
     if not result["destinations"]:
         reason = "DO_NOT_TRACK is set" if result["do_not_track"] else "no stream is enabled"
-        print(f"nothing would be sent: {reason} (see 'pipeclient telemetry status')",
-              file=sys.stderr)
+        print(
+            f"nothing would be sent: {reason} (see 'pipeclient telemetry status')", file=sys.stderr
+        )
     print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return EXIT_OK
 

@@ -22,8 +22,8 @@ import httpx
 from . import _answers
 from ._backends import Backend, backends_from_arguments, gateway_url_from_env, is_gateway
 from ._call import Call, check_headers, check_request_id, check_timeout
-from ._exceptions import APIError, ConfigError
 from ._dispatch import CAPTURE, Dispatcher, FlushReport
+from ._exceptions import APIError, ConfigError, GatewayTelemetryRequiredError
 from ._privacy import PrivacyStep
 from ._record import CallRecord, CallTracker, ErrorInfo, Operation, TraceRecord
 from ._resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
@@ -188,8 +188,9 @@ class _BaseClient:
         if trace is None:
             trace = current_parent()
         elif not isinstance(trace, TraceParent):
-            raise ConfigError("must be a trace from client.trace(name)", source="call argument",
-                              key="trace")
+            raise ConfigError(
+                "must be a trace from client.trace(name)", source="call argument", key="trace"
+            )
         headers = check_headers(extra_headers, "extra_headers")
         for name in [name for name in headers if name.lower() == "x-request-id"]:
             # The header is the request id; one call has one.
@@ -250,6 +251,27 @@ class _BaseClient:
             content=call.content(backend),
             extensions={"timeout": call.timeout},
         )
+
+    def _plan(self, call: Call) -> list[Backend]:
+        """The backends to try. Under DO_NOT_TRACK the gateway is never one of them: it
+        requires its telemetry stream. With no other backend, the call fails here, before
+        any network I/O."""
+        plan = self._pool.plan()
+        if not self.telemetry_settings.do_not_track:
+            return plan
+        usable = [backend for backend in plan if not self.is_gateway(backend)]
+        if usable:
+            return usable
+        names = ", ".join(repr(backend.name) for backend in plan)
+        refusal = GatewayTelemetryRequiredError(
+            f"backend {names} is the managed gateway, which requires its metadata telemetry "
+            f"stream, and the environment variable DO_NOT_TRACK is set: the call was not sent. "
+            f"Unset DO_NOT_TRACK to use the gateway, or call a backend that is not the "
+            f"gateway (request id {call.request_id})"
+        )
+        refusal.request_id = call.request_id
+        call.tracker.finish(error=ErrorInfo(type(refusal).__name__, None))
+        raise refusal
 
     def _fail(self, call: Call, error: APIError) -> APIError:
         code = getattr(error, "status_code", None)
@@ -387,7 +409,7 @@ class Client(_BaseClient):
         """Send with retries and failover; return the first 2xx answer."""
         attempts = _Attempts()
         last: APIError | None = None
-        plan = self._pool.plan()
+        plan = self._plan(call)
         for _ in range(self._policy.max_retries + 1):
             for backend in attempts.order(plan):
                 wait = attempts.wait_for(backend)
@@ -544,7 +566,7 @@ class AsyncClient(_BaseClient):
         """Send with retries and failover; return the first 2xx answer."""
         attempts = _Attempts()
         last: APIError | None = None
-        plan = self._pool.plan()
+        plan = self._plan(call)
         for _ in range(self._policy.max_retries + 1):
             for backend in attempts.order(plan):
                 wait = attempts.wait_for(backend)

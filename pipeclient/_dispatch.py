@@ -9,6 +9,7 @@ use and started again after a fork (the pid is checked), so exit never hangs on 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -99,16 +100,20 @@ class Dispatcher:
             self._queue.put_nowait(record)
         except queue.Full:
             self._report.dropped += 1
-            self._warn_once("dropped", "telemetry queue full (export.max_queue = %d): "
-                            "records are being dropped", self._max_queue)
+            self._warn_once(
+                "dropped",
+                "telemetry queue full (export.max_queue = %d): records are being dropped",
+                self._max_queue,
+            )
             return False
         return True
 
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
-                thread = threading.Thread(target=self._run, name="pipeclient-telemetry",
-                                          daemon=True)
+                thread = threading.Thread(
+                    target=self._run, name="pipeclient-telemetry", daemon=True
+                )
                 thread.start()
                 self._thread = thread
 
@@ -148,8 +153,11 @@ class Dispatcher:
                     views = content_views if sink.receives_content else metadata_views
                     view = views.get(index)
                     if view is None:
-                        view = (privacy.with_content(record) if sink.receives_content
-                                else privacy.metadata_only(record))
+                        view = (
+                            privacy.with_content(record)
+                            if sink.receives_content
+                            else privacy.metadata_only(record)
+                        )
                         views[index] = view
                     payloads += sink.encode(view)
                     count += 1
@@ -163,8 +171,12 @@ class Dispatcher:
             except Exception as exc:
                 self._report.failed[sink.name] += count
                 # The class name only: an SDK's message may quote what it tried to send.
-                self._warn_once(sink.name, "telemetry to %s failed (%s); records are "
-                                "counted as failed", sink.name, type(exc).__name__)
+                self._warn_once(
+                    sink.name,
+                    "telemetry to %s failed (%s); records are counted as failed",
+                    sink.name,
+                    type(exc).__name__,
+                )
 
     def _warn_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._warned:
@@ -184,8 +196,12 @@ class Dispatcher:
             try:
                 sink.force_flush(remaining)
             except Exception as exc:
-                self._warn_once(sink.name + ".flush", "flushing telemetry to %s failed (%s)",
-                                sink.name, type(exc).__name__)
+                self._warn_once(
+                    sink.name + ".flush",
+                    "flushing telemetry to %s failed (%s)",
+                    sink.name,
+                    type(exc).__name__,
+                )
         return self.report()
 
     def _wait_idle(self, deadline: float) -> None:
@@ -219,21 +235,25 @@ class Dispatcher:
         report = self.flush(budget)
         self._closed = True
         if self._thread is not None and self._pid == os.getpid():
-            try:
+            with contextlib.suppress(queue.Full):  # a full queue: the worker is a daemon
                 self._queue.put_nowait(_STOP)
-            except queue.Full:
-                pass
         for sink in self.sinks:
             try:
                 sink.shutdown(max(0.0, deadline - time.monotonic()))
             except Exception as exc:
-                self._warn_once(sink.name + ".shutdown", "closing telemetry to %s failed (%s)",
-                                sink.name, type(exc).__name__)
+                self._warn_once(
+                    sink.name + ".shutdown",
+                    "closing telemetry to %s failed (%s)",
+                    sink.name,
+                    type(exc).__name__,
+                )
         if report.pending or report.dropped or any(report.failed.values()):
             logger.warning(
                 "pipeclient: telemetry closed with %d records dropped (queue full), %d not "
                 "sent before the %.1f s deadline, failures per destination: %s",
-                report.dropped, report.pending, budget,
+                report.dropped,
+                report.pending,
+                budget,
                 {name: n for name, n in report.failed.items() if n} or "none",
             )
         return report

@@ -68,6 +68,8 @@ class ConfigError(PipeclientError, ValueError):
 class GatewayTelemetryRequiredError(PipeclientError):
     """The managed gateway requires its telemetry stream, and DO_NOT_TRACK forbids it."""
 
+    request_id: str | None = None
+
 
 class APIError(PipeclientError):
     """A call to a backend failed. `request_id` is the call's X-Request-Id."""

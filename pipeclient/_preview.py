@@ -43,8 +43,11 @@ def sample_call() -> CallRecord:
         input={
             "messages": [
                 {"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": "My email is jane.doe@example.com, call me at "
-                 "+1 415 555 0100. Summarise my last invoice."},
+                {
+                    "role": "user",
+                    "content": "My email is jane.doe@example.com, call me at "
+                    "+1 415 555 0100. Summarise my last invoice.",
+                },
             ],
             "tools": None,
         },

@@ -11,14 +11,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from ._record import CallRecord, TraceRecord
 from .config import PrivacyConfig
 
 __all__ = ["PrivacyStep", "map_strings"]
 
-Record = TypeVar("Record", CallRecord, TraceRecord)
 TRUNCATION_MARK = "…[truncated]"
 
 
@@ -63,7 +62,7 @@ class PrivacyStep:
                 lambda text: text if len(text) <= limit else text[:limit] + TRUNCATION_MARK
             )
 
-    def metadata_only(self, record: Record) -> Record:
+    def metadata_only(self, record: CallRecord | TraceRecord) -> CallRecord | TraceRecord:
         if isinstance(record, TraceRecord):
             return record
         error = record.error
@@ -76,7 +75,7 @@ class PrivacyStep:
             error=dataclasses.replace(error, message=None) if error is not None else None,
         )
 
-    def with_content(self, record: Record) -> Record:
+    def with_content(self, record: CallRecord | TraceRecord) -> CallRecord | TraceRecord:
         if isinstance(record, TraceRecord) or not self._transforms:
             return record
         error = record.error

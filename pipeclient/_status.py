@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from ._backends import gateway_url_from_env
 from ._settings import DEFAULT, TelemetrySettings, key_name
 
 __all__ = ["describe", "render_text"]
@@ -140,7 +140,7 @@ def describe(
             "stream": "audit",
             "on": on,
             "why": why,
-            "sends_to": str(Path(audit.path).expanduser().resolve()) + " (local file)",
+            "sends_to": os.path.abspath(os.path.expanduser(audit.path)) + " (local file)",
             "content": "no: metadata only, always",
             "settings": _settings_of(audit, ("audit",), settings),
         }
@@ -155,14 +155,14 @@ def describe(
 
 
 def _gateway(settings: TelemetrySettings, env: Mapping[str, str]) -> dict[str, Any]:
-    url = env.get("PIPECLIENT_GATEWAY_URL", "").strip()
+    url = gateway_url_from_env(env)  # checked as the client checks it
     entry: dict[str, Any] = {
         "stream": "gateway",
         "content": "no: never (allowlisted metadata schema pipeclient.gateway.v1)",
         "settings": [
             {
                 "key": "PIPECLIENT_GATEWAY_URL",
-                "value": url or None,
+                "value": url,
                 "source": "env PIPECLIENT_GATEWAY_URL" if url else "default",
             }
         ],
@@ -186,7 +186,7 @@ def _gateway(settings: TelemetrySettings, env: Mapping[str, str]) -> dict[str, A
         entry.update(
             on=True,
             why=f"mandatory for calls whose backend is the gateway ({host})",
-            sends_to=url.rstrip("/") + "/telemetry",
+            sends_to=url + "/telemetry",
         )
     return entry
 

@@ -69,8 +69,8 @@ class _MessageParts:
             self.content.append(delta.content)
         for call in delta.tool_calls or ():
             entry = self.tool_calls.setdefault(
-                call.index, {"id": None, "type": "function",
-                             "function": {"name": "", "arguments": ""}}
+                call.index,
+                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
             )
             if call.id:
                 entry["id"] = call.id
@@ -79,8 +79,10 @@ class _MessageParts:
                 entry["function"]["arguments"] += call.function.arguments or ""
 
     def message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant",
-                                   "content": "".join(self.content) if self.content else None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(self.content) if self.content else None,
+        }
         if self.tool_calls:
             message["tool_calls"] = [call for _, call in sorted(self.tool_calls.items())]
         return message

@@ -7,9 +7,11 @@ key's comment is its field's description, so the file and the model cannot drift
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.config import JsonDict
+
+from ._urls import check_url
 
 __all__ = [
     "AuditConfig",
@@ -25,13 +27,24 @@ __all__ = [
 PiiDetector = Literal["email", "phone", "credit_card", "secret", "ip"]
 
 
-def _check_http_url(value: str) -> str:
-    if "${" in value:  # a placeholder, checked once resolved
+# json_schema_extra of fields never shown, echoed or repr'd
+SECRET: JsonDict = {"secret": True}
+
+
+def _check_http_url(value: str, info: ValidationInfo) -> str:
+    # Before placeholders are resolved, "${HOST}" is fine; afterwards it must be a URL.
+    if "${" in value and not (info.context or {}).get("resolved"):
         return value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL with a host, like 'https://example.com'")
+    check_url(value)
     return value
+
+
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
+    )
 
 
 class _Table(BaseModel):
@@ -44,7 +57,10 @@ class PostHogConfig(_Table):
     enabled: bool = Field(False, description="send an $ai_generation event per call to PostHog")
     host: str = Field("https://us.i.posthog.com", description="PostHog host (POSTHOG_HOST)")
     api_key: str = Field(
-        "${POSTHOG_API_KEY}", description="project API key; ${VAR} reads the environment"
+        "${POSTHOG_API_KEY}",
+        description="project API key; ${VAR} reads the environment",
+        repr=False,
+        json_schema_extra=SECRET,
     )
     distinct_id: str = Field(
         "", description="empty: anonymous events ($process_person_profile = false)"
@@ -66,8 +82,18 @@ class LangfuseConfig(_Table):
     host: str = Field(
         "https://cloud.langfuse.com", description="Langfuse host (LANGFUSE_HOST, LANGFUSE_BASE_URL)"
     )
-    public_key: str = Field("${LANGFUSE_PUBLIC_KEY}", description="Langfuse public key")
-    secret_key: str = Field("${LANGFUSE_SECRET_KEY}", description="Langfuse secret key")
+    public_key: str = Field(
+        "${LANGFUSE_PUBLIC_KEY}",
+        description="Langfuse public key",
+        repr=False,
+        json_schema_extra=SECRET,
+    )
+    secret_key: str = Field(
+        "${LANGFUSE_SECRET_KEY}",
+        description="Langfuse secret key",
+        repr=False,
+        json_schema_extra=SECRET,
+    )
     capture_content: bool = Field(
         True, description="send prompts and completions (after [privacy] detectors)"
     )
@@ -88,6 +114,8 @@ class OtlpConfig(_Table):
     headers: dict[str, str] = Field(
         default_factory=dict,
         description='HTTP headers, e.g. { authorization = "Bearer ${TOKEN}" }',
+        repr=False,
+        json_schema_extra=SECRET,
     )
     capture_content: bool = Field(
         True, description="put prompts and completions on spans (after [privacy] detectors)"
@@ -117,9 +145,7 @@ class AuditConfig(_Table):
 
     enabled: bool = Field(False, description="append one metadata-only line per call")
     path: str = Field(".pipelex/audit.jsonl", min_length=1, description="the log file")
-    user_id: str = Field(
-        "", description="the internal user identifier written on each line (empty: key fingerprint)"
-    )
+    user_id: str = Field("", description="the internal user identifier written on each line")
     durable: bool = Field(
         False, description="true: each line is written and fsynced before the call returns"
     )
@@ -187,10 +213,9 @@ def default_file_text() -> str:
         value = getattr(defaults, name)
         tables = value if isinstance(value, list) else [value]
         header = f"[[{name}]]" if isinstance(value, list) else f"[{name}]"
-        doc = (type(tables[0]).__doc__ or "").strip()
-        if field.description:
-            doc = f"{doc} {field.description[0].upper()}{field.description[1:]}."
-        parts.append(f"\n# {doc}\n")
+        if field.description:  # e.g. "[[otlp]]  # any number of these tables"
+            header = f"{header:<36} # {field.description}"
+        parts.append(f"\n# {(type(tables[0]).__doc__ or '').strip()}\n")
         for table in tables:
             parts.append(header + "\n")
             parts += _table_lines(table)

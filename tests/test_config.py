@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 import pytest
-import tomllib
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -404,3 +408,230 @@ def test_status_reports_each_stream_with_reasons_and_sources(tmp_path: Path) -> 
     assert not any(s["on"] for s in dnt["streams"] if s["stream"] != "audit")
     gateway = next(s for s in dnt["streams"] if s["stream"] == "gateway")
     assert "GatewayTelemetryRequiredError" in gateway["why"]
+
+
+# -- environment edge cases, provenance, secrets ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"PIPECLIENT_OTLP__X__ENABLED": "true"}, "is not a table number"),
+        ({"PIPECLIENT_OTLP__5__ENABLED": "true"}, "there is no [[otlp]] table 5"),
+        ({"PIPECLIENT_POSTHOG__ENABLED__X": "true"}, "'enabled' is not a table"),
+        ({"PIPECLIENT_OTLP": '{"name": "x"}'}, "must be a JSON list"),
+        ({"PIPECLIENT_POSTHOG": '["phc_in_a_list"]'}, "must be a table"),
+        ({"PIPECLIENT_PRIVACY__PII": "email"}, "not valid JSON"),
+        (
+            {"PIPECLIENT_OTLP": '[{"name": "a"}]', "PIPECLIENT_OTLP__0__ENABLED": "true"},
+            "not both",
+        ),
+    ],
+)
+def test_bad_environment_shapes(environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=environ)
+    assert expected in str(caught.value)
+    assert "phc_in_a_list" not in str(caught.value)
+    result = run_cli("telemetry", "status", env=environ)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_whole_tables_as_json_variables() -> None:
+    environ = {
+        "PIPECLIENT_OTLP": '[{"name": "j", "enabled": true, "endpoint": "http://127.0.0.1:1"}]',
+        "PIPECLIENT_AUDIT": '{"enabled": true, "user_id": "u"}',
+    }
+    settings = load_settings(environ=environ)
+    assert [(t.name, t.enabled) for t in settings.config.otlp] == [("j", True)]
+    assert settings.config.audit.user_id == "u"
+    assert settings.source_of("otlp[0].enabled") == "env PIPECLIENT_OTLP"
+    assert settings.source_of("audit.user_id") == "env PIPECLIENT_AUDIT"
+
+
+def test_next_otlp_table_from_an_index_variable() -> None:
+    settings = load_settings(environ={"PIPECLIENT_OTLP__1__ENABLED": "true"})
+    assert [t.name for t in settings.config.otlp] == ["collector", "otlp1"]
+
+
+def test_replacing_the_otlp_list_drops_the_old_provenance(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.toml", '[[otlp]]\nname = "a"\nenabled = true\n')
+    environ = {"PIPECLIENT_OTLP": '[{"name": "j"}]'}
+    settings = load_settings(file=path, environ=environ)
+    assert settings.config.otlp[0].enabled is False
+    assert settings.source_of("otlp[0].enabled") == "default"
+    assert settings.source_of("otlp[0].name") == "env PIPECLIENT_OTLP"
+
+
+def test_otel_variables_fill_only_a_table_whose_endpoint_is_not_configured(
+    tmp_path: Path,
+) -> None:
+    environ = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env-collector:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-team-key=HONEYKEY",
+    }
+    path = write(
+        tmp_path / "t.toml", '[[otlp]]\nname = "local"\nendpoint = "http://internal:4318"\n'
+    )
+    table = load_settings(file=path, environ=environ).config.otlp[0]
+    assert table.endpoint == "http://internal:4318" and table.headers == {}
+    table = load_settings(environ=environ).config.otlp[0]
+    assert table.endpoint == "http://env-collector:4318"
+    assert table.headers == {"x-team-key": "HONEYKEY"}
+    empty = write(tmp_path / "e.toml", "otlp = []\n")
+    assert load_settings(file=empty, environ=environ).config.otlp == []
+
+
+SECRET = "phc_SECRET_9f8e7d"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'[[posthog]]\napi_key = "{SECRET}"\n',
+        f'[posthog]\nhost = "{SECRET}"\n',
+        f'[[otlp]]\nname = "a"\nheaders = {{ k = "{SECRET}" }}\n[[otlp]]\nname = "a"\n',
+        f'[posthog]\nenabled = true\napi_key = "{SECRET}"\nhost = "https://u:{SECRET}@h"\n',
+        f'[langfuse]\nsecret_key = {{ nested = "{SECRET}" }}\n',
+    ],
+)
+def test_errors_never_echo_secrets(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path / "t.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(file=path, environ={})
+    error: BaseException | None = caught.value
+    while error is not None:
+        assert SECRET not in str(error) and SECRET not in repr(error)
+        error = error.__context__ or error.__cause__
+
+
+def test_settings_repr_hides_secrets() -> None:
+    environ = {
+        "PIPECLIENT_POSTHOG__ENABLED": "true",
+        "POSTHOG_API_KEY": SECRET,
+        "PIPECLIENT_OTLP__0__HEADERS": f'{{"authorization": "{SECRET}"}}',
+    }
+    settings = load_settings(environ=environ)
+    assert SECRET not in repr(settings) and SECRET not in repr(settings.config)
+    assert SECRET not in str(settings.config.model_dump(exclude={"posthog", "otlp"}))
+
+
+@pytest.mark.parametrize(
+    "url", ["http://u:pw@h:4318", "http://h:4318?a=b", "http://h:99999", "http://h 4318"]
+)
+def test_telemetry_urls_are_checked_like_backend_urls(url: str) -> None:
+    with pytest.raises(ConfigError, match="otlp\\[0\\].endpoint"):
+        load_settings(environ={"PIPECLIENT_OTLP__0__ENDPOINT": url})
+
+
+@pytest.mark.parametrize(
+    ("value", "environ", "expected"),
+    [
+        ("${H:-${HDEF}}", {}, None),
+        ("${1X}", {}, None),
+        ("${H}", {"H": "${NOT}"}, None),
+        ("${H}", {"H": ""}, None),
+        ("https://${H:-}example.com", {}, "https://example.com"),
+        ("https://${H}", {"H": "ph.example"}, "https://ph.example"),
+    ],
+)
+def test_placeholder_edge_cases(
+    tmp_path: Path, value: str, environ: dict[str, str], expected: str | None
+) -> None:
+    path = write(
+        tmp_path / "t.toml", f'[posthog]\nenabled = true\napi_key = "k"\nhost = "{value}"\n'
+    )
+    if expected is None:
+        with pytest.raises(ConfigError, match="posthog.host"):
+            load_settings(file=path, environ=environ)
+    else:
+        assert load_settings(file=path, environ=environ).config.posthog.host == expected
+
+
+def test_escaped_placeholder_is_literal(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.toml", '[audit]\nenabled = true\nuser_id = "$${USER}"\n')
+    assert load_settings(file=path, environ={"USER": "x"}).config.audit.user_id == "${USER}"
+
+
+def test_placeholders_in_header_keys_and_lists(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "t.toml",
+        '[[otlp]]\nenabled = true\nheaders = { "${HK}" = "Bearer ${TOKEN}" }\n'
+        '[posthog]\nredact_properties = ["${P:-$ai_input}"]\n',
+    )
+    config = load_settings(file=path, environ={"HK": "authorization", "TOKEN": "t"}).config
+    assert config.otlp[0].headers == {"authorization": "Bearer t"}
+
+
+def test_a_broken_project_file_is_an_error_not_a_fallback(tmp_path: Path) -> None:
+    cwd, home = tmp_path / "cwd", tmp_path / "home"
+    write(home / ".pipelex" / "telemetry.toml", "[posthog]\n")
+    (cwd / ".pipelex" / "telemetry.toml").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        find_telemetry_file({}, cwd, home)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        find_telemetry_file({"PIPECLIENT_TELEMETRY_FILE": str(loop)})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[posthog]\nredact_properties = " + "[" * 600 + "]" * 600 + "\n",
+        "[posthog]\nredact_properties = [1979-05-27T07:32:00Z]\n",
+        '[posthog]\nredact_properties = [["a"]]\n',
+    ],
+)
+def test_odd_toml_values_are_clean_errors(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path / "t.toml", text)
+    result = run_cli("telemetry", "status", "--file", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert str(path) in result.stderr
+
+
+def test_bom_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_bytes(b"\xef\xbb\xbf[audit]\nuser_id = 'u'\n")
+    assert load_settings(file=path, environ={}).config.audit.user_id == "u"
+
+
+def test_model_instances_as_arguments() -> None:
+    from pipeclient.config import OtlpConfig, PostHogConfig
+
+    settings = load_settings(
+        {"otlp": [OtlpConfig(name="x")], "posthog": PostHogConfig(distinct_id="d")}, environ={}
+    )
+    assert [t.name for t in settings.config.otlp] == ["x"]
+    assert settings.config.posthog.distinct_id == "d"
+    config = TelemetryConfig()
+    config.audit.user_id = "assigned"
+    assert load_settings(config, environ={}).config.audit.user_id == "assigned"
+
+
+def test_status_gateway_agrees_with_the_client() -> None:
+    result = run_cli("telemetry", "status", env={"PIPECLIENT_GATEWAY_URL": "notaurl"})
+    assert result.returncode == 2 and "PIPECLIENT_GATEWAY_URL" in result.stderr
+
+
+def test_status_survives_a_looping_audit_path(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    result = run_cli("telemetry", "status", env={"PIPECLIENT_AUDIT__PATH": str(loop)})
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+
+
+def test_generated_comments_match_the_pinned_ones() -> None:
+    text = default_file_text()
+    for line in [
+        'distinct_id = ""',
+        "# empty: anonymous events ($process_person_profile = false)",
+        "# strip prompts/completions and error text before sending",
+        "# more property names to strip",
+        "[[otlp]]",
+        "# any number of these tables",
+        "# 0: no limit",
+        "# the internal user identifier written on each line",
+        "# true: each line is written and fsynced before the call returns",
+    ]:
+        assert line in text, line

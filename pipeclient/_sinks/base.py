@@ -40,5 +40,5 @@ class Sink(ABC):
         """Push out anything the sink buffers itself. True when all was delivered."""
         return True
 
-    def shutdown(self, timeout: float) -> None:
+    def shutdown(self, timeout: float) -> None:  # noqa: B027 - optional to override
         """Release threads, sockets and SDK clients. Called once, at close."""

@@ -1,0 +1,363 @@
+"""Langfuse: one generation observation per call, one span observation per trace block.
+
+Observations travel as OTLP/JSON spans carrying Langfuse's `langfuse.*` attributes to
+`POST {host}/api/public/otel/v1/traces`, through the SDK's own REST client
+(`LangfuseAPI(...).opentelemetry.export_traces`): one synchronous request per batch, no
+retries, bounded by the dispatcher's timeout. Why not the other routes:
+
+* The legacy batch ingestion API (`/api/public/ingestion`) is gone from SDK 5 and
+  Langfuse v4 servers reject trace and generation events on it.
+* `Langfuse()` and its span processor are a `BatchSpanProcessor` (a thread per client), a
+  process-wide resource manager with atexit hooks, and, when the app has no provider yet,
+  a global TracerProvider (langfuse/langfuse#7212). Our records are already finished, so
+  nothing of that machinery is needed: no TracerProvider exists here at all.
+
+Importing the SDK sets the level of, and adds a handler to, the `httpx` logger
+(langfuse-python#1532); `_sdk()` puts that logger back as it found it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .._record import CallRecord, ErrorInfo, TraceRecord
+from .._version import __version__
+from .base import Payload, Sink
+
+if TYPE_CHECKING:
+    from ..config import LangfuseConfig
+
+__all__ = ["LangfuseExportError", "LangfuseSink"]
+
+#: the observation types Langfuse knows; embeddings get their own
+_OBSERVATION_TYPE = {"chat": "generation", "embeddings": "embedding", "images": "generation"}
+
+# Span attributes Langfuse reads (the SDK's `LangfuseOtelSpanAttributes`; a test checks).
+TRACE_NAME = "langfuse.trace.name"
+OBSERVATION_TYPE = "langfuse.observation.type"
+OBSERVATION_LEVEL = "langfuse.observation.level"
+OBSERVATION_STATUS_MESSAGE = "langfuse.observation.status_message"
+OBSERVATION_INPUT = "langfuse.observation.input"
+OBSERVATION_OUTPUT = "langfuse.observation.output"
+OBSERVATION_METADATA = "langfuse.observation.metadata"
+OBSERVATION_MODEL = "langfuse.observation.model.name"
+OBSERVATION_MODEL_PARAMETERS = "langfuse.observation.model.parameters"
+OBSERVATION_USAGE_DETAILS = "langfuse.observation.usage_details"
+OBSERVATION_COMPLETION_START_TIME = "langfuse.observation.completion_start_time"
+
+_KIND_INTERNAL = 1
+_KIND_CLIENT = 3
+_STATUS_ERROR = 2
+
+
+class LangfuseExportError(RuntimeError):
+    """Langfuse did not take a batch. The message never quotes keys, headers or content."""
+
+
+class LangfuseSink(Sink):
+    name = "langfuse"
+
+    def __init__(self, config: LangfuseConfig, *, service_name: str = "pipeclient") -> None:
+        self.receives_content = config.capture_content
+        self._host = config.host.rstrip("/")
+        self._public_key = config.public_key
+        self._secret_key = config.secret_key
+        self._resource: Payload = {"attributes": [_attribute("service.name", service_name)]}
+        self._scope: Payload = {"name": "pipeclient", "version": __version__}
+        self._lock = threading.Lock()
+        self._http: httpx.Client | None = None
+        self._api: Any = None
+        self._pid = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"LangfuseSink(host={self._host!r}, capture_content={self.receives_content})"
+
+    # -- records to OTLP/JSON ---------------------------------------------------------------
+
+    def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
+        """One `resourceSpans` element per record; `send` posts `{"resourceSpans": payloads}`."""
+        span = _trace_span(record) if isinstance(record, TraceRecord) else _call_span(record)
+        return [
+            {"resource": self._resource, "scopeSpans": [{"scope": self._scope, "spans": [span]}]}
+        ]
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+        if not payloads:
+            return
+        api = self._client()
+        sdk_error = _sdk().ApiError
+        options = {"timeout_in_seconds": max(timeout, 0.001), "max_retries": 0}
+        try:
+            answer = api.opentelemetry.export_traces(
+                resource_spans=list(payloads), request_options=options
+            )
+        except sdk_error as exc:
+            status = exc.status_code
+            if isinstance(status, int) and 200 <= status < 300:
+                return  # accepted, with an answer that is not JSON
+            raise LangfuseExportError(f"Langfuse answered HTTP {status}") from None
+        except httpx.TimeoutException:
+            raise LangfuseExportError(f"Langfuse did not answer within {timeout:.1f} s") from None
+        except httpx.HTTPError as exc:
+            raise LangfuseExportError(
+                f"the connection to Langfuse failed ({type(exc).__name__})"
+            ) from None
+        rejected = _rejected_spans(answer)
+        if rejected:
+            raise LangfuseExportError(f"Langfuse rejected {rejected} of the spans sent")
+
+    def shutdown(self, timeout: float) -> None:
+        with self._lock:
+            self._closed = True
+            http, self._http, self._api = self._http, None, None
+        if http is not None and self._pid == os.getpid():
+            http.close()
+
+    def _client(self) -> Any:
+        """The SDK's REST client, built on first use and again in a forked child."""
+        with self._lock:
+            if self._closed:
+                raise LangfuseExportError("the Langfuse sink is shut down")
+            if self._api is None or self._pid != os.getpid():
+                # A child process leaves its parent's pooled sockets alone: a new client.
+                self._http = httpx.Client(follow_redirects=False)
+                self._api = _sdk().LangfuseAPI(
+                    base_url=self._host,
+                    username=self._public_key,
+                    password=self._secret_key,
+                    x_langfuse_public_key=self._public_key,
+                    x_langfuse_sdk_name="pipeclient",
+                    x_langfuse_sdk_version=__version__,
+                    # without it, Langfuse v4 does not process spans in real time
+                    headers={"x-langfuse-ingestion-version": "4"},
+                    httpx_client=self._http,
+                )
+                self._pid = os.getpid()
+            return self._api
+
+
+class _Sdk:
+    def __init__(self) -> None:
+        quiet = logging.getLogger("httpx")
+        level, handlers = quiet.level, list(quiet.handlers)
+        first_import = "langfuse.logger" not in sys.modules
+        try:
+            from langfuse.api import LangfuseAPI
+            from langfuse.api.core.api_error import ApiError
+        finally:
+            if first_import:  # undo what `langfuse.logger` does to a library's logger
+                quiet.setLevel(level)
+                for handler in list(quiet.handlers):
+                    if handler not in handlers:
+                        quiet.removeHandler(handler)
+        self.LangfuseAPI = LangfuseAPI
+        self.ApiError = ApiError
+
+
+_loaded: list[_Sdk] = []
+_load_lock = threading.Lock()
+
+
+def _sdk() -> _Sdk:
+    with _load_lock:
+        if not _loaded:
+            _loaded.append(_Sdk())
+        return _loaded[0]
+
+
+def _rejected_spans(answer: Any) -> int:
+    """OTLP partial success: how many spans the endpoint refused (0 when it took them all)."""
+    partial = getattr(answer, "partialSuccess", None)
+    try:
+        return int(partial.get("rejectedSpans") or 0) if isinstance(partial, dict) else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+# -- spans ------------------------------------------------------------------------------------
+
+
+def _call_span(record: CallRecord) -> Payload:
+    start_ns = _nanos(record.started_at)
+    attributes: dict[str, Any] = {
+        OBSERVATION_TYPE: _OBSERVATION_TYPE.get(record.operation, "generation"),
+        OBSERVATION_MODEL: record.response_model or record.model,
+    }
+    if record.parameters:
+        attributes[OBSERVATION_MODEL_PARAMETERS] = json.dumps(dict(record.parameters))
+    usage = {
+        key: value
+        for key, value in (("input", record.input_tokens), ("output", record.output_tokens))
+        if value is not None
+    }
+    if len(usage) == 2:
+        usage["total"] = usage["input"] + usage["output"]
+    if usage:
+        attributes[OBSERVATION_USAGE_DETAILS] = json.dumps(usage)
+    if record.ttft_ms is not None:
+        first = datetime.fromtimestamp(record.started_at + record.ttft_ms / 1000, timezone.utc)
+        attributes[OBSERVATION_COMPLETION_START_TIME] = json.dumps(_iso(first))
+    if record.trace_name:
+        attributes[TRACE_NAME] = record.trace_name
+    if record.input is not None:
+        prompt = record.input
+        if isinstance(prompt, Mapping):  # chat: {"messages": [...], "tools": [...] or None}
+            prompt = {key: value for key, value in prompt.items() if value is not None}
+        attributes[OBSERVATION_INPUT] = _json_text(prompt)
+    if record.output is not None:
+        output = record.output
+        if isinstance(output, list) and len(output) == 1:
+            output = output[0]  # one choice: the assistant message itself
+        attributes[OBSERVATION_OUTPUT] = _json_text(output)
+    metadata: dict[str, Any] = {
+        "request_id": record.request_id,
+        "operation": record.operation,
+        "backend": record.backend,
+        "server_address": urlsplit(record.base_url).hostname if record.base_url else None,
+        "gateway": record.gateway,
+        "http_status": record.http_status,
+        "attempts": record.attempts,
+        "stream": record.stream,
+        "closed_early": record.closed_early,
+        "response_id": record.response_id,
+        "finish_reasons": ",".join(record.finish_reasons) or None,
+    }
+    attributes.update(
+        (f"{OBSERVATION_METADATA}.{key}", value)
+        for key, value in metadata.items()
+        if value is not None
+    )
+    return _span(
+        trace_id=record.trace_id or _derived_id(record.request_id, 32),
+        span_id=record.span_id or _derived_id(record.request_id, 16),
+        parent_id=record.parent_id,
+        name=f"{record.operation} {record.model}".strip(),
+        kind=_KIND_CLIENT,
+        start_ns=start_ns,
+        end_ns=start_ns + round(record.total_ms * 1_000_000),
+        attributes=attributes,
+        error=record.error if record.outcome == "error" else None,
+        failed=record.outcome == "error",
+    )
+
+
+def _trace_span(record: TraceRecord) -> Payload:
+    start_ns = _nanos(record.started_at)
+    attributes: dict[str, Any] = {
+        OBSERVATION_TYPE: "span",
+        TRACE_NAME: record.name,
+        f"{OBSERVATION_METADATA}.outcome": record.outcome,
+    }
+    return _span(
+        trace_id=record.trace_id or _derived_id(record.span_id or record.name, 32),
+        span_id=record.span_id or _derived_id(record.trace_id or record.name, 16),
+        parent_id=record.parent_id,
+        name=record.name,
+        kind=_KIND_INTERNAL,
+        start_ns=start_ns,
+        end_ns=start_ns + round(record.total_ms * 1_000_000),
+        attributes=attributes,
+        error=record.error,
+        failed=record.outcome == "error",
+    )
+
+
+def _span(
+    *,
+    trace_id: str,
+    span_id: str,
+    parent_id: str | None,
+    name: str,
+    kind: int,
+    start_ns: int,
+    end_ns: int,
+    attributes: dict[str, Any],
+    error: ErrorInfo | None,
+    failed: bool,
+) -> Payload:
+    status: Payload = {}  # unset, as instrumentation leaves a span that went well
+    if failed:
+        summary = _error_summary(error)
+        attributes[OBSERVATION_LEVEL] = "ERROR"
+        # Error text is content: it reaches this sink only when it may receive content,
+        # and then only in the Langfuse status message, never in the OTLP span status.
+        message = error.message if error is not None else None
+        attributes[OBSERVATION_STATUS_MESSAGE] = f"{summary}: {message}" if message else summary
+        status = {"code": _STATUS_ERROR, "message": summary}
+    span: Payload = {"traceId": trace_id, "spanId": span_id}
+    if parent_id:
+        span["parentSpanId"] = parent_id
+    span.update(
+        name=name,
+        kind=kind,
+        # int64 as JSON strings (proto3 JSON): nanoseconds overflow a JSON number's precision
+        startTimeUnixNano=str(start_ns),
+        endTimeUnixNano=str(max(end_ns, start_ns)),
+        attributes=[_attribute(key, value) for key, value in attributes.items()],
+        status=status,
+    )
+    return span
+
+
+def _error_summary(error: ErrorInfo | None) -> str:
+    if error is None:
+        return "error"
+    if error.code is None:
+        return error.type
+    if isinstance(error.code, int):
+        return f"{error.type} (HTTP {error.code})"
+    return f"{error.type} ({error.code})"
+
+
+def _attribute(key: str, value: Any) -> Payload:
+    if isinstance(value, bool):
+        typed: Payload = {"boolValue": value}
+    elif isinstance(value, int):
+        typed = {"intValue": value}
+    elif isinstance(value, float):
+        typed = {"doubleValue": value}
+    else:
+        typed = {"stringValue": str(value)}
+    return {"key": key, "value": typed}
+
+
+def _json_text(value: Any) -> str:
+    """As the SDK serialises input/output: text as is, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=_fallback)
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (set, tuple, frozenset)):
+        return list(value)
+    return str(value)
+
+
+def _nanos(seconds: float) -> int:
+    return round(seconds * 1_000_000) * 1_000  # microseconds: what a float epoch holds
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _derived_id(seed: str, width: int) -> str:
+    """A stable id for a record that came without one (encode stays pure)."""
+    return hashlib.sha256(seed.encode()).hexdigest()[:width]

@@ -1,0 +1,324 @@
+"""PostHog: one LLM-analytics event per record, in PostHog's own `$ai_*` vocabulary.
+
+Events are built here, without the SDK, and posted with the posthog SDK's own batch
+request code (`posthog.request.batch_post`: its headers, gzip and JSON encoding) from the
+dispatcher's worker. No posthog `Client` is ever built, so no consumer thread, atexit hook
+or fork handler exists; the only resource is one `requests` session, closed at shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .._record import CallRecord, ErrorInfo, TraceRecord
+from .base import Payload, Sink
+
+if TYPE_CHECKING:
+    import requests
+
+    from ..config import PostHogConfig
+
+__all__ = ["PostHogSink"]
+
+# Deterministic event uuids (PostHog dedupes on them), in a namespace of our own.
+_UUID_NAMESPACE = uuid.UUID("6d3b1f0e-52a4-5c8e-9b1f-7c2d4e6a8b90")
+
+# PostHog's capture rejects events over about 1 MB; the SDK drops those over 900 KiB, and
+# keeps request bodies under 5 MiB (posthog.consumer.MAX_MSG_SIZE, BATCH_SIZE_LIMIT).
+_MAX_EVENT_BYTES = 900 * 1024
+_MAX_BATCH_BYTES = 5 * 1024 * 1024
+_CONTENT_KEYS = ("$ai_input", "$ai_output_choices", "$ai_tools")
+_TOO_LARGE = "[pipeclient: content over 900 KiB, not sent]"
+
+_REQUEST_PATHS = {
+    "chat": "/chat/completions",
+    "embeddings": "/embeddings",
+    "images": "/images/generations",
+}
+_PROVIDERS = {
+    "api.openai.com": "openai",
+    "api.anthropic.com": "anthropic",
+    "generativelanguage.googleapis.com": "gemini",
+    "api.mistral.ai": "mistral",
+    "api.groq.com": "groq",
+    "api.deepseek.com": "deepseek",
+    "api.x.ai": "xai",
+    "api.together.xyz": "together",
+    "api.fireworks.ai": "fireworks",
+    "openrouter.ai": "openrouter",
+    "api.perplexity.ai": "perplexity",
+    "api.cohere.com": "cohere",
+    "api.cohere.ai": "cohere",
+}
+# The grammar of the privacy-safe `$ai_error` summary (as the SDK's own privacy mode).
+_ERROR_WORD = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+class PostHogSink(Sink):
+    name = "posthog"
+
+    def __init__(self, config: PostHogConfig) -> None:
+        self.receives_content = not config.redact
+        self._api_key = config.api_key
+        self._host = config.host
+        self._distinct_id = config.distinct_id.strip()
+        self._redacted = frozenset(config.redact_properties)
+        self._lock = threading.Lock()
+        self._session: requests.Session | None = None
+        self._post: Callable[..., Any] | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:  # never the API key
+        return f"PostHogSink(host={self._host!r}, redact={not self.receives_content})"
+
+    # -- encode: records to PostHog events, pure -------------------------------------------
+
+    def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
+        if isinstance(record, TraceRecord):
+            return self._trace_events(record)
+        return [self._call_event(record)]
+
+    def _call_event(self, record: CallRecord) -> Payload:
+        base_url = _public_url(record.base_url)
+        props: dict[str, Any] = {
+            "$ai_trace_id": record.trace_id,
+            "$ai_span_id": record.span_id,
+            "$ai_model": record.response_model or record.model,
+            "$ai_provider": _provider(record.base_url),
+            "$ai_framework": "pipeclient",
+            "$ai_latency": record.total_ms / 1000.0,
+            "$ai_stream": record.stream,
+            "$ai_base_url": base_url,
+            "$ai_request_url": base_url + _REQUEST_PATHS.get(record.operation, ""),
+            "$ai_request_id": record.request_id,
+            "$ai_model_parameters": dict(record.parameters),
+            "$ai_is_error": record.error is not None or record.outcome == "error",
+        }
+        if record.parent_id:
+            props["$ai_parent_id"] = record.parent_id
+        if record.ttft_ms is not None:
+            props["$ai_time_to_first_token"] = record.ttft_ms / 1000.0
+        if record.input_tokens is not None:
+            props["$ai_input_tokens"] = record.input_tokens
+        if record.output_tokens is not None:
+            props["$ai_output_tokens"] = record.output_tokens
+        if record.http_status is not None:
+            props["$ai_http_status"] = record.http_status
+        if record.response_id:
+            props["$ai_response_id"] = record.response_id
+        if record.finish_reasons:
+            props["$ai_stop_reason"] = record.finish_reasons[0]
+        if record.error is not None:
+            props["$ai_error"] = self._error_text(record.error, record.http_status)
+        if self.receives_content:
+            self._add_content(props, record)
+        event = "$ai_embedding" if record.operation == "embeddings" else "$ai_generation"
+        return self._event(
+            event,
+            record.trace_id,
+            record.started_at,
+            f"call:{record.request_id}:{record.span_id}",
+            props,
+        )
+
+    def _add_content(self, props: dict[str, Any], record: CallRecord) -> None:
+        content = record.input
+        if content is not None:
+            if record.operation == "chat" and isinstance(content, dict):
+                props["$ai_input"] = content.get("messages")
+                if content.get("tools"):
+                    props["$ai_tools"] = content["tools"]
+            elif record.operation == "images":  # the prompt, shown as the user's message
+                props["$ai_input"] = [{"role": "user", "content": content}]
+            else:
+                props["$ai_input"] = content
+        if record.output is not None:
+            props["$ai_output_choices"] = record.output
+        if _json_size(props) > _MAX_EVENT_BYTES:  # PostHog would reject the whole event
+            for key in _CONTENT_KEYS:
+                if key in props:
+                    props[key] = _TOO_LARGE
+            if record.error is not None:
+                props["$ai_error"] = _error_summary(record.error, record.http_status)
+
+    def _trace_events(self, record: TraceRecord) -> list[Payload]:
+        props: dict[str, Any] = {
+            "$ai_trace_id": record.trace_id,
+            "$ai_span_id": record.span_id,
+            "$ai_span_name": record.name,
+            "$ai_framework": "pipeclient",
+            "$ai_latency": record.total_ms / 1000.0,
+            "$ai_is_error": record.error is not None or record.outcome == "error",
+        }
+        if record.error is not None:
+            props["$ai_error"] = self._error_text(record.error, None)
+        key = f"{record.trace_id}:{record.span_id}"
+        if record.parent_id:
+            props["$ai_parent_id"] = record.parent_id
+            return [
+                self._event("$ai_span", record.trace_id, record.started_at, f"span:{key}", props)
+            ]
+        # A root block is the trace itself. PostHog's trace view leaves `$ai_trace` out of
+        # the tree and roots the tree at the trace id, so the calls made in this block
+        # (whose `$ai_parent_id` is the block's span id) hang from a span node for it.
+        # The node carries no latency or error of its own: PostHog's trace totals would
+        # count them twice (the `$ai_trace` event carries them).
+        node = {
+            k: props[k] for k in ("$ai_trace_id", "$ai_span_id", "$ai_span_name", "$ai_framework")
+        }
+        trace = {**props, "$ai_trace_name": record.name}
+        del trace["$ai_span_id"]
+        return [
+            self._event("$ai_trace", record.trace_id, record.started_at, f"trace:{key}", trace),
+            self._event("$ai_span", record.trace_id, record.started_at, f"span:{key}", node),
+        ]
+
+    def _event(
+        self, event: str, trace_id: str, started_at: float, key: str, props: dict[str, Any]
+    ) -> Payload:
+        distinct_id = self._distinct_id
+        if not distinct_id:  # anonymous, as the SDK's own AI wrappers do it
+            distinct_id = trace_id
+            props["$process_person_profile"] = False
+        # What the SDK's message building adds to every event (Client._enrich_event_properties).
+        props["$lib"] = "posthog-python"
+        props["$lib_version"] = _sdk_version()
+        props["$geoip_disable"] = True
+        props["$is_server"] = True
+        for name in self._redacted:
+            props.pop(name, None)
+        return {
+            "event": event,
+            "distinct_id": distinct_id,
+            "properties": props,
+            "timestamp": datetime.fromtimestamp(started_at, tz=timezone.utc).isoformat(),
+            "uuid": str(uuid.uuid5(_UUID_NAMESPACE, key)),
+        }
+
+    def _error_text(self, error: ErrorInfo, http_status: int | None) -> str:
+        summary = _error_summary(error, http_status)
+        if self.receives_content and error.message:
+            return f"{summary} - {error.message}"
+        return summary
+
+    # -- send: the SDK's own batch request --------------------------------------------------
+
+    def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+        if not payloads:
+            return
+        deadline = time.monotonic() + timeout
+        post, session, host = self._client()
+        chunks = _chunks(payloads)
+        for index, chunk in enumerate(chunks):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                unsent = sum(len(c) for c in chunks[index:])
+                raise TimeoutError(f"posthog: {unsent} events not sent within {timeout:.1f} s")
+            post(
+                self._api_key,
+                host,
+                gzip=True,
+                timeout=remaining,
+                batch=chunk,
+                historical_migration=False,
+                session=session,
+            )
+
+    def _client(self) -> tuple[Callable[..., Any], requests.Session, str]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("posthog: the sink is shut down")
+            if self._post is None:
+                from posthog.request import batch_post
+
+                self._post = batch_post
+            if self._session is None:
+                import requests
+                from requests.adapters import HTTPAdapter
+
+                # Our own session, not the SDK's shared one: no retries (it retries
+                # HTTPS reads twice, tripling the deadline), and closed at shutdown.
+                session = requests.Session()
+                for prefix in ("https://", "http://"):
+                    session.mount(prefix, HTTPAdapter(max_retries=0))
+                self._session = session
+            from posthog.request import determine_server_host
+
+            return self._post, self._session, determine_server_host(self._host)
+
+    def shutdown(self, timeout: float) -> None:
+        with self._lock:
+            self._closed = True
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+
+def _chunks(payloads: Sequence[Payload]) -> list[list[Payload]]:
+    chunks: list[list[Payload]] = [[]]
+    size = 0
+    for payload in payloads:
+        length = _json_size(payload)
+        if chunks[-1] and size + length > _MAX_BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(payload)
+        size += length
+    return chunks
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, default=str))
+
+
+def _error_summary(error: ErrorInfo, http_status: int | None) -> str:
+    """`RateLimitError: 429 rate_limit_exceeded`: the type and codes, never the text."""
+    name = error.type if _ERROR_WORD.fullmatch(error.type) else "Error"
+    code = error.code
+    status = code if isinstance(code, int) and not isinstance(code, bool) else http_status
+    parts = [str(status)] if status is not None else []
+    if isinstance(code, str) and _ERROR_WORD.fullmatch(code) and code not in parts:
+        parts.append(code)
+    return f"{name}: {' '.join(parts)}" if parts else name
+
+
+def _public_url(url: str) -> str:
+    """The base URL without credentials or query: scheme, host, port and path."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return ""
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+def _provider(base_url: str) -> str:
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host in _PROVIDERS:
+        return _PROVIDERS[host]
+    if host.endswith(".openai.azure.com"):
+        return "azure"
+    return host
+
+
+@cache
+def _sdk_version() -> str:
+    """The installed posthog SDK's version, read from its metadata (no SDK import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("posthog")
+    except PackageNotFoundError:
+        return "unknown"
