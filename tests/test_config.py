@@ -520,7 +520,7 @@ def test_settings_repr_hides_secrets() -> None:
     "url", ["http://u:pw@h:4318", "http://h:4318?a=b", "http://h:99999", "http://h 4318"]
 )
 def test_telemetry_urls_are_checked_like_backend_urls(url: str) -> None:
-    with pytest.raises(ConfigError, match="otlp\\[0\\].endpoint"):
+    with pytest.raises(ConfigError, match=r"otlp\[0\]\.endpoint"):
         load_settings(environ={"PIPECLIENT_OTLP__0__ENDPOINT": url})
 
 
@@ -542,7 +542,7 @@ def test_placeholder_edge_cases(
         tmp_path / "t.toml", f'[posthog]\nenabled = true\napi_key = "k"\nhost = "{value}"\n'
     )
     if expected is None:
-        with pytest.raises(ConfigError, match="posthog.host"):
+        with pytest.raises(ConfigError, match=r"posthog\.host"):
             load_settings(file=path, environ=environ)
     else:
         assert load_settings(file=path, environ=environ).config.posthog.host == expected
