@@ -450,3 +450,35 @@ def test_async_early_break_over_loopback() -> None:
 
     (record,) = asyncio.run(run())
     assert record.closed_early
+
+
+# -- the gateway under DO_NOT_TRACK ------------------------------------------------------
+
+
+def test_gateway_calls_fail_before_any_connection_under_do_not_track(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    gateway = MockBackend()
+    with gateway.serve() as server:
+        monkeypatch.setenv("PIPECLIENT_GATEWAY_URL", server.url)
+        by_kind = server.backend("gw", kind="gateway")
+        by_host = server.backend("plain")  # kind "openai", but the gateway's host
+        for backend in (by_kind, by_host):
+            with pipeclient.Client(backends=[backend]) as client:
+                records = listen(client)
+                with pytest.raises(pipeclient.GatewayTelemetryRequiredError) as caught:
+                    client.chat.completions.create(model="m", messages=MESSAGES)
+                assert "DO_NOT_TRACK" in str(caught.value) and caught.value.request_id
+                assert records[0].error is not None
+                assert records[0].error.type == "GatewayTelemetryRequiredError"
+        assert server.connections == 0 and gateway.requests == []
+
+
+def test_non_gateway_backends_work_under_do_not_track(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DO_NOT_TRACK", "true")
+    gateway, plain = MockBackend(), MockBackend()
+    backends = [gateway.backend("gw", kind="gateway", weight=1000), plain.backend("plain")]
+    with pipeclient.Client(backends=backends) as client:
+        assert client.chat.completions.create(model="m", messages=MESSAGES).choices
+    assert gateway.requests == [] and len(plain.requests) == 1
