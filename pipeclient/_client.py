@@ -460,15 +460,16 @@ class Client(_BaseClient):
         handed to every destination; report what was sent, dropped or failed."""
         return self._dispatcher.flush(timeout) if self._dispatcher is not None else None
 
-    def close(self) -> None:
-        """Flush telemetry (within `[export] flush_timeout_s`) and close connections.
-        Safe to call more than once; calls still work after it, without telemetry."""
-        if self._dispatcher is not None:
-            self._dispatcher.close()
+    def close(self) -> FlushReport | None:
+        """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
+        return what telemetry sent, dropped or failed (None without telemetry). Safe to
+        call more than once; calls still work after it, without telemetry."""
+        report = self._dispatcher.close() if self._dispatcher is not None else None
         with self._http_lock:
             clients, self._http = list(self._http.values()), {}
         for http in clients:
             http.close()
+        return report
 
     def __enter__(self) -> Client:
         return self
@@ -620,16 +621,18 @@ class AsyncClient(_BaseClient):
             return None
         return await anyio.to_thread.run_sync(dispatcher.flush, timeout)
 
-    async def close(self) -> None:
-        """Flush telemetry (within `[export] flush_timeout_s`) and close connections.
-        Safe to call more than once; calls still work after it, without telemetry."""
+    async def close(self) -> FlushReport | None:
+        """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
+        return what telemetry sent, dropped or failed (None without telemetry)."""
+        report = None
         if self._dispatcher is not None:
             # The flush waits on the worker thread: do not block the event loop meanwhile.
-            await anyio.to_thread.run_sync(self._dispatcher.close)
+            report = await anyio.to_thread.run_sync(self._dispatcher.close)
         with self._http_lock:
             clients, self._http = list(self._http.values()), {}
         for http in clients:
             await http.aclose()
+        return report
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -1,0 +1,238 @@
+"""The client with every custom stream on: the real PostHog, Langfuse and OpenTelemetry
+SDKs send real bytes to loopback capture servers, and the tests read what arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+import pipeclient
+from pipeclient.testing import CaptureServer, Fault, MockBackend, capture_telemetry
+
+CANARY = "CANARY-5e1f2a7b"
+MESSAGES = [{"role": "user", "content": f"tell me about {CANARY}"}]
+
+
+class Destinations:
+    def __init__(self) -> None:
+        self.posthog = CaptureServer()
+        self.langfuse = CaptureServer()
+        self.otlp = CaptureServer()
+
+    def telemetry(self, **posthog: Any) -> dict[str, Any]:
+        return {
+            "posthog": {"enabled": True, "host": self.posthog.url, "api_key": "phc_test",
+                        **posthog},
+            "langfuse": {"enabled": True, "host": self.langfuse.url, "public_key": "pk-lf",
+                         "secret_key": "sk-lf"},
+            "otlp": [{"name": "collector", "enabled": True, "endpoint": self.otlp.url}],
+        }
+
+    def posthog_events(self) -> list[dict[str, Any]]:
+        return [event for r in self.posthog.requests for event in r.json()["batch"]]
+
+    def langfuse_spans(self) -> list[dict[str, Any]]:
+        return [
+            span
+            for r in self.langfuse.requests
+            for resource in r.json()["resourceSpans"]
+            for scope in resource["scopeSpans"]
+            for span in scope["spans"]
+        ]
+
+    def otlp_spans(self) -> list[Any]:
+        spans = []
+        for request in self.otlp.requests_to("/v1/traces"):
+            message = ExportTraceServiceRequest()
+            message.ParseFromString(request.content)
+            for resource in message.resource_spans:
+                for scope in resource.scope_spans:
+                    spans += list(scope.spans)
+        return spans
+
+    def close(self) -> None:
+        for server in (self.posthog, self.langfuse, self.otlp):
+            server.close()
+
+
+@pytest.fixture
+def destinations() -> Iterator[Destinations]:
+    found = Destinations()
+    yield found
+    found.close()
+
+
+def _attributes(span: Any) -> dict[str, Any]:
+    out = {}
+    for item in span.attributes:
+        value = item.value
+        out[item.key] = getattr(value, value.WhichOneof("value"))
+    return out
+
+
+def _lf_attributes(span: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for item in span.get("attributes", []):
+        value = item["value"]
+        out[item["key"]] = next(iter(value.values()))
+    return out
+
+
+def test_every_stream_receives_each_call_with_shared_ids(destinations: Destinations) -> None:
+    mock = MockBackend()
+    mock.push(Fault(status=429))
+    client = pipeclient.Client(
+        backends=[mock.backend()], max_retries=0, telemetry=destinations.telemetry()
+    )
+    with pytest.raises(pipeclient.RateLimitError):
+        client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-error")
+    with client.trace("research") as trace:
+        client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-chat")
+        chunks = client.chat.completions.create(model="m", messages=MESSAGES, stream=True,
+                                                request_id="r-stream")
+        assert "".join(c.choices[0].delta.content or "" for c in chunks)
+    client.embeddings.create(model="e", input=["a"], request_id="r-embed")
+    report = client.close()
+    assert report is not None and report.complete, report
+    assert report.sent == {"posthog": 5, "langfuse": 5, "otlp:collector": 5}
+
+    # PostHog: redact = true, so metadata only.
+    events = {e["properties"].get("$ai_request_id"): e for e in destinations.posthog_events()}
+    assert events["r-chat"]["event"] == "$ai_generation"
+    assert events["r-embed"]["event"] == "$ai_embedding"
+    assert events["r-stream"]["properties"]["$ai_stream"] is True
+    assert events["r-error"]["properties"]["$ai_is_error"] is True
+    assert events["r-error"]["properties"]["$ai_http_status"] == 429
+    assert events["r-chat"]["properties"]["$ai_trace_id"] == trace.trace_id
+    assert events["r-chat"]["properties"]["$ai_parent_id"] == trace.span_id
+    assert "$ai_input" not in events["r-chat"]["properties"]
+    assert CANARY.encode() not in destinations.posthog.all_bytes()
+
+    # Langfuse and OTLP: capture_content defaults to true.
+    lf = {_lf_attributes(s).get("langfuse.observation.metadata.request_id"): s
+          for s in destinations.langfuse_spans()}
+    otlp = {_attributes(s).get("pipeclient.request_id"): s for s in destinations.otlp_spans()}
+    for request_id in ("r-chat", "r-stream"):
+        assert lf[request_id]["traceId"] == trace.trace_id
+        assert otlp[request_id].trace_id.hex() == trace.trace_id
+        assert otlp[request_id].parent_span_id.hex() == trace.span_id
+    assert otlp["r-chat"].name == "chat m"
+    assert CANARY.encode() in destinations.langfuse.all_bytes()
+    assert CANARY.encode() in destinations.otlp.all_bytes()
+    names = {s.name for s in destinations.otlp_spans()}
+    assert "research" in names  # the trace block itself, the parent of its calls
+    assert destinations.otlp.requests_to("/v1/metrics")
+
+
+def test_redact_false_sends_content_and_no_log_sends_nothing(
+    destinations: Destinations,
+) -> None:
+    client = pipeclient.Client(
+        backends=[MockBackend().backend()], telemetry=destinations.telemetry(redact=False)
+    )
+    client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-open")
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "NOLOG-1"}],
+                                   request_id="r-quiet", no_log=True)
+    client.close()
+    events = {e["properties"]["$ai_request_id"]: e for e in destinations.posthog_events()}
+    assert CANARY in json.dumps(events["r-open"]["properties"]["$ai_input"])
+    assert "r-quiet" not in events
+    for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
+        assert b"r-quiet" not in server.all_bytes() and b"NOLOG-1" not in server.all_bytes()
+
+
+def test_async_stream_early_close_and_application_span(destinations: Destinations) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    app_tracer = TracerProvider().get_tracer("app")  # the application's own, not global
+    mock = MockBackend(reply=" ".join(["w"] * 50))
+
+    async def run() -> str:
+        client = pipeclient.AsyncClient(backends=[mock.backend()],
+                                        telemetry=destinations.telemetry())
+        with app_tracer.start_as_current_span("handler") as app_span:
+            stream = await client.chat.completions.create(
+                model="m", messages=MESSAGES, stream=True, request_id="r-async"
+            )
+            async with stream:
+                async for _chunk in stream:
+                    break
+        await client.close()
+        return f"{app_span.get_span_context().span_id:016x}"
+
+    app_span_id = asyncio.run(run())
+    (span,) = [s for s in destinations.otlp_spans()
+               if _attributes(s).get("pipeclient.request_id") == "r-async"]
+    assert span.parent_span_id.hex() == app_span_id
+    assert _attributes(span)["pipeclient.closed_early"] is True
+
+
+@pytest.mark.parametrize("behaviour", ["refuse", "error", "hang"])
+@pytest.mark.timeout(60)
+def test_failing_destinations_never_affect_calls(behaviour: str) -> None:
+    servers = Destinations()
+    try:
+        telemetry = servers.telemetry()
+        if behaviour == "refuse":
+            from pipeclient.testing import refused_url
+
+            telemetry["posthog"]["host"] = refused_url().removesuffix("/v1")
+            telemetry["langfuse"]["host"] = refused_url().removesuffix("/v1")
+            telemetry["otlp"][0]["endpoint"] = refused_url().removesuffix("/v1")
+        else:
+            for server in (servers.posthog, servers.langfuse, servers.otlp):
+                server.behaviour = "error" if behaviour == "error" else "hang"
+        telemetry["export"] = {"flush_timeout_s": 0.5, "max_queue": 5}
+        client = pipeclient.Client(backends=[MockBackend().backend()], telemetry=telemetry)
+        for index in range(40):
+            response = client.chat.completions.create(model="m", messages=MESSAGES)
+            assert response.choices, index
+        report = client.close()
+        assert report is not None
+        assert report.submitted == 40
+        lost = report.dropped + report.pending + min(report.failed.values())
+        assert lost > 0 and not report.complete
+        assert all(report.sent[name] == 0 for name in report.sent)
+    finally:
+        servers.close()
+
+
+def test_capture_telemetry_records_payloads_without_sending(
+    destinations: Destinations,
+) -> None:
+    with capture_telemetry() as captured:
+        client = pipeclient.Client(backends=[MockBackend().backend()],
+                                   telemetry=destinations.telemetry())
+        client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-cap")
+        client.close()
+    assert set(captured) == {"posthog", "langfuse", "otlp:collector"}
+    assert captured["posthog"][0]["properties"]["$ai_request_id"] == "r-cap"
+    assert CANARY not in captured.text("posthog")
+    assert CANARY in captured.text("langfuse") and CANARY in captured.text("otlp:collector")
+    for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
+        assert server.requests == []
+
+
+def test_preview_shows_each_enabled_stream(destinations: Destinations) -> None:
+    env = {
+        "PIPECLIENT_POSTHOG__ENABLED": "true",
+        "POSTHOG_API_KEY": "phc_preview",
+        "PIPECLIENT_OTLP__0__ENABLED": "true",
+        "PIPECLIENT_OTLP__0__CAPTURE_CONTENT": "false",
+    }
+    result = subprocess.run([sys.executable, "-m", "pipeclient", "telemetry", "preview"],
+                            capture_output=True, text=True, env={"PATH": "/usr/bin", **env},
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    preview = json.loads(result.stdout)
+    assert set(preview["destinations"]) == {"posthog", "otlp:collector"}
+    text = json.dumps(preview["destinations"])
+    assert "jane.doe@example.com" not in text  # neither destination may receive content
+    assert "phc_preview" not in result.stdout
