@@ -28,10 +28,18 @@ class Destinations:
 
     def telemetry(self, **posthog: Any) -> dict[str, Any]:
         return {
-            "posthog": {"enabled": True, "host": self.posthog.url, "api_key": "phc_test",
-                        **posthog},
-            "langfuse": {"enabled": True, "host": self.langfuse.url, "public_key": "pk-lf",
-                         "secret_key": "sk-lf"},
+            "posthog": {
+                "enabled": True,
+                "host": self.posthog.url,
+                "api_key": "phc_test",
+                **posthog,
+            },
+            "langfuse": {
+                "enabled": True,
+                "host": self.langfuse.url,
+                "public_key": "pk-lf",
+                "secret_key": "sk-lf",
+            },
             "otlp": [{"name": "collector", "enabled": True, "endpoint": self.otlp.url}],
         }
 
@@ -95,8 +103,9 @@ def test_every_stream_receives_each_call_with_shared_ids(destinations: Destinati
         client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-error")
     with client.trace("research") as trace:
         client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-chat")
-        chunks = client.chat.completions.create(model="m", messages=MESSAGES, stream=True,
-                                                request_id="r-stream")
+        chunks = client.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, request_id="r-stream"
+        )
         assert "".join(c.choices[0].delta.content or "" for c in chunks)
     client.embeddings.create(model="e", input=["a"], request_id="r-embed")
     report = client.close()
@@ -116,8 +125,10 @@ def test_every_stream_receives_each_call_with_shared_ids(destinations: Destinati
     assert CANARY.encode() not in destinations.posthog.all_bytes()
 
     # Langfuse and OTLP: capture_content defaults to true.
-    lf = {_lf_attributes(s).get("langfuse.observation.metadata.request_id"): s
-          for s in destinations.langfuse_spans()}
+    lf = {
+        _lf_attributes(s).get("langfuse.observation.metadata.request_id"): s
+        for s in destinations.langfuse_spans()
+    }
     otlp = {_attributes(s).get("pipeclient.request_id"): s for s in destinations.otlp_spans()}
     for request_id in ("r-chat", "r-stream"):
         assert lf[request_id]["traceId"] == trace.trace_id
@@ -138,8 +149,12 @@ def test_redact_false_sends_content_and_no_log_sends_nothing(
         backends=[MockBackend().backend()], telemetry=destinations.telemetry(redact=False)
     )
     client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-open")
-    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "NOLOG-1"}],
-                                   request_id="r-quiet", no_log=True)
+    client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "NOLOG-1"}],
+        request_id="r-quiet",
+        no_log=True,
+    )
     client.close()
     events = {e["properties"]["$ai_request_id"]: e for e in destinations.posthog_events()}
     assert CANARY in json.dumps(events["r-open"]["properties"]["$ai_input"])
@@ -155,8 +170,9 @@ def test_async_stream_early_close_and_application_span(destinations: Destination
     mock = MockBackend(reply=" ".join(["w"] * 50))
 
     async def run() -> str:
-        client = pipeclient.AsyncClient(backends=[mock.backend()],
-                                        telemetry=destinations.telemetry())
+        client = pipeclient.AsyncClient(
+            backends=[mock.backend()], telemetry=destinations.telemetry()
+        )
         with app_tracer.start_as_current_span("handler") as app_span:
             stream = await client.chat.completions.create(
                 model="m", messages=MESSAGES, stream=True, request_id="r-async"
@@ -168,8 +184,11 @@ def test_async_stream_early_close_and_application_span(destinations: Destination
         return f"{app_span.get_span_context().span_id:016x}"
 
     app_span_id = asyncio.run(run())
-    (span,) = [s for s in destinations.otlp_spans()
-               if _attributes(s).get("pipeclient.request_id") == "r-async"]
+    (span,) = [
+        s
+        for s in destinations.otlp_spans()
+        if _attributes(s).get("pipeclient.request_id") == "r-async"
+    ]
     assert span.parent_span_id.hex() == app_span_id
     assert _attributes(span)["pipeclient.closed_early"] is True
 
@@ -208,8 +227,9 @@ def test_capture_telemetry_records_payloads_without_sending(
     destinations: Destinations,
 ) -> None:
     with capture_telemetry() as captured:
-        client = pipeclient.Client(backends=[MockBackend().backend()],
-                                   telemetry=destinations.telemetry())
+        client = pipeclient.Client(
+            backends=[MockBackend().backend()], telemetry=destinations.telemetry()
+        )
         client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-cap")
         client.close()
     assert set(captured) == {"posthog", "langfuse", "otlp:collector"}
@@ -227,9 +247,13 @@ def test_preview_shows_each_enabled_stream(destinations: Destinations) -> None:
         "PIPECLIENT_OTLP__0__ENABLED": "true",
         "PIPECLIENT_OTLP__0__CAPTURE_CONTENT": "false",
     }
-    result = subprocess.run([sys.executable, "-m", "pipeclient", "telemetry", "preview"],
-                            capture_output=True, text=True, env={"PATH": "/usr/bin", **env},
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeclient", "telemetry", "preview"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin", **env},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     preview = json.loads(result.stdout)
     assert set(preview["destinations"]) == {"posthog", "otlp:collector"}

@@ -15,10 +15,20 @@ from urllib.parse import urlsplit
 from .._record import CallRecord
 from .base import Payload
 
+__all__ = [
+    "INSTRUMENTS",
+    "OPERATIONS",
+    "content_attributes",
+    "measurements",
+    "provider_name",
+    "request_attributes",
+    "server",
+]
+
 # `images.generate` has no operation of its own in the conventions: `generate_content`
 # ("multimodal content generation") is the well-known value that applies, and
 # `gen_ai.output.type = "image"` tells it apart from text generation.
-_OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "images": "generate_content"}
+OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "images": "generate_content"}
 
 # gen_ai.provider.name from the backend's host. The convention asks for the
 # instrumentation's best knowledge; an OpenAI-compatible endpoint we do not recognise
@@ -65,7 +75,7 @@ _TOKEN_BUCKETS = tuple(float(4**power) for power in range(14))  # 1, 4, 16, ... 
 _DURATION = "gen_ai.client.operation.duration"
 _TOKEN_USAGE = "gen_ai.client.token.usage"
 _TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
-_INSTRUMENTS = {  # name: (unit, description, bucket boundaries)
+INSTRUMENTS = {  # name: (unit, description, bucket boundaries)
     _DURATION: ("s", "GenAI operation duration.", _SECONDS_BUCKETS),
     _TOKEN_USAGE: ("{token}", "Number of input and output tokens used.", _TOKEN_BUCKETS),
     _TIME_TO_FIRST_CHUNK: (
@@ -85,7 +95,7 @@ _METRIC_ATTRIBUTES = (
 )
 
 
-def _server(base_url: str) -> tuple[str | None, int | None]:
+def server(base_url: str) -> tuple[str | None, int | None]:
     try:
         parts = urlsplit(base_url)
         port = parts.port
@@ -96,7 +106,7 @@ def _server(base_url: str) -> tuple[str | None, int | None]:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
-def _provider(host: str | None) -> str:
+def provider_name(host: str | None) -> str:
     if not host:
         return "openai"
     host = host.lower()
@@ -108,7 +118,7 @@ def _provider(host: str | None) -> str:
     return "openai"
 
 
-def _request_attributes(record: CallRecord, provider: str) -> dict[str, Any]:
+def request_attributes(record: CallRecord, provider: str) -> dict[str, Any]:
     found: dict[str, Any] = {"gen_ai.request.stream": record.stream}
     if record.operation == "chat" and provider == "openai":
         found["openai.api.type"] = "chat_completions"
@@ -134,7 +144,7 @@ def _request_attributes(record: CallRecord, provider: str) -> dict[str, Any]:
     return found
 
 
-def _measurements(record: CallRecord, span_attributes: Mapping[str, Any]) -> list[Payload]:
+def measurements(record: CallRecord, span_attributes: Mapping[str, Any]) -> list[Payload]:
     common = {key: span_attributes[key] for key in _METRIC_ATTRIBUTES if key in span_attributes}
     timed = dict(common)
     if record.error is not None:
@@ -149,14 +159,13 @@ def _measurements(record: CallRecord, span_attributes: Mapping[str, Any]) -> lis
 
 
 def _measure(name: str, value: float, attributes: dict[str, Any]) -> Payload:
-    return {"name": name, "unit": _INSTRUMENTS[name][0], "value": value, "attributes": attributes}
-
+    return {"name": name, "unit": INSTRUMENTS[name][0], "value": value, "attributes": attributes}
 
 
 # -- content, in the conventions' message-parts format ------------------------------------
 
 
-def _content_attributes(record: CallRecord) -> dict[str, str]:
+def content_attributes(record: CallRecord) -> dict[str, str]:
     found: dict[str, str] = {}
     if record.input is not None:
         if record.operation == "chat" and isinstance(record.input, Mapping):

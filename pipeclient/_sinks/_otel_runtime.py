@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["OtelRuntime"]
 
+_Exporter = TypeVar("_Exporter")
+
 # The only headers that reach the collector besides the configured ones: the exporter
 # would otherwise add OTEL_EXPORTER_OTLP_*HEADERS to every endpoint, and a token meant
 # for one collector must not reach another.
@@ -37,8 +39,7 @@ class _CollectorUnreachable(OSError):
     """No connection could be made: not a type the exporter retries, so it fails at once."""
 
 
-
-class _Runtime:
+class OtelRuntime:
     """One sink's SDK objects: providers, instruments and one HTTP session."""
 
     def __init__(
@@ -76,7 +77,7 @@ class _Runtime:
                 description=description,
                 explicit_bucket_boundaries_advisory=buckets,
             )
-            for name, (unit, description, buckets) in _INSTRUMENTS.items()
+            for name, (unit, description, buckets) in INSTRUMENTS.items()
         }
         allowed = _PROTOCOL_HEADERS | {name.lower() for name in headers}
         self.session = sdk.bounded_session(allowed)
@@ -127,7 +128,6 @@ class _Runtime:
         return self.collected.take(), measured
 
     def export_spans(self, spans: list[ReadableSpan], deadline: float) -> bool:
-        from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -136,33 +136,18 @@ class _Runtime:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        # A fresh exporter per batch (about 30 µs) so that its own deadline, which bounds
-        # its retries and backoff, is this send's; the session, and its connections, stay.
-        exporter = OTLPSpanExporter(
-            endpoint=self.traces_url,
-            headers=self.headers,
-            timeout=remaining,
-            compression=Compression.Gzip,
-            session=self.session,
-        )
+        exporter = self._exporter(OTLPSpanExporter, self.traces_url, remaining)
         return self._run(exporter, deadline, lambda: exporter.export(spans)) is (
             SpanExportResult.SUCCESS
         )
 
     def export_metrics(self, deadline: float) -> bool:
-        from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        exporter = OTLPMetricExporter(
-            endpoint=self.metrics_url,
-            headers=self.headers,
-            timeout=remaining,
-            compression=Compression.Gzip,
-            session=self.session,
-        )
+        exporter = self._exporter(OTLPMetricExporter, self.metrics_url, remaining)
         self.reader.exporter = exporter
         self.reader.delivered = False
         try:
@@ -172,6 +157,21 @@ class _Runtime:
         finally:
             self.reader.exporter = None
         return bool(self.reader.delivered)
+
+    def _exporter(
+        self, exporter_class: Callable[..., _Exporter], url: str, timeout: float
+    ) -> _Exporter:
+        """A fresh exporter per batch (about 30 µs) so that its own deadline, which bounds
+        its retries and backoff, is this send's; the session, and its connections, stay."""
+        from opentelemetry.exporter.otlp.proto.http import Compression
+
+        return exporter_class(
+            endpoint=url,
+            headers=self.headers,
+            timeout=timeout,
+            compression=Compression.Gzip,
+            session=self.session,
+        )
 
     def _run(self, exporter: Any, deadline: float, export: Any) -> Any:
         self.session.deadline = deadline

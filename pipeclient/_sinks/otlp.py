@@ -8,37 +8,37 @@ dispatcher's worker, within the timeout it is given. No SDK thread, atexit hook 
 provider is ever created: ended spans are collected into a list and exported as one batch,
 and metrics are pulled by a manual reader from `send`, `force_flush` and `shutdown`.
 
-Attribute and metric names are the GenAI conventions' (checked against the
+Attribute and metric names are the GenAI conventions' (`_genai`, checked against the
 `opentelemetry-semantic-conventions` constants in the tests); pipeclient's own facts are
-under `pipeclient.*`.
+under `pipeclient.*`. The SDK objects live in `_otel_runtime`, imported on first use.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._record import CallRecord, ErrorInfo, TraceRecord, new_span_id, new_trace_id
-from .._version import __version__
+from ._genai import (
+    OPERATIONS,
+    content_attributes,
+    measurements,
+    provider_name,
+    request_attributes,
+    server,
+)
+from ._otel_runtime import OtelRuntime
 from .base import Payload, Sink
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import Histogram
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-    from opentelemetry.trace import Tracer
-
     from ..config import OtlpConfig
 
 __all__ = ["OtlpExportError", "OtlpSink"]
+
 
 class OtlpExportError(RuntimeError):
     """An OTLP export that did not reach the collector (the reason is logged by the SDK)."""
@@ -58,7 +58,7 @@ class OtlpSink(Sink):
         self._metrics_url = f"{base}/v1/metrics"
         self._headers = dict(config.headers)
         self._lock = threading.Lock()
-        self._runtime: _Runtime | None = None
+        self._runtime: OtelRuntime | None = None
         self._closed = False
         self._metrics_pending = False
         self._metrics_exported_at = -math.inf
@@ -133,9 +133,9 @@ class OtlpSink(Sink):
         finally:
             self._lock.release()
 
-    def _ensure_runtime(self) -> _Runtime:
+    def _ensure_runtime(self) -> OtelRuntime:
         if self._runtime is None:
-            self._runtime = _Runtime(
+            self._runtime = OtelRuntime(
                 traces_url=self._traces_url,
                 metrics_url=self._metrics_url,
                 headers=self._headers,
@@ -143,7 +143,7 @@ class OtlpSink(Sink):
             )
         return self._runtime
 
-    def _export_metrics(self, runtime: _Runtime, deadline: float) -> bool:
+    def _export_metrics(self, runtime: OtelRuntime, deadline: float) -> bool:
         if deadline - time.monotonic() <= 0:
             return False
         self._metrics_exported_at = time.monotonic()
@@ -156,9 +156,9 @@ class OtlpSink(Sink):
 
 
 def _call_span(record: CallRecord) -> Payload:
-    operation = _OPERATIONS.get(record.operation, record.operation)
-    address, port = _server(record.base_url)
-    provider = _provider(address)
+    operation = OPERATIONS.get(record.operation, record.operation)
+    address, port = server(record.base_url)
+    provider = provider_name(address)
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": operation,
         "gen_ai.provider.name": provider,
@@ -167,7 +167,7 @@ def _call_span(record: CallRecord) -> Payload:
     if address:
         attributes["server.address"] = address
         attributes["server.port"] = port
-    attributes.update(_request_attributes(record, provider))
+    attributes.update(request_attributes(record, provider))
     if record.operation == "images":
         attributes["gen_ai.output.type"] = "image"
     if record.response_id:
@@ -198,34 +198,30 @@ def _call_span(record: CallRecord) -> Payload:
         attributes["pipeclient.http_status"] = record.http_status
     if record.closed_early:
         attributes["pipeclient.closed_early"] = True
-    attributes.update(_content_attributes(record))
-
-    start, end = _times(record.started_at, record.total_ms)
-    trace_id, span_id, parent_id = _ids(record.trace_id, record.span_id, record.parent_id)
-    return {
-        "name": f"{operation} {record.model}".strip(),
-        "kind": "CLIENT",
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "parent_span_id": parent_id,
-        "start_time_unix_nano": start,
-        "end_time_unix_nano": end,
-        "attributes": attributes,
-        "status": _status(record.error),
-        "events": _error_events(record.error, end),
-        "metrics": _measurements(record, attributes),
-    }
+    attributes.update(content_attributes(record))
+    name = f"{operation} {record.model}".strip()
+    return _span(record, name, "CLIENT", attributes, measurements(record, attributes))
 
 
 def _trace_span(record: TraceRecord) -> Payload:
-    start, end = _times(record.started_at, record.total_ms)
-    trace_id, span_id, parent_id = _ids(record.trace_id, record.span_id, record.parent_id)
     attributes: dict[str, Any] = {}
     if record.error is not None:
         attributes["error.type"] = record.error.type
+    return _span(record, record.name, "INTERNAL", attributes, [])
+
+
+def _span(
+    record: CallRecord | TraceRecord,
+    name: str,
+    kind: str,
+    attributes: dict[str, Any],
+    metrics: list[Payload],
+) -> Payload:
+    start, end = _times(record.started_at, record.total_ms)
+    trace_id, span_id, parent_id = _ids(record.trace_id, record.span_id, record.parent_id)
     return {
-        "name": record.name,
-        "kind": "INTERNAL",
+        "name": name,
+        "kind": kind,
         "trace_id": trace_id,
         "span_id": span_id,
         "parent_span_id": parent_id,
@@ -234,7 +230,7 @@ def _trace_span(record: TraceRecord) -> Payload:
         "attributes": attributes,
         "status": _status(record.error),
         "events": _error_events(record.error, end),
-        "metrics": [],
+        "metrics": metrics,
     }
 
 
