@@ -30,6 +30,7 @@ from ._resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat
 from ._retry import BackendPool, RetryPolicy
 from ._settings import TelemetrySettings, load_settings
 from ._sinks import build_sinks
+from ._sinks.gateway import GatewaySink, GatewayTarget
 from ._streaming import AsyncStream, Stream, _ChunkReader
 from ._trace import Trace, TraceParent, current_parent
 from ._version import __version__
@@ -135,6 +136,14 @@ class _BaseClient:
         self._dispatcher: Dispatcher | None = None
         self._capture_content = False
         sinks = build_sinks(self.telemetry_settings)
+        gateways = {
+            backend.name: GatewayTarget(backend.base_url, backend.api_key.get_secret_value())
+            for backend in self.backends
+            if self._gateway[backend.name]
+        }
+        if gateways and not self.telemetry_settings.do_not_track:
+            # Mandatory whenever the gateway is a backend; no setting turns it off.
+            sinks.append(GatewaySink(gateways))
         if sinks:
             config = self.telemetry_settings.config
             self._dispatcher = Dispatcher(
@@ -231,7 +240,9 @@ class _BaseClient:
         )
 
     def _request_for(self, call: Call, backend: Backend) -> httpx.Request:
-        call.tracker.attempt(backend.name, backend.base_url, self.is_gateway(backend))
+        call.tracker.attempt(
+            backend.name, backend.base_url, self.is_gateway(backend), no_log=backend.no_log
+        )
         headers = httpx.Headers(
             {
                 "Authorization": f"Bearer {backend.api_key.get_secret_value()}",

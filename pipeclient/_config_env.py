@@ -72,6 +72,8 @@ def _telemetry_variables(env: Mapping[str, str]) -> dict[str, str]:
         rest = upper[len("PIPECLIENT_") :]
         table = rest.split("__", 1)[0].lower()
         if "__" not in rest:  # PIPECLIENT_POSTHOG='{...}' is a table; PIPECLIENT_BASE_URL is not
+            if rest == "GATEWAY":
+                raise ConfigError(GATEWAY_REFUSAL, source=f"environment variable {name}")
             if table in tables:
                 found[name] = table
             continue

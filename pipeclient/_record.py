@@ -183,11 +183,14 @@ class CallTracker:
         self.http_status: int | None = None
         self.ttft_ms: float | None = None
 
-    def attempt(self, backend: str, base_url: str, gateway: bool) -> None:
+    def attempt(self, backend: str, base_url: str, gateway: bool, *, no_log: bool = False) -> None:
         self.attempts += 1
         self.backend = backend
         self.base_url = base_url
         self.gateway = gateway
+        if no_log:  # a no-log backend key makes the call no-log, whatever the caller said
+            self.no_log = True
+            self.capture_content = False
 
     def first_chunk(self) -> None:
         if self.ttft_ms is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 import httpx
@@ -249,8 +249,10 @@ class Stream:
     """An iterator of `ChatCompletionChunk`; also a context manager. Close it to stop early."""
 
     def __init__(self, reader: _ChunkReader) -> None:
+        # The generator must not refer back to the stream: without a cycle, a stream left
+        # by `break` or an exception is closed at once, not whenever the GC runs.
         self._reader = reader
-        self._iterator = self._chunks()
+        self._iterator = _chunks(reader)
 
     @property
     def request_id(self) -> str:
@@ -260,46 +262,11 @@ class Stream:
     def response(self) -> httpx.Response:
         return self._reader.response
 
-    def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        return self._iterator
+    def __iter__(self) -> Stream:
+        return self
 
     def __next__(self) -> ChatCompletionChunk:
         return next(self._iterator)
-
-    def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
-        reader = self._reader
-        lines = reader.lines
-        try:
-            while True:
-                problem: httpx.HTTPError | None = None
-                try:
-                    line = next(lines)
-                except StopIteration:
-                    break
-                except httpx.HTTPError as exc:
-                    problem = exc
-                if problem is not None:  # raised here, outside the handler: no __context__
-                    error = reader.broken(problem)
-                    if error is None:
-                        break
-                    raise error
-                # After [DONE] the rest is drained, so the connection can be reused.
-                chunk = None if reader.done else reader.chunk_for(line)
-                if chunk is not None:
-                    yield chunk
-            chunk = None if reader.done else reader.chunk_at_eof()
-            if chunk is not None:
-                yield chunk
-        except GeneratorExit:
-            reader.finish(closed_early=True)
-            raise
-        except BaseException as exc:
-            reader.finish(exc)
-            raise
-        else:
-            reader.finish()
-        finally:
-            reader.response.close()
 
     def close(self) -> None:
         self._iterator.close()
@@ -318,12 +285,47 @@ class Stream:
             self.close()
 
 
+def _chunks(reader: _ChunkReader) -> Generator[ChatCompletionChunk, None, None]:
+    lines = reader.lines
+    try:
+        while True:
+            problem: httpx.HTTPError | None = None
+            try:
+                line = next(lines)
+            except StopIteration:
+                break
+            except httpx.HTTPError as exc:
+                problem = exc
+            if problem is not None:  # raised here, outside the handler: no __context__
+                error = reader.broken(problem)
+                if error is None:
+                    break
+                raise error
+            # After [DONE] the rest is drained, so the connection can be reused.
+            chunk = None if reader.done else reader.chunk_for(line)
+            if chunk is not None:
+                yield chunk
+        chunk = None if reader.done else reader.chunk_at_eof()
+        if chunk is not None:
+            yield chunk
+    except GeneratorExit:
+        reader.finish(closed_early=True)
+        raise
+    except BaseException as exc:
+        reader.finish(exc)
+        raise
+    else:
+        reader.finish()
+    finally:
+        reader.response.close()
+
+
 class AsyncStream:
     """An async iterator of `ChatCompletionChunk`; also an async context manager."""
 
     def __init__(self, reader: _ChunkReader) -> None:
         self._reader = reader
-        self._iterator = self._chunks()
+        self._iterator = _async_chunks(reader)  # no reference back: see Stream
 
     @property
     def request_id(self) -> str:
@@ -333,45 +335,11 @@ class AsyncStream:
     def response(self) -> httpx.Response:
         return self._reader.response
 
-    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        return self._iterator
+    def __aiter__(self) -> AsyncStream:
+        return self
 
     async def __anext__(self) -> ChatCompletionChunk:
         return await self._iterator.__anext__()
-
-    async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
-        reader = self._reader
-        lines = reader.lines
-        try:
-            while True:
-                problem: httpx.HTTPError | None = None
-                try:
-                    line = await lines.__anext__()
-                except StopAsyncIteration:
-                    break
-                except httpx.HTTPError as exc:
-                    problem = exc
-                if problem is not None:  # raised here, outside the handler: no __context__
-                    error = reader.broken(problem)
-                    if error is None:
-                        break
-                    raise error
-                chunk = None if reader.done else reader.chunk_for(line)
-                if chunk is not None:
-                    yield chunk
-            chunk = None if reader.done else reader.chunk_at_eof()
-            if chunk is not None:
-                yield chunk
-        except GeneratorExit:
-            reader.finish(closed_early=True)
-            raise
-        except BaseException as exc:
-            reader.finish(exc)
-            raise
-        else:
-            reader.finish()
-        finally:
-            await reader.response.aclose()
 
     async def close(self) -> None:
         await self._iterator.aclose()
@@ -400,6 +368,40 @@ class AsyncStream:
         task = loop.create_task(reader.response.aclose())
         _CLOSING.add(task)
         task.add_done_callback(_CLOSING.discard)
+
+
+async def _async_chunks(reader: _ChunkReader) -> AsyncGenerator[ChatCompletionChunk, None]:
+    lines = reader.lines
+    try:
+        while True:
+            problem: httpx.HTTPError | None = None
+            try:
+                line = await lines.__anext__()
+            except StopAsyncIteration:
+                break
+            except httpx.HTTPError as exc:
+                problem = exc
+            if problem is not None:  # raised here, outside the handler: no __context__
+                error = reader.broken(problem)
+                if error is None:
+                    break
+                raise error
+            chunk = None if reader.done else reader.chunk_for(line)
+            if chunk is not None:
+                yield chunk
+        chunk = None if reader.done else reader.chunk_at_eof()
+        if chunk is not None:
+            yield chunk
+    except GeneratorExit:
+        reader.finish(closed_early=True)
+        raise
+    except BaseException as exc:
+        reader.finish(exc)
+        raise
+    else:
+        reader.finish()
+    finally:
+        await reader.response.aclose()
 
 
 _CLOSING: set[asyncio.Task[None]] = set()

@@ -2,6 +2,7 @@
 
 from ._capture import CapturedTelemetry, capture_telemetry
 from ._capture_server import CapturedRequest, CaptureServer
+from ._gateway import MockGateway
 from ._mock import Fault, RecordedRequest
 from ._mock_server import MockBackend, MockServer, refused_url
 
@@ -11,6 +12,7 @@ __all__ = [
     "CapturedTelemetry",
     "Fault",
     "MockBackend",
+    "MockGateway",
     "MockServer",
     "RecordedRequest",
     "capture_telemetry",

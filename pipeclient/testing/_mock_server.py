@@ -220,10 +220,10 @@ class MockServer:
         """Streams whose client went away before the stream ended."""
         return self._aborted_streams
 
-    def backend(self, name: str = "mock", **kw: Any) -> Backend:
-        """A `Backend` pointing at this server."""
-        fields = {"base_url": self.url, "api_key": self.mock.api_key or "mock-key"}
-        return Backend(**{"name": name, **fields, **kw})
+    def backend(self, name: str | None = None, **kw: Any) -> Backend:
+        """A `Backend` pointing at this server (the mock's own defaults, over loopback)."""
+        options: dict[str, Any] = {"base_url": self.url, "transport": None, **kw}
+        return self.mock.backend(name, **options) if name else self.mock.backend(**options)
 
     def close(self) -> None:
         with self._lock:
