@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
+from ._backends import gateway_url_from_env
 from ._dispatch import Dispatcher
 from ._privacy import PrivacyStep
 from ._record import CallRecord, new_span_id, new_trace_id
 from ._settings import TelemetrySettings
 from ._sinks import build_sinks
+from ._sinks.gateway import GatewaySink, GatewayTarget
 
 __all__ = ["preview", "sample_call"]
 
@@ -59,6 +62,11 @@ def preview(settings: TelemetrySettings) -> dict[str, Any]:
     sinks = build_sinks(settings)
     captured: dict[str, list[dict[str, Any]]] = {}
     record = sample_call()
+    gateway_url = gateway_url_from_env()
+    if gateway_url and not settings.do_not_track:
+        # The same sample call, had its backend been the gateway.
+        sinks.append(GatewaySink({record.backend: GatewayTarget(gateway_url, "-")}))
+        record = dataclasses.replace(record, gateway=True, base_url=gateway_url)
     if sinks:
         dispatcher = Dispatcher(
             sinks,
