@@ -134,7 +134,6 @@ def parse(
             backend=backend.name,
         )
     result._request_id = call.request_id
-    tracker.first_chunk()
     input_tokens = output_tokens = None
     finish_reasons: tuple[str, ...] = ()
     output: Any = None

@@ -116,6 +116,8 @@ class Call:
         self.tracker = tracker
         self.stream = bool(body.get("stream"))
         self._encoded: dict[bool, bytes] = {False: encode_body(body)}
+        if tracker.capture_content:
+            tracker.request_body = self._encoded[False]
 
     @property
     def request_id(self) -> str:

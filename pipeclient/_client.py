@@ -154,8 +154,9 @@ class _BaseClient:
                 capture=CAPTURE.get(),
             )
             self._capture_content = any(sink.receives_content for sink in sinks)
-            # Flushed at close(), when the client is collected, or at exit: within the deadline.
-            weakref.finalize(self, self._dispatcher.close)
+            # Flushed at close() or at exit (one hook for all clients, one deadline); a
+            # collected client only stops taking records, never blocking the collecting thread.
+            weakref.finalize(self, self._dispatcher.release).atexit = False
 
     def __repr__(self) -> str:
         names = ", ".join(f"{b.name}={b.base_url}" for b in self.backends)
@@ -174,7 +175,13 @@ class _BaseClient:
 
     def _emit(self, record: CallRecord | TraceRecord) -> None:
         if self._dispatcher is not None:
-            self._dispatcher.submit(record)
+            try:
+                self._dispatcher.submit(record)
+            except Exception as exc:  # telemetry never fails a call
+                self._dispatcher.count("dropped", 1)
+                self._dispatcher.warn_once(
+                    "submit", "telemetry could not be queued (%s)", type(exc).__name__
+                )
         for listener in self._record_listeners:
             try:
                 listener(record)

@@ -1,20 +1,25 @@
-"""The dispatcher: a bounded queue and one background worker that feeds the sinks.
+"""The dispatcher: the caller enqueues, one background worker prepares, one lane per
+destination sends.
 
-The caller only enqueues (`submit` never waits: a full queue drops and counts). The
-worker takes records in batches, runs the privacy step, and hands each sink its view.
-`flush` and `close` wait against a deadline and report what was sent and what was not;
-drops are reported once through logging. The worker is a daemon thread started on first
-use and started again after a fork (the pid is checked), so exit never hangs on it.
+`submit` never waits: a full queue (or the byte budget of content waiting) drops and
+counts. The worker takes records in batches, runs the privacy step and encodes each
+destination's view; each destination then has its own lane, a bounded queue and a daemon
+sender thread, so a destination that hangs delays only itself: never a call, never the
+other destinations, never the gateway's billing stream. `flush` and `close` wait against
+one deadline and report what was sent and what was not; drops and failures are reported
+once through logging. Threads start on first use and again after a fork.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -30,6 +35,8 @@ logger = logging.getLogger("pipeclient")
 
 _BATCH = 512
 _STOP = object()
+# Content waiting in the queue is bounded in bytes too (large prompts), not only in count.
+MAX_QUEUED_CONTENT_BYTES = 64 * 1024 * 1024
 
 # Set by pipeclient.testing.capture_telemetry(): payloads are recorded, never sent.
 CAPTURE: ContextVar[dict[str, list[Payload]] | None] = ContextVar(
@@ -42,14 +49,107 @@ class FlushReport:
     """What happened to the records handed to the dispatcher so far."""
 
     submitted: int = 0
-    dropped: int = 0  # the queue was full
-    pending: int = 0  # still queued or in flight when the deadline passed
-    sent: dict[str, int] = field(default_factory=dict)  # per sink: records delivered
-    failed: dict[str, int] = field(default_factory=dict)  # per sink: records whose send failed
+    dropped: int = 0  # not accepted: the queue (or a destination's lane) was full
+    pending: int = 0  # accepted, not yet delivered or failed when the deadline passed
+    sent: dict[str, int] = field(default_factory=dict)  # per destination: records delivered
+    failed: dict[str, int] = field(default_factory=dict)  # per destination: send failed
 
     @property
     def complete(self) -> bool:
         return self.pending == 0 and self.dropped == 0 and not any(self.failed.values())
+
+
+class _Counter:
+    """A thread-safe count, with a condition to wait for it to reach zero."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.changed = threading.Condition()
+
+    def add(self, amount: int) -> None:
+        with self.changed:
+            self.value += amount
+            if self.value == 0:
+                self.changed.notify_all()
+
+    def wait_zero(self, deadline: float) -> bool:
+        with self.changed:
+            while self.value:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.changed.wait(remaining)
+            return True
+
+
+class _Lane:
+    """One destination's sender: payload batches in a bounded queue, one daemon thread."""
+
+    def __init__(self, sink: Sink, owner: Dispatcher) -> None:
+        self.sink = sink
+        self.owner = owner
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.queued = _Counter()  # records waiting or being sent
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def put(self, payloads: list[Payload], count: int) -> None:
+        owner = self.owner
+        if self.queued.value + count > owner.max_queue:
+            owner.count("dropped", count)
+            owner.warn_once(
+                f"{self.sink.name}.full",
+                "telemetry to %s is not keeping up: records are being dropped",
+                self.sink.name,
+            )
+            return
+        self.queued.add(count)
+        if self.thread is None:
+            with self.lock:
+                if self.thread is None:
+                    self.thread = threading.Thread(
+                        target=self._run, name=f"pipeclient-{self.sink.name}", daemon=True
+                    )
+                    self.thread.start()
+        self.queue.put((payloads, count))
+
+    def _run(self) -> None:
+        owner, sink = self.owner, self.sink
+        stopping = False
+        while not stopping:
+            item = self.queue.get()
+            if item is _STOP:
+                return
+            # What queued up while the last send ran goes out together, in one send.
+            payloads, count = list(item[0]), item[1]
+            while len(payloads) < _BATCH * 4:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                payloads += more[0]
+                count += more[1]
+            try:
+                sink.send(payloads, owner.flush_timeout)
+                owner.count_sent(sink.name, count)
+            except Exception as exc:
+                owner.count_failed(sink.name, count)
+                # The class name only: an SDK's message may quote what it tried to send.
+                owner.warn_once(
+                    sink.name,
+                    "telemetry to %s failed (%s); records are counted as failed",
+                    sink.name,
+                    type(exc).__name__,
+                )
+            finally:
+                self.queued.add(-count)
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.queue.put(_STOP)
 
 
 class Dispatcher:
@@ -65,48 +165,98 @@ class Dispatcher:
         self.sinks = tuple(sinks)
         self.privacy = privacy
         self.flush_timeout = flush_timeout
-        self._max_queue = max_queue
+        self.max_queue = max_queue
         self._capture = capture
+        self._accepting = True
+        self._closed = False
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._reset()
+        if capture is None:
+            _LIVE.add(self)
+            _register_exit_hook()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._queue: queue.Queue[Any] = queue.Queue(self.max_queue)
+        self._thread: threading.Thread | None = None
+        self._in_worker = _Counter()  # records accepted and not yet handed to the lanes
+        self._content_bytes = 0
+        self._lanes = {sink.name: _Lane(sink, self) for sink in self.sinks}
         self._report = FlushReport(
             sent={sink.name: 0 for sink in self.sinks},
             failed={sink.name: 0 for sink in self.sinks},
         )
-        self._warned: set[str] = set()
-        self._closed = False
-        self._lock = threading.Lock()
-        self._reset()
 
-    def _reset(self) -> None:
-        self._pid = os.getpid()
-        self._queue: queue.Queue[Any] = queue.Queue(self._max_queue)
-        self._thread: threading.Thread | None = None
+    # -- counting ------------------------------------------------------------------------
+
+    def count(self, what: str, amount: int) -> None:
+        with self._lock:
+            setattr(self._report, what, getattr(self._report, what) + amount)
+
+    def count_sent(self, name: str, amount: int) -> None:
+        with self._lock:
+            self._report.sent[name] += amount
+
+    def count_failed(self, name: str, amount: int) -> None:
+        with self._lock:
+            self._report.failed[name] += amount
+
+    def warn_once(self, key: str, message: str, *args: Any) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning("pipeclient: " + message, *args)
 
     # -- the caller's side: never blocks -------------------------------------------------
 
     def submit(self, record: CallRecord | TraceRecord) -> bool:
-        if self._closed:
+        if not self._accepting:
             return False
-        self._report.submitted += 1
+        if self._pid != os.getpid():  # forked: the parent's queue, threads and counts
+            self._after_fork()
+        self.count("submitted", 1)
         if self._capture is not None:
             self._process([record])
             return True
-        if self._pid != os.getpid():  # forked: the parent's queue and worker are not ours
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._reset()
+        size = _content_size(record)
+        if size and self._content_bytes + size > MAX_QUEUED_CONTENT_BYTES:
+            return self._drop(
+                "content",
+                "telemetry content waiting to be sent is over %d MiB: records are being dropped",
+                MAX_QUEUED_CONTENT_BYTES >> 20,
+            )
         if self._thread is None:
             self._start()
+        self._in_worker.add(1)
         try:
             self._queue.put_nowait(record)
         except queue.Full:
-            self._report.dropped += 1
-            self._warn_once(
-                "dropped",
+            self._in_worker.add(-1)
+            return self._drop(
+                "queue",
                 "telemetry queue full (export.max_queue = %d): records are being dropped",
-                self._max_queue,
+                self.max_queue,
             )
-            return False
+        if size:
+            with self._lock:
+                self._content_bytes += size
         return True
+
+    def _drop(self, key: str, message: str, *args: Any) -> bool:
+        self.count("dropped", 1)
+        self.warn_once(key, message, *args)
+        return False
+
+    def _after_fork(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._warned = set()
+            self._reset()
+        for sink in self.sinks:
+            sink.after_fork()
 
     def _start(self) -> None:
         with self._lock:
@@ -117,13 +267,12 @@ class Dispatcher:
                 thread.start()
                 self._thread = thread
 
-    # -- the worker ------------------------------------------------------------------------
+    # -- the worker: privacy, encoding, hand-off to the lanes -----------------------------
 
     def _run(self) -> None:
         work = self._queue
         while True:
-            item = work.get()
-            batch = [item]
+            batch = [work.get()]
             while len(batch) < _BATCH:
                 try:
                     batch.append(work.get_nowait())
@@ -134,8 +283,10 @@ class Dispatcher:
                 if records:
                     self._process(records)
             finally:
-                for _ in batch:
-                    work.task_done()
+                freed = sum(_content_size(record) for record in records)
+                with self._lock:
+                    self._content_bytes -= freed
+                self._in_worker.add(-len(records))
             if len(records) < len(batch):
                 return
 
@@ -143,7 +294,8 @@ class Dispatcher:
         privacy = self.privacy
         content_views: dict[int, CallRecord | TraceRecord] = {}
         metadata_views: dict[int, CallRecord | TraceRecord] = {}
-        for sink in self.sinks:
+        # The gateway (billing) first: nothing else may delay it.
+        for sink in sorted(self.sinks, key=lambda sink: sink.custom):
             payloads: list[Payload] = []
             count = 0
             try:
@@ -161,99 +313,142 @@ class Dispatcher:
                         views[index] = view
                     payloads += sink.encode(view)
                     count += 1
-                if not payloads:
-                    continue
-                if self._capture is not None:
-                    self._capture.setdefault(sink.name, []).extend(payloads)
-                else:
-                    sink.send(payloads, self.flush_timeout)
-                self._report.sent[sink.name] += count
             except Exception as exc:
-                self._report.failed[sink.name] += count
-                # The class name only: an SDK's message may quote what it tried to send.
-                self._warn_once(
-                    sink.name,
-                    "telemetry to %s failed (%s); records are counted as failed",
+                self.count_failed(sink.name, len(records))
+                self.warn_once(
+                    sink.name + ".encode",
+                    "telemetry to %s could not be prepared (%s)",
                     sink.name,
                     type(exc).__name__,
                 )
+                continue
+            if not payloads:
+                self.count_sent(sink.name, count)
+            elif self._capture is not None:
+                self._capture.setdefault(sink.name, []).extend(payloads)
+                self.count_sent(sink.name, count)
+            else:
+                self._lanes[sink.name].put(payloads, count)
 
-    def _warn_once(self, key: str, message: str, *args: Any) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning("pipeclient: " + message, *args)
-
-    # -- flush and close: bounded by a deadline --------------------------------------------
+    # -- flush and close: one deadline -----------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> FlushReport:
-        """Wait until every queued record was handed to its sinks, or the deadline passed."""
+        """Wait until queued records were delivered (or failed), or the deadline passed."""
         deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
-        self._wait_idle(deadline)
-        for sink in self.sinks:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                sink.force_flush(remaining)
-            except Exception as exc:
-                self._warn_once(
-                    sink.name + ".flush",
-                    "flushing telemetry to %s failed (%s)",
-                    sink.name,
-                    type(exc).__name__,
-                )
-        return self.report()
-
-    def _wait_idle(self, deadline: float) -> None:
-        if self._thread is None or self._pid != os.getpid():
-            return
-        work = self._queue
-        with work.all_tasks_done:
-            while work.unfinished_tasks:
+        if self._pid == os.getpid():
+            self._in_worker.wait_zero(deadline)
+            for lane in self._lanes.values():
+                lane.queued.wait_zero(deadline)
+            for sink in self.sinks:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return
-                work.all_tasks_done.wait(remaining)
+                    break
+                try:
+                    sink.force_flush(remaining)
+                except Exception as exc:
+                    self.warn_once(
+                        sink.name + ".flush",
+                        "flushing telemetry to %s failed (%s)",
+                        sink.name,
+                        type(exc).__name__,
+                    )
+        return self.report()
 
     def report(self) -> FlushReport:
-        report = self._report
-        pending = self._queue.unfinished_tasks if self._thread is not None else 0
-        return FlushReport(
-            submitted=report.submitted,
-            dropped=report.dropped,
-            pending=pending,
-            sent=dict(report.sent),
-            failed=dict(report.failed),
-        )
+        with self._lock:
+            report = self._report
+            lanes = self._lanes.values()
+            pending = self._in_worker.value + sum(lane.queued.value for lane in lanes)
+            return FlushReport(
+                submitted=report.submitted,
+                dropped=report.dropped,
+                pending=pending,
+                sent=dict(report.sent),
+                failed=dict(report.failed),
+            )
 
     def close(self, timeout: float | None = None) -> FlushReport:
-        """Flush, stop the worker and the sinks, all within one deadline. Idempotent."""
+        """Flush, then stop the threads and the sinks, all within one deadline. Idempotent."""
         if self._closed:
             return self.report()
         budget = self.flush_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
-        report = self.flush(budget)
+        self._accepting = False
+        self.flush(budget)
         self._closed = True
-        if self._thread is not None and self._pid == os.getpid():
-            with contextlib.suppress(queue.Full):  # a full queue: the worker is a daemon
-                self._queue.put_nowait(_STOP)
+        _LIVE.discard(self)
+        self._stop_threads()
         for sink in self.sinks:
             try:
                 sink.shutdown(max(0.0, deadline - time.monotonic()))
             except Exception as exc:
-                self._warn_once(
+                self.warn_once(
                     sink.name + ".shutdown",
                     "closing telemetry to %s failed (%s)",
                     sink.name,
                     type(exc).__name__,
                 )
+        report = self.report()
         if report.pending or report.dropped or any(report.failed.values()):
             logger.warning(
-                "pipeclient: telemetry closed with %d records dropped (queue full), %d not "
-                "sent before the %.1f s deadline, failures per destination: %s",
+                "pipeclient: telemetry closed with %d records dropped, %d not sent before the "
+                "%.1f s deadline, failures per destination: %s",
                 report.dropped,
                 report.pending,
                 budget,
                 {name: n for name, n in report.failed.items() if n} or "none",
             )
         return report
+
+    def _stop_threads(self) -> None:
+        if self._pid != os.getpid():
+            return
+        if self._thread is not None:
+            with contextlib.suppress(queue.Full):  # a full queue: the worker is a daemon
+                self._queue.put_nowait(_STOP)
+        for lane in self._lanes.values():
+            lane.stop()
+
+    def release(self) -> None:
+        """The client was collected: stop taking records, never block. What is queued is
+        still sent by the daemon threads, and flushed at exit within the deadline."""
+        self._accepting = False
+
+
+def _content_size(record: CallRecord | TraceRecord) -> int:
+    body = getattr(record, "request_body", None)
+    return len(body) if body else 0
+
+
+# -- exit: every live dispatcher flushed at once, within one deadline -------------------
+
+_LIVE: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+_hook_lock = threading.Lock()
+_hooked = False
+
+
+def _register_exit_hook() -> None:
+    global _hooked
+    with _hook_lock:
+        if not _hooked:
+            atexit.register(_close_all_at_exit)
+            _hooked = True
+
+
+def _close_all_at_exit() -> None:
+    dispatchers = [d for d in list(_LIVE) if d._pid == os.getpid()]
+    if not dispatchers:
+        return
+    budget = max(d.flush_timeout for d in dispatchers)
+    deadline = time.monotonic() + budget + 0.1
+    closers = []
+    for dispatcher in dispatchers:
+        closer = threading.Thread(target=dispatcher.close, args=(budget,), daemon=True)
+        try:
+            closer.start()
+        except RuntimeError:  # no new threads this late: close it here, in turn
+            dispatcher.close(max(0.0, deadline - time.monotonic()))
+            continue
+        closers.append(closer)
+    for closer in closers:
+        closer.join(max(0.0, deadline - time.monotonic()))

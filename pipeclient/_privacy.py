@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ._record import CallRecord, TraceRecord
+from ._record import CallRecord, TraceRecord, input_of
 from .config import PrivacyConfig
 
 __all__ = ["PrivacyStep", "map_strings"]
@@ -66,22 +66,32 @@ class PrivacyStep:
         if isinstance(record, TraceRecord):
             return record
         error = record.error
-        if record.input is None and record.output is None and (error is None or not error.message):
+        if (
+            record.input is None
+            and record.output is None
+            and record.request_body is None
+            and (error is None or not error.message)
+        ):
             return record
         return dataclasses.replace(
             record,
+            request_body=None,
             input=None,
             output=None,
             error=dataclasses.replace(error, message=None) if error is not None else None,
         )
 
     def with_content(self, record: CallRecord | TraceRecord) -> CallRecord | TraceRecord:
-        if isinstance(record, TraceRecord) or not self._transforms:
+        if isinstance(record, TraceRecord):
             return record
+        content = record.input
+        if record.request_body is not None:
+            content = input_of(record.operation, json.loads(record.request_body))
         error = record.error
         return dataclasses.replace(
             record,
-            input=self._clean(record.input),
+            request_body=None,
+            input=self._clean(content),
             output=self._clean(record.output),
             error=(
                 dataclasses.replace(error, message=self._clean(error.message))
@@ -91,8 +101,8 @@ class PrivacyStep:
         )
 
     def _clean(self, content: Any) -> Any:
-        if content is None:
-            return None
+        if content is None or not self._transforms:
+            return content
 
         def apply(text: str) -> str:
             for transform in self._transforms:

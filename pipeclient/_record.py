@@ -101,7 +101,9 @@ class CallRecord:
     parent_id: str | None = None  # 16 hex: the enclosing trace span or application span
     trace_name: str | None = None
     closed_early: bool = False  # the caller stopped reading a stream before its end
-    # Content: present only when some destination may receive it.
+    # Content: present only when some destination may receive it. The request is kept as
+    # the bytes sent (a snapshot: the caller may reuse its lists), decoded on the worker.
+    request_body: bytes | None = None
     input: Any = None
     output: Any = None
 
@@ -145,6 +147,7 @@ class CallTracker:
         "model",
         "no_log",
         "operation",
+        "request_body",
         "request_id",
         "started_at",
         "stream",
@@ -182,6 +185,7 @@ class CallTracker:
         self.gateway = False
         self.http_status: int | None = None
         self.ttft_ms: float | None = None
+        self.request_body: bytes | None = None
 
     def attempt(self, backend: str, base_url: str, gateway: bool, *, no_log: bool = False) -> None:
         self.attempts += 1
@@ -248,14 +252,15 @@ class CallTracker:
                 span_id=new_span_id(),
                 parent_id=getattr(trace, "span_id", None),
                 trace_name=getattr(trace, "name", None),
-                input=_input_of(self.operation, body) if self.capture_content else None,
+                request_body=self.request_body if self.capture_content else None,
                 output=output if self.capture_content else None,
                 closed_early=closed_early,
             )
         )
 
 
-def _input_of(operation: Operation, body: Mapping[str, Any]) -> Any:
+def input_of(operation: Operation, body: Mapping[str, Any]) -> Any:
+    """The content of a request body, as sinks receive it."""
     if operation == "chat":
         return {"messages": body.get("messages"), "tools": body.get("tools")}
     if operation == "embeddings":

@@ -102,9 +102,14 @@ def current_parent() -> TraceParent | None:
     if parent is not None:
         return parent
     otel = sys.modules.get("opentelemetry.trace")
-    if otel is None:
+    # The module may be half-imported right now (by a telemetry thread): never fail a call.
+    get_current_span = getattr(otel, "get_current_span", None)
+    if get_current_span is None:
         return None
-    context = otel.get_current_span().get_span_context()
-    if not context.is_valid:
+    try:
+        context = get_current_span().get_span_context()
+        if not context.is_valid:
+            return None
+        return TraceParent(f"{context.trace_id:032x}", f"{context.span_id:016x}")
+    except Exception:
         return None
-    return TraceParent(f"{context.trace_id:032x}", f"{context.span_id:016x}")

@@ -54,7 +54,16 @@ class OtelRuntime:
         self.traces_url = traces_url
         self.metrics_url = metrics_url
         self.headers = headers
-        resource = Resource.create({"service.name": service_name})
+        # Resource.create() would run resource detectors on a thread pool, which cannot
+        # start at interpreter exit (when a short script's only export happens).
+        resource = Resource(
+            {
+                "service.name": service_name,
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.name": "opentelemetry",
+                "telemetry.sdk.version": _sdk_version(),
+            }
+        )
         self.ids = sdk.given_ids()
         self.collected = sdk.collect_spans()
         self.tracer_provider: TracerProvider = TracerProvider(
@@ -310,3 +319,12 @@ def _sdk() -> _Sdk:
                 raise
 
     return _Sdk(GivenIds, CollectSpans, PullReader, BoundedSession)
+
+
+def _sdk_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("opentelemetry-sdk")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"

@@ -40,5 +40,8 @@ class Sink(ABC):
         """Push out anything the sink buffers itself. True when all was delivered."""
         return True
 
+    def after_fork(self) -> None:  # noqa: B027 - optional to override
+        """In a forked child: drop the parent's sessions and state (never close them)."""
+
     def shutdown(self, timeout: float) -> None:  # noqa: B027 - optional to override
         """Release threads, sockets and SDK clients. Called once, at close."""

@@ -120,10 +120,18 @@ class LangfuseSink(Sink):
         if rejected:
             raise LangfuseExportError(f"Langfuse rejected {rejected} of the spans sent")
 
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # the client is rebuilt on first use (pid check)
+
     def shutdown(self, timeout: float) -> None:
-        with self._lock:
-            self._closed = True
+        self._closed = True
+        # Bounded: a send (or the SDK import) may hold the lock past the deadline.
+        if not self._lock.acquire(timeout=max(0.01, timeout)):
+            return
+        try:
             http, self._http, self._api = self._http, None, None
+        finally:
+            self._lock.release()
         if http is not None and self._pid == os.getpid():
             http.close()
 

@@ -112,6 +112,13 @@ class OtlpSink(Sink):
         finally:
             self._lock.release()
 
+    def after_fork(self) -> None:
+        # The parent's providers hold its cumulative metrics and its session: start over.
+        self._lock = threading.Lock()
+        self._runtime = None
+        self._metrics_pending = False
+        self._metrics_exported_at = -math.inf
+
     def shutdown(self, timeout: float) -> None:
         deadline = time.monotonic() + max(0.0, timeout)
         if not self._lock.acquire(timeout=max(0.0, timeout)):

@@ -255,10 +255,19 @@ class PostHogSink(Sink):
 
             return self._post, self._session, determine_server_host(self._host)
 
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._session = None  # the parent's pooled sockets stay the parent's
+
     def shutdown(self, timeout: float) -> None:
-        with self._lock:
-            self._closed = True
+        self._closed = True
+        # Bounded: a send (or the SDK import) may hold the lock past the deadline.
+        if not self._lock.acquire(timeout=max(0.01, timeout)):
+            return
+        try:
             session, self._session = self._session, None
+        finally:
+            self._lock.release()
         if session is not None:
             session.close()
 
