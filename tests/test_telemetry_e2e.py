@@ -260,3 +260,96 @@ def test_preview_shows_each_enabled_stream(destinations: Destinations) -> None:
     text = json.dumps(preview["destinations"])
     assert "jane.doe@example.com" not in text  # neither destination may receive content
     assert "phc_preview" not in result.stdout
+
+
+@pytest.mark.timeout(60)
+def test_a_hanging_destination_delays_only_itself(destinations: Destinations) -> None:
+    destinations.posthog.behaviour = "hang"
+    telemetry = destinations.telemetry()
+    telemetry["export"] = {"flush_timeout_s": 1.0}
+    client = pipeclient.Client(backends=[MockBackend().backend()], telemetry=telemetry)
+    for index in range(5):
+        client.chat.completions.create(model="m", messages=MESSAGES, request_id=f"hol-{index}")
+    report = client.flush(timeout=5)
+    assert report is not None
+    assert report.sent["langfuse"] == 5 and report.sent["otlp:collector"] == 5
+    assert report.sent["posthog"] == 0
+    assert report.pending + report.failed["posthog"] == 5
+    client.close()
+
+
+def test_content_is_a_snapshot_of_what_was_sent(destinations: Destinations) -> None:
+    client = pipeclient.Client(backends=[MockBackend().backend()],
+                               telemetry=destinations.telemetry())
+    batch = ["public document"]
+    messages = [{"role": "user", "content": "public question"}]
+    client.embeddings.create(model="e", input=batch, request_id="first-embed")
+    client.chat.completions.create(model="m", messages=messages, request_id="first-chat")
+    # The caller reuses its objects for a no-log call before telemetry was sent.
+    batch[0] = "SECRET-NOLOG-DOC"
+    messages[0]["content"] = "SECRET-NOLOG-QUESTION"
+    client.embeddings.create(model="e", input=batch, no_log=True)
+    client.chat.completions.create(model="m", messages=messages, no_log=True)
+    client.close()
+    for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
+        assert b"SECRET-NOLOG" not in server.all_bytes()
+    assert b"public document" in destinations.langfuse.all_bytes()
+    assert b"public question" in destinations.otlp.all_bytes()
+
+
+def test_non_streamed_calls_have_no_time_to_first_token(destinations: Destinations) -> None:
+    client = pipeclient.Client(backends=[MockBackend().backend()],
+                               telemetry=destinations.telemetry())
+    client.chat.completions.create(model="m", messages=MESSAGES, request_id="plain")
+    list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True,
+                                        request_id="streamed"))
+    client.close()
+    events = {e["properties"]["$ai_request_id"]: e for e in destinations.posthog_events()}
+    assert "$ai_time_to_first_token" not in events["plain"]["properties"]
+    assert events["streamed"]["properties"]["$ai_time_to_first_token"] > 0
+
+
+def test_a_script_that_exits_without_close_still_delivers(destinations: Destinations) -> None:
+    telemetry = json.dumps(destinations.telemetry())
+    script = (
+        "import json, pipeclient\n"
+        "from pipeclient.testing import MockBackend\n"
+        f"client = pipeclient.Client(backends=[MockBackend().backend()], "
+        f"telemetry=json.loads({telemetry!r}))\n"
+        "client.chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'x'}],"
+        " request_id='at-exit')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
+        assert b"at-exit" in server.all_bytes(), server.url
+    assert "Traceback" not in result.stderr
+
+
+def test_many_threads_while_the_sdks_load(destinations: Destinations) -> None:
+    import threading
+
+    client = pipeclient.Client(backends=[MockBackend().backend()],
+                               telemetry=destinations.telemetry())
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def work() -> None:
+        barrier.wait()
+        try:
+            for _ in range(40):
+                client.chat.completions.create(model="m", messages=MESSAGES)
+                with client.trace("t"):
+                    pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report = client.close()
+    assert errors == []
+    assert report is not None and report.submitted == 8 * 40 * 2
