@@ -69,6 +69,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("--file", help="read this file instead of the usual lookup")
     preview.set_defaults(run=_telemetry_preview)
+
+    from ._cli_audit import add_audit_commands
+
+    add_audit_commands(commands)
     return parser
 
 

@@ -28,8 +28,9 @@ from ._privacy import PrivacyStep
 from ._record import CallRecord, CallTracker, ErrorInfo, Operation, TraceRecord
 from ._resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from ._retry import BackendPool, RetryPolicy
-from ._settings import TelemetrySettings, load_settings
+from ._settings import TelemetrySettings, load_settings, where_value
 from ._sinks import build_sinks
+from ._sinks.audit import AuditSink, build_audit_sink
 from ._sinks.gateway import GatewaySink, GatewayTarget
 from ._streaming import AsyncStream, Stream, _ChunkReader
 from ._trace import Trace, TraceParent, current_parent
@@ -144,6 +145,23 @@ class _BaseClient:
         if gateways and not self.telemetry_settings.do_not_track:
             # Mandatory whenever the gateway is a backend; no setting turns it off.
             sinks.append(GatewaySink(gateways))
+        # The audit log is local, not telemetry: it follows only its own setting. Written on
+        # the caller's thread when durable (before the call returns) or under DO_NOT_TRACK
+        # (no worker thread may exist then); else by the dispatcher, flushed at close.
+        self._audit_now: AuditSink | None = None
+        audit = self.telemetry_settings.config.audit
+        if audit.enabled:
+            audit_sink = build_audit_sink(
+                path=audit.path,
+                user_id=audit.user_id,
+                durable=audit.durable,
+                api_keys={b.name: b.api_key.get_secret_value() for b in self.backends},
+                source=where_value(("audit", "path"), self.telemetry_settings.sources),
+            )
+            if audit.durable or self.telemetry_settings.do_not_track:
+                self._audit_now = audit_sink
+            else:
+                sinks.append(audit_sink)
         if sinks:
             config = self.telemetry_settings.config
             self._dispatcher = Dispatcher(
@@ -169,11 +187,28 @@ class _BaseClient:
 
     # -- building a call -------------------------------------------------------------
 
+    def _emitting(self) -> bool:
+        return bool(self._dispatcher or self._audit_now or self._record_listeners)
+
+    def _close_telemetry(self) -> FlushReport | None:
+        if self._audit_now is not None:
+            self._audit_now.shutdown(0.0)
+        return self._dispatcher.close() if self._dispatcher is not None else None
+
     def trace(self, name: str) -> Trace:
         """`with client.trace("name"):` groups the calls inside under one trace id."""
         return Trace(name, self._emit, current_parent())
 
     def _emit(self, record: CallRecord | TraceRecord) -> None:
+        if self._audit_now is not None and isinstance(record, CallRecord):
+            try:
+                self._audit_now.write(record)
+            except Exception as exc:  # a lost audit line is reported every time
+                logger.error(
+                    "pipeclient: the audit line of request %s could not be written (%s)",
+                    record.request_id,
+                    type(exc).__name__,
+                )
         if self._dispatcher is not None:
             try:
                 self._dispatcher.submit(record)
@@ -236,7 +271,7 @@ class _BaseClient:
             no_log=quiet,
             trace=trace,
             capture_content=self._capture_content and not quiet,
-            emit=self._emit if self._dispatcher is not None or self._record_listeners else None,
+            emit=self._emit if self._emitting() else None,
         )
         return Call(
             path=path,
@@ -482,7 +517,7 @@ class Client(_BaseClient):
         """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
         return what telemetry sent, dropped or failed (None without telemetry). Safe to
         call more than once; calls still work after it, without telemetry."""
-        report = self._dispatcher.close() if self._dispatcher is not None else None
+        report = self._close_telemetry()
         with self._http_lock:
             clients, self._http = list(self._http.values()), {}
         for http in clients:
@@ -642,10 +677,8 @@ class AsyncClient(_BaseClient):
     async def close(self) -> FlushReport | None:
         """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
         return what telemetry sent, dropped or failed (None without telemetry)."""
-        report = None
-        if self._dispatcher is not None:
-            # The flush waits on the worker thread: do not block the event loop meanwhile.
-            report = await anyio.to_thread.run_sync(self._dispatcher.close)
+        # The flush waits on the worker thread: do not block the event loop meanwhile.
+        report = await anyio.to_thread.run_sync(self._close_telemetry)
         with self._http_lock:
             clients, self._http = list(self._http.values()), {}
         for http in clients:

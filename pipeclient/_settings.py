@@ -239,7 +239,7 @@ class _Merged:
             def on_error(reason: str, path: tuple[str, ...]) -> Any:
                 full = (*prefix, *path)
                 raise ConfigError(
-                    reason, source=_where_value(full, self.sources), key=key_name(full)
+                    reason, source=where_value(full, self.sources), key=key_name(full)
                 )
 
             return on_error
@@ -280,7 +280,7 @@ def _source_for(path: KeyPath, sources: Mapping[str, str]) -> str:
     return DEFAULT
 
 
-def _where_value(path: KeyPath, sources: Mapping[str, str]) -> str:
+def where_value(path: KeyPath, sources: Mapping[str, str]) -> str:
     """Where a value came from; for a default, where its table was switched on."""
     source = _source_for(path, sources)
     if source != DEFAULT:
@@ -295,7 +295,7 @@ def _check_required(config: TelemetryConfig, sources: Mapping[str, str], *, dnt:
         if not value.strip():
             raise ConfigError(
                 f"is empty, and the stream is enabled; {hint}",
-                source=_where_value(path, sources),
+                source=where_value(path, sources),
                 key=key_name(path),
             )
 
@@ -319,7 +319,7 @@ def _config_error(
     shown = _shown_input(path, error.get("input"), error["type"])
     if shown:
         reason += f" (got {shown})"
-    return ConfigError(reason, source=where or _where_value(path, sources), key=key_name(path))
+    return ConfigError(reason, source=where or where_value(path, sources), key=key_name(path))
 
 
 def _shown_input(path: KeyPath, value: Any, kind: str) -> str | None:
