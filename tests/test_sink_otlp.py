@@ -8,7 +8,10 @@ installed `opentelemetry-semantic-conventions` package.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -681,6 +684,11 @@ def test_no_content_leaves_when_the_record_has_none(collector: CaptureServer) ->
 def test_no_global_provider_no_thread_no_atexit_hook(collector: CaptureServer) -> None:
     from opentelemetry import metrics, trace
 
+    # A first sink, so that the libraries' one-time hooks (certifi's on first import,
+    # weakref.finalize's on first use) are in place before counting: they are not ours.
+    warm_up = sink_for(collector.url)
+    deliver(warm_up, call(span_id="c" * 16))
+    warm_up.shutdown(timeout=5.0)
     threads_before = set(threading.enumerate())
     hooks_before = atexit._ncallbacks()
     sink = sink_for(collector.url)
@@ -692,6 +700,100 @@ def test_no_global_provider_no_thread_no_atexit_hook(collector: CaptureServer) -
     assert trace._TRACER_PROVIDER is None
     assert metrics._internal._METER_PROVIDER is None
     assert atexit._ncallbacks() == hooks_before
+    new_threads = [
+        t for t in set(threading.enumerate()) - threads_before if "process_request" not in t.name
+    ]
+    assert new_threads == []
+
+
+def use_every_path(collector: CaptureServer) -> None:
+    """Construct a sink, send spans (with a parent, an error event) and metrics, flush,
+    and shut down: everything the sink does that could set up SDK machinery."""
+    sink = sink_for(collector.url)
+    deliver(sink, call(), trace_block())
+    error = ErrorInfo(type="RateLimitError", code=429)
+    deliver(sink, call(span_id="c" * 16, parent_id=TRACE_SPAN_ID, error=error, **RATE_LIMITED))
+    assert sink.force_flush(timeout=5.0) is True
+    deliver(sink, call(span_id="d" * 16))
+    sink.shutdown(timeout=5.0)
+    assert len(arrived_spans(collector)) == 4
+    assert len(collector.requests_to("/v1/metrics")) == 3  # first batch, flush, shutdown
+
+
+def test_no_fork_handler_is_registered(
+    collector: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A provider's handler re-runs resource detectors on a thread pool in a forked child,
+    # which can hang it (opentelemetry-python#5533); and it would be a process-wide effect.
+    registered: list[dict[str, Any]] = []
+    monkeypatch.setattr(os, "register_at_fork", lambda **hooks: registered.append(hooks))
+
+    use_every_path(collector)
+    assert registered == []
+
+    # The check can see the SDK's handlers: a provider, built here, is caught registering.
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    TracerProvider(resource=Resource({}), shutdown_on_exit=False)
+    assert registered
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_exits_promptly_after_the_sink_sent(collector: CaptureServer) -> None:
+    sink = sink_for(collector.url)
+    deliver(sink, call(), trace_block())
+    assert sink.force_flush(timeout=5.0) is True
+    assert collector.requests_to("/v1/traces") and collector.requests_to("/v1/metrics")
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: nothing may run before this line
+        os._exit(0)
+    deadline = time.monotonic() + 10.0
+    status = None
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung: a fork handler ran in it")
+    assert os.waitstatus_to_exitcode(status) == 0
+    sink.shutdown(timeout=5.0)
+
+
+def test_no_thread_or_executor_is_created(
+    collector: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    test_thread = threading.current_thread()
+    started: list[threading.Thread] = []
+    executors: list[object] = []
+    start = threading.Thread.start
+
+    def spy_start(thread: threading.Thread) -> None:
+        if threading.current_thread() is test_thread:  # not the collector's own threads
+            started.append(thread)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", spy_start)
+    for executor_class in (
+        concurrent.futures.ThreadPoolExecutor,
+        concurrent.futures.ProcessPoolExecutor,
+    ):
+        init = executor_class.__init__
+
+        def spy_init(executor: Any, *args: Any, _init: Any = init, **kwargs: Any) -> None:
+            executors.append(executor)
+            _init(executor, *args, **kwargs)
+
+        monkeypatch.setattr(executor_class, "__init__", spy_init)
+    threads_before = set(threading.enumerate())
+
+    use_every_path(collector)
+    assert started == []
+    assert executors == []
     new_threads = [
         t for t in set(threading.enumerate()) - threads_before if "process_request" not in t.name
     ]

@@ -1,18 +1,22 @@
-"""The OpenTelemetry SDK objects behind one OTLP sink, imported on first use.
+"""The OpenTelemetry objects behind one OTLP sink, imported on first use.
 
-A TracerProvider and a MeterProvider of the sink's own (never the global ones), ids given
-by `encode`, ended spans collected into a list, metrics pulled by a manual reader, and one
-HTTP session bounded by the send's deadline. No SDK thread, atexit hook or global provider.
+Spans are built as `ReadableSpan`s straight from the payloads, and measurements are summed
+here into cumulative histograms: no TracerProvider or MeterProvider, whose fork handlers
+re-run resource detectors on a thread pool in a forked child and can hang it
+(opentelemetry-python#5533). The SDK's OTLP/HTTP exporters send both over one HTTP session
+bounded by the send's deadline. No thread, atexit hook, fork handler or global provider.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._version import __version__
@@ -20,10 +24,11 @@ from ._genai import INSTRUMENTS
 from .base import Payload
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import Histogram
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-    from opentelemetry.trace import Tracer
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, MetricsData
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace.status import Status
 
 __all__ = ["OtelRuntime"]
 
@@ -34,29 +39,32 @@ _Exporter = TypeVar("_Exporter")
 # for one collector must not reach another.
 _PROTOCOL_HEADERS = frozenset({"content-type", "content-encoding", "user-agent"})
 
+# As the SDK's metrics: at most this many attribute sets per instrument; measurements with
+# any further set are summed under the overflow attribute, so memory stays bounded.
+_CARDINALITY_LIMIT = 2000
+_OVERFLOW_ATTRIBUTES: dict[str, Any] = {"otel.metric.overflow": True}
+
 
 class _CollectorUnreachable(OSError):
     """No connection could be made: not a type the exporter retries, so it fails at once."""
 
 
 class OtelRuntime:
-    """One sink's SDK objects: providers, instruments and one HTTP session."""
+    """One sink's resource, span limits, cumulative histograms and HTTP session."""
 
     def __init__(
         self, *, traces_url: str, metrics_url: str, headers: dict[str, str], service_name: str
     ) -> None:
-        from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+        from opentelemetry.sdk.trace import SpanLimits
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-        sdk = _sdk()
         self.traces_url = traces_url
         self.metrics_url = metrics_url
         self.headers = headers
         # Resource.create() would run resource detectors on a thread pool, which cannot
         # start at interpreter exit (when a short script's only export happens).
-        resource = Resource(
+        self.resource = Resource(
             {
                 "service.name": service_name,
                 "telemetry.sdk.language": "python",
@@ -64,77 +72,65 @@ class OtelRuntime:
                 "telemetry.sdk.version": _sdk_version(),
             }
         )
-        self.ids = sdk.given_ids()
-        self.collected = sdk.collect_spans()
-        self.tracer_provider: TracerProvider = TracerProvider(
-            sampler=ALWAYS_ON,  # every record is exported, as to every other sink
-            resource=resource,
-            shutdown_on_exit=False,  # no atexit hook: the dispatcher owns exit
-            id_generator=self.ids,
-        )
-        self.tracer_provider.add_span_processor(self.collected)
-        self.tracer: Tracer = self.tracer_provider.get_tracer("pipeclient", __version__)
-        self.reader = sdk.pull_reader()
-        self.meter_provider: MeterProvider = MeterProvider(
-            metric_readers=[self.reader], resource=resource, shutdown_on_exit=False
-        )
-        meter = self.meter_provider.get_meter("pipeclient", __version__)
-        self.instruments: dict[str, Histogram] = {
-            name: meter.create_histogram(
-                name,
-                unit=unit,
-                description=description,
-                explicit_bucket_boundaries_advisory=buckets,
-            )
-            for name, (unit, description, buckets) in INSTRUMENTS.items()
-        }
+        self.scope = InstrumentationScope("pipeclient", __version__)
+        self.limits = SpanLimits()  # the OTEL_*_LIMIT variables, as a TracerProvider reads
+        self.histograms = Histograms()
         allowed = _PROTOCOL_HEADERS | {name.lower() for name in headers}
-        self.session = sdk.bounded_session(allowed)
+        self.session = _bounded_session()(allowed)
         self.in_flight: list[Any] = []
 
     def replay(self, payloads: Sequence[Payload]) -> tuple[list[ReadableSpan], bool]:
-        """Build the SDK spans (with the payloads' own ids) and record the measurements."""
-        from opentelemetry import trace
-        from opentelemetry.context import Context
-        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
-        from opentelemetry.trace.status import Status, StatusCode
+        """The spans, with the payloads' own ids, and whether measurements were recorded:
+        a malformed payload raises before anything of its batch is kept."""
+        spans = [self._span(payload) for payload in payloads]
+        measurements = [
+            (measurement["name"], float(measurement["value"]), measurement["attributes"])
+            for payload in payloads
+            for measurement in payload.get("metrics", ())
+        ]
+        recorded = [self.histograms.record(*measurement) for measurement in measurements]
+        return spans, any(recorded)
 
-        measured = False
-        for payload in payloads:
-            trace_id = int(payload["trace_id"], 16)
-            context = Context()  # never the worker's current context
-            if payload.get("parent_span_id"):
-                parent = SpanContext(
-                    trace_id,
-                    int(payload["parent_span_id"], 16),
-                    is_remote=False,
-                    trace_flags=TraceFlags(TraceFlags.SAMPLED),
-                )
-                context = trace.set_span_in_context(NonRecordingSpan(parent), context)
-            self.ids.set(trace_id, int(payload["span_id"], 16))
-            span = self.tracer.start_span(
-                payload["name"],
-                context=context,
-                kind=SpanKind[payload["kind"]],
-                attributes=payload["attributes"],
-                start_time=payload["start_time_unix_nano"],
+    def _span(self, payload: Payload) -> ReadableSpan:
+        from opentelemetry.attributes import BoundedAttributes
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.util import BoundedList
+        from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+
+        limits = self.limits
+        trace_id = int(payload["trace_id"], 16)
+        sampled = TraceFlags(TraceFlags.SAMPLED)  # every record is exported, as to every sink
+        parent = None
+        if payload.get("parent_span_id"):
+            parent_id = int(payload["parent_span_id"], 16)
+            parent = SpanContext(trace_id, parent_id, is_remote=False, trace_flags=sampled)
+        events: BoundedList[Event] = BoundedList(limits.max_events)
+        for event in payload.get("events", ()):
+            attributes = BoundedAttributes(
+                limits.max_event_attributes,
+                event.get("attributes"),
+                max_value_len=limits.max_attribute_length,
             )
-            for event in payload.get("events", ()):
-                span.add_event(event["name"], event.get("attributes"), event.get("time_unix_nano"))
-            status = payload.get("status") or {}
-            code = StatusCode[status.get("code") or "UNSET"]
-            if code is StatusCode.ERROR:
-                span.set_status(Status(code, status.get("description")))
-            elif code is StatusCode.OK:
-                span.set_status(Status(code))
-            span.end(end_time=payload["end_time_unix_nano"])
-            in_span = trace.set_span_in_context(span, Context())  # exemplars link to it
-            for measurement in payload.get("metrics", ()):
-                instrument = self.instruments.get(measurement["name"])
-                if instrument is not None:
-                    instrument.record(measurement["value"], measurement["attributes"], in_span)
-                    measured = True
-        return self.collected.take(), measured
+            events.append(Event(event["name"], attributes, event.get("time_unix_nano")))
+        return ReadableSpan(
+            name=payload["name"],
+            context=SpanContext(
+                trace_id, int(payload["span_id"], 16), is_remote=False, trace_flags=sampled
+            ),
+            parent=parent,
+            resource=self.resource,
+            attributes=BoundedAttributes(
+                limits.max_span_attributes,
+                payload["attributes"],
+                max_value_len=limits.max_span_attribute_length,
+            ),
+            events=events,
+            kind=SpanKind[payload["kind"]],
+            status=_status(payload.get("status") or {}),
+            start_time=payload["start_time_unix_nano"],
+            end_time=payload["end_time_unix_nano"],
+            instrumentation_scope=self.scope,
+        )
 
     def export_spans(self, spans: list[ReadableSpan], deadline: float) -> bool:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -151,21 +147,26 @@ class OtelRuntime:
         )
 
     def export_metrics(self, deadline: float) -> bool:
+        """The running totals (cumulative, so a failed export loses nothing)."""
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import MetricExportResult
 
+        metrics_data = self.histograms.metrics_data(self.resource, self.scope)
+        if metrics_data is None:
+            return True
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
         exporter = self._exporter(OTLPMetricExporter, self.metrics_url, remaining)
-        self.reader.exporter = exporter
-        self.reader.delivered = False
         try:
-            self._run(exporter, deadline, lambda: self.reader.collect(remaining * 1000.0))
-        except Exception:  # a collect that failed or timed out: nothing was delivered
+            result = self._run(
+                exporter,
+                deadline,
+                lambda: exporter.export(metrics_data, timeout_millis=remaining * 1000.0),
+            )
+        except Exception:  # an export that failed or timed out: nothing was delivered
             return False
-        finally:
-            self.reader.exporter = None
-        return bool(self.reader.delivered)
+        return result is MetricExportResult.SUCCESS
 
     def _exporter(
         self, exporter_class: Callable[..., _Exporter], url: str, timeout: float
@@ -199,91 +200,128 @@ class OtelRuntime:
                 exporter.shutdown()  # wakes its backoff wait and closes the session
         self.session.close()
 
-    def close(self, deadline: float) -> None:
-        remaining_ms = max(0.0, deadline - time.monotonic()) * 1000.0
-        try:
-            self.tracer_provider.shutdown()
-            self.meter_provider.shutdown(timeout_millis=max(remaining_ms, 1.0))
-        except Exception:  # the SDK raises when its deadline passed; nothing is left open
-            pass
-        finally:
-            self.session.close()
+    def close(self) -> None:
+        self.session.close()
 
 
-@dataclass(frozen=True)
-class _Sdk:
-    given_ids: Any
-    collect_spans: Any
-    pull_reader: Any
-    bounded_session: Any
+def _status(status: Payload) -> Status:
+    from opentelemetry.trace.status import Status, StatusCode
+
+    code = StatusCode[status.get("code") or "UNSET"]
+    if code is StatusCode.ERROR:
+        return Status(code, status.get("description"))
+    return Status(code)  # the SDK keeps a description for errors only
+
+
+# -- metrics ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Point:
+    """One attribute set's cumulative histogram, as the SDK's explicit-bucket aggregation."""
+
+    attributes: dict[str, Any]
+    bounds: tuple[float, ...]
+    start_time_unix_nano: int = field(default_factory=time.time_ns)
+    bucket_counts: list[int] = field(default_factory=list)
+    count: int = 0
+    sum: float = 0
+    min: float = math.inf
+    max: float = -math.inf
+
+    def add(self, value: float) -> None:
+        if not self.bucket_counts:
+            self.bucket_counts = [0] * (len(self.bounds) + 1)
+        self.bucket_counts[bisect_left(self.bounds, value)] += 1  # upper bounds inclusive
+        self.count += 1
+        self.sum += value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+
+    def data_point(self, now: int) -> HistogramDataPoint:
+        from opentelemetry.sdk.metrics.export import HistogramDataPoint
+
+        return HistogramDataPoint(
+            attributes=dict(self.attributes),
+            start_time_unix_nano=self.start_time_unix_nano,
+            time_unix_nano=now,
+            count=self.count,
+            sum=self.sum,
+            bucket_counts=tuple(self.bucket_counts),
+            explicit_bounds=self.bounds,
+            min=self.min,
+            max=self.max,
+            exemplars=[],
+        )
+
+
+class Histograms:
+    """The `INSTRUMENTS`' cumulative histograms, one point per attribute set: what a
+    MeterProvider with a cumulative reader would hold, without its fork handler."""
+
+    def __init__(self) -> None:
+        self._points: dict[str, dict[str, _Point]] = {name: {} for name in INSTRUMENTS}
+
+    def record(self, name: str, value: float, attributes: Mapping[str, Any]) -> bool:
+        """False for a metric that is not one of ours (it is ignored)."""
+        points = self._points.get(name)
+        if points is None:
+            return False
+        if not math.isfinite(value) or value < 0:  # as the SDK's histograms: dropped
+            return True
+        key = json.dumps(attributes, sort_keys=True)  # 1, 1.0 and true stay apart
+        point = points.get(key)
+        if point is None:
+            if len(points) >= _CARDINALITY_LIMIT:
+                key, attributes = "overflow", _OVERFLOW_ATTRIBUTES
+            bounds = tuple(INSTRUMENTS[name][2])
+            point = points.setdefault(key, _Point(dict(attributes), bounds))
+        point.add(value)
+        return True
+
+    def metrics_data(self, resource: Resource, scope: InstrumentationScope) -> MetricsData | None:
+        """The running totals as the exporter takes them; None before any measurement."""
+        from opentelemetry.sdk.metrics.export import (
+            AggregationTemporality,
+            Histogram,
+            Metric,
+            MetricsData,
+            ResourceMetrics,
+            ScopeMetrics,
+        )
+
+        now = time.time_ns()
+        metrics = [
+            Metric(
+                name=name,
+                description=INSTRUMENTS[name][1],
+                unit=INSTRUMENTS[name][0],
+                data=Histogram(
+                    data_points=[point.data_point(now) for point in points.values()],
+                    aggregation_temporality=AggregationTemporality.CUMULATIVE,
+                ),
+            )
+            for name, points in self._points.items()
+            if points
+        ]
+        if not metrics:
+            return None
+        scope_metrics = ScopeMetrics(scope=scope, metrics=metrics, schema_url="")
+        return MetricsData(
+            resource_metrics=[
+                ResourceMetrics(resource=resource, scope_metrics=[scope_metrics], schema_url="")
+            ]
+        )
+
+
+# -- the HTTP session ---------------------------------------------------------------------
 
 
 @functools.cache
-def _sdk() -> _Sdk:
-    """The SDK subclasses this sink needs, defined once the SDK is imported."""
+def _bounded_session() -> type[Any]:
+    """The exporters' session class, defined once `requests` is imported."""
     import requests
-    from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
-    from opentelemetry.sdk.trace import SpanProcessor
-    from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
     from urllib3.exceptions import NewConnectionError
-
-    class GivenIds(IdGenerator):
-        """Hands out the ids `encode` chose, so that every sink shows the same ids."""
-
-        def __init__(self) -> None:
-            self._random = RandomIdGenerator()
-            self._trace_id = 0
-            self._span_id = 0
-
-        def set(self, trace_id: int, span_id: int) -> None:
-            self._trace_id, self._span_id = trace_id, span_id
-
-        def generate_trace_id(self) -> int:
-            return self._trace_id or self._random.generate_trace_id()
-
-        def generate_span_id(self) -> int:
-            span_id, self._span_id = self._span_id, 0
-            return span_id or self._random.generate_span_id()
-
-    class CollectSpans(SpanProcessor):
-        """Keeps ended spans for `send` to export as one batch: no queue, no thread."""
-
-        def __init__(self) -> None:
-            self._ended: list[ReadableSpan] = []
-
-        def on_end(self, span: ReadableSpan) -> None:
-            self._ended.append(span)
-
-        def take(self) -> list[ReadableSpan]:
-            taken, self._ended = self._ended, []
-            return taken
-
-        def shutdown(self) -> None:
-            self._ended = []
-
-        def force_flush(self, timeout_millis: int = 30000) -> bool:
-            return True
-
-    class PullReader(MetricReader):
-        """Collected only when the sink asks (no periodic thread); cumulative, so a
-        failed export loses nothing: the next one carries the running totals."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.exporter: Any = None
-            self.delivered = False
-
-        def _receive_metrics(
-            self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-        ) -> None:
-            from opentelemetry.sdk.metrics.export import MetricExportResult
-
-            if self.exporter is not None:
-                result = self.exporter.export(metrics_data, timeout_millis=timeout_millis)
-                self.delivered = result is MetricExportResult.SUCCESS
-
-        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-            pass
 
     class BoundedSession(requests.Session):
         """The exporters' HTTP session: every request ends by the send's deadline, a
@@ -318,7 +356,7 @@ def _sdk() -> _Sdk:
                     ) from None
                 raise
 
-    return _Sdk(GivenIds, CollectSpans, PullReader, BoundedSession)
+    return BoundedSession
 
 
 def _sdk_version() -> str:

@@ -1,12 +1,12 @@
 """OTLP: OpenTelemetry GenAI semantic-convention spans and metrics, over OTLP/HTTP protobuf.
 
 `encode` maps a record to a plain span description (ids, times, attributes, status,
-events, and the metric measurements it yields); `send` replays exactly those descriptions
-through the OpenTelemetry SDK, with a TracerProvider and a MeterProvider of this sink's own
-(never the global ones), and exports them with the SDK's OTLP/HTTP exporters on the
-dispatcher's worker, within the timeout it is given. No SDK thread, atexit hook or global
-provider is ever created: ended spans are collected into a list and exported as one batch,
-and metrics are pulled by a manual reader from `send`, `force_flush` and `shutdown`.
+events, and the metric measurements it yields); `send` builds exactly those descriptions
+into the SDK's span and metric data, with no TracerProvider or MeterProvider, and exports
+them with the SDK's OTLP/HTTP exporters on the dispatcher's worker, within the timeout it is
+given. No thread, atexit hook, fork handler or global provider is ever created: a batch's
+spans go out as one request, and the cumulative histograms from `send` (at most every
+`metrics_interval_s`), `force_flush` and `shutdown`.
 
 Attribute and metric names are the GenAI conventions' (`_genai`, checked against the
 `opentelemetry-semantic-conventions` constants in the tests); pipeclient's own facts are
@@ -83,11 +83,7 @@ class OtlpSink(Sink):
             if not payloads:
                 return
             runtime = self._ensure_runtime()
-            try:
-                spans, measured = runtime.replay(payloads)
-            except Exception:  # a malformed payload: none of this batch goes out later
-                runtime.collected.take()
-                raise
+            spans, measured = runtime.replay(payloads)  # a malformed payload raises here
             self._metrics_pending = self._metrics_pending or measured
             delivered = runtime.export_spans(spans, deadline)
             due = time.monotonic() - self._metrics_exported_at >= self.metrics_interval_s
@@ -113,7 +109,7 @@ class OtlpSink(Sink):
             self._lock.release()
 
     def after_fork(self) -> None:
-        # The parent's providers hold its cumulative metrics and its session: start over.
+        # The parent's runtime holds its cumulative metrics and its session: start over.
         self._lock = threading.Lock()
         self._runtime = None
         self._metrics_pending = False
@@ -136,7 +132,7 @@ class OtlpSink(Sink):
                 return
             if self._metrics_pending:
                 self._export_metrics(runtime, deadline)
-            runtime.close(deadline)
+            runtime.close()
         finally:
             self._lock.release()
 
