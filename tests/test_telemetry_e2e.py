@@ -279,8 +279,9 @@ def test_a_hanging_destination_delays_only_itself(destinations: Destinations) ->
 
 
 def test_content_is_a_snapshot_of_what_was_sent(destinations: Destinations) -> None:
-    client = pipeclient.Client(backends=[MockBackend().backend()],
-                               telemetry=destinations.telemetry())
+    client = pipeclient.Client(
+        backends=[MockBackend().backend()], telemetry=destinations.telemetry()
+    )
     batch = ["public document"]
     messages = [{"role": "user", "content": "public question"}]
     client.embeddings.create(model="e", input=batch, request_id="first-embed")
@@ -298,11 +299,15 @@ def test_content_is_a_snapshot_of_what_was_sent(destinations: Destinations) -> N
 
 
 def test_non_streamed_calls_have_no_time_to_first_token(destinations: Destinations) -> None:
-    client = pipeclient.Client(backends=[MockBackend().backend()],
-                               telemetry=destinations.telemetry())
+    client = pipeclient.Client(
+        backends=[MockBackend().backend()], telemetry=destinations.telemetry()
+    )
     client.chat.completions.create(model="m", messages=MESSAGES, request_id="plain")
-    list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True,
-                                        request_id="streamed"))
+    list(
+        client.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, request_id="streamed"
+        )
+    )
     client.close()
     events = {e["properties"]["$ai_request_id"]: e for e in destinations.posthog_events()}
     assert "$ai_time_to_first_token" not in events["plain"]["properties"]
@@ -319,8 +324,9 @@ def test_a_script_that_exits_without_close_still_delivers(destinations: Destinat
         "client.chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'x'}],"
         " request_id='at-exit')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
         assert b"at-exit" in server.all_bytes(), server.url
@@ -330,8 +336,9 @@ def test_a_script_that_exits_without_close_still_delivers(destinations: Destinat
 def test_many_threads_while_the_sdks_load(destinations: Destinations) -> None:
     import threading
 
-    client = pipeclient.Client(backends=[MockBackend().backend()],
-                               telemetry=destinations.telemetry())
+    client = pipeclient.Client(
+        backends=[MockBackend().backend()], telemetry=destinations.telemetry()
+    )
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
 
