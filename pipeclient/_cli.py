@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -94,20 +95,26 @@ def _init_telemetry(args: argparse.Namespace) -> int:
     from ._settings import read_toml
     from .config import TelemetryConfig, default_file_text
 
-    path = Path(args.path)
-    if path.exists() and not args.force:
-        print(f"pipeclient: {path} already exists; pass --force to overwrite it", file=sys.stderr)
-        return EXIT_USAGE
-    if path.is_dir():
-        print(f"pipeclient: {path} is a directory; pass a file path", file=sys.stderr)
+    path = Path(args.path).expanduser()
+    problem = None
+    if path.is_symlink():
+        problem = "is a symbolic link; pass the path of the file itself"
+    elif path.is_dir():
+        problem = "is a directory; pass a file path"
+    elif os.path.lexists(path) and not args.force:
+        problem = "already exists; pass --force to overwrite it"
+    if problem:
+        print(f"pipeclient: {path} {problem}", file=sys.stderr)
         return EXIT_USAGE
     text = default_file_text()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
         print(f"pipeclient: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILURE
     # The file must load back into the defaults exactly.

@@ -635,3 +635,16 @@ def test_generated_comments_match_the_pinned_ones() -> None:
         "# true: each line is written and fsynced before the call returns",
     ]:
         assert line in text, line
+
+
+def test_init_refuses_symlinks_and_directories(tmp_path: Path) -> None:
+    target = tmp_path / "real.toml"
+    link = tmp_path / "link.toml"
+    link.symlink_to(target)  # dangling
+    result = run_cli("init", "telemetry", "--path", str(link), "--force")
+    assert result.returncode == 2 and "symbolic link" in result.stderr
+    assert not target.exists()
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    result = run_cli("init", "telemetry", "--path", str(folder))
+    assert result.returncode == 2 and "is a directory" in result.stderr
