@@ -24,7 +24,7 @@ from ._backends import Backend, backends_from_arguments, gateway_url_from_env, i
 from ._call import Call, check_headers, check_request_id, check_timeout
 from ._dispatch import CAPTURE, Dispatcher, FlushReport
 from ._exceptions import APIError, ConfigError, GatewayTelemetryRequiredError
-from ._privacy import PrivacyStep
+from ._privacy import PrivacyStep, telemetry_secrets
 from ._record import CallRecord, CallTracker, ErrorInfo, Operation, TraceRecord
 from ._resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from ._retry import BackendPool, RetryPolicy
@@ -97,6 +97,7 @@ class _BaseClient:
         default_headers: Mapping[str, str] | None = None,
         telemetry: TelemetryConfig | Mapping[str, Any] | None = None,
         telemetry_file: str | Path | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         if backends is not None and (api_key is not None or base_url is not None):
             raise ConfigError(
@@ -111,6 +112,10 @@ class _BaseClient:
             not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0
         ):
             raise ConfigError("must be an integer >= 0", source=_ARGUMENTS, key="max_retries")
+        if redact is not None and not callable(redact):
+            raise ConfigError(
+                "must be a function taking and returning a str", source=_ARGUMENTS, key="redact"
+            )
         self.backends = _check_backends(
             list(backends) if backends is not None else backends_from_arguments(api_key, base_url)
         )
@@ -166,7 +171,11 @@ class _BaseClient:
             config = self.telemetry_settings.config
             self._dispatcher = Dispatcher(
                 sinks,
-                PrivacyStep(config.privacy),
+                PrivacyStep(
+                    config.privacy,
+                    secrets=(*self._secrets, *telemetry_secrets(config)),
+                    redact=redact,
+                ),
                 max_queue=config.export.max_queue,
                 flush_timeout=config.export.flush_timeout_s,
                 capture=CAPTURE.get(),
@@ -184,6 +193,11 @@ class _BaseClient:
         """Whether calls to this backend go to the managed gateway."""
         known = self._gateway.get(backend.name)
         return is_gateway(backend, self._gateway_url) if known is None else known
+
+    def privacy_counts(self) -> dict[str, int]:
+        """Redactions so far, per detector ("email", "secret", "api_key", "hook", ...) and
+        records whose content was dropped ("hook_failed"): numbers, never what was found."""
+        return self._dispatcher.privacy.counts() if self._dispatcher is not None else {}
 
     # -- building a call -------------------------------------------------------------
 

@@ -53,6 +53,7 @@ class FlushReport:
     pending: int = 0  # accepted, not yet delivered or failed when the deadline passed
     sent: dict[str, int] = field(default_factory=dict)  # per destination: records delivered
     failed: dict[str, int] = field(default_factory=dict)  # per destination: send failed
+    redactions: dict[str, int] = field(default_factory=dict)  # per detector: values replaced
 
     @property
     def complete(self) -> bool:
@@ -365,6 +366,7 @@ class Dispatcher:
                 pending=pending,
                 sent=dict(report.sent),
                 failed=dict(report.failed),
+                redactions=self.privacy.counts(),
             )
 
     def close(self, timeout: float | None = None) -> FlushReport:

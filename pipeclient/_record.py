@@ -7,7 +7,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
@@ -106,6 +106,9 @@ class CallRecord:
     request_body: bytes | None = None
     input: Any = None
     output: Any = None
+    # Set by the privacy step on content views: redactions in this record per detector
+    # ("email", "secret", "api_key", "hook", ...), numbers only. Empty: none.
+    redactions: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,6 +197,8 @@ def _call_span(record: CallRecord) -> Payload:
     if record.backend:
         attributes["pipeclient.backend"] = record.backend
     attributes["pipeclient.gateway"] = record.gateway
+    if record.redactions:  # how many values the privacy step replaced, never which
+        attributes["pipeclient.redactions"] = sum(record.redactions.values())
     if record.http_status is not None:
         attributes["pipeclient.http_status"] = record.http_status
     if record.closed_early:
