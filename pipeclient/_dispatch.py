@@ -35,6 +35,11 @@ logger = logging.getLogger("pipeclient")
 
 _BATCH = 512
 _STOP = object()
+_WAKE = object()  # flush() is waiting: stop lingering, send what there is
+# How long a lane waits for more records before a send, and the worker before handing
+# records on: one request per destination per interval instead of one per call.
+LANE_LINGER_S = 0.5
+WORKER_LINGER_S = 0.05
 # Content waiting in the queue is bounded in bytes too (large prompts), not only in count.
 MAX_QUEUED_CONTENT_BYTES = 64 * 1024 * 1024
 
@@ -121,16 +126,27 @@ class _Lane:
             item = self.queue.get()
             if item is _STOP:
                 return
-            # What queued up while the last send ran goes out together, in one send.
+            if item is _WAKE:
+                continue
+            # Records arriving within the linger go out together, in one send.
             payloads, count = list(item[0]), item[1]
+            until = time.monotonic() + LANE_LINGER_S
             while len(payloads) < _BATCH * 4:
+                remaining = until - time.monotonic()
                 try:
-                    more = self.queue.get_nowait()
+                    more = (
+                        self.queue.get(timeout=remaining)
+                        if remaining > 0
+                        else (self.queue.get_nowait())
+                    )
                 except queue.Empty:
                     break
                 if more is _STOP:
                     stopping = True
                     break
+                if more is _WAKE:
+                    until = 0.0  # take what is queued now, wait no more
+                    continue
                 payloads += more[0]
                 count += more[1]
             try:
@@ -151,6 +167,10 @@ class _Lane:
     def stop(self) -> None:
         if self.thread is not None:
             self.queue.put(_STOP)
+
+    def wake(self) -> None:
+        if self.thread is not None:
+            self.queue.put(_WAKE)
 
 
 class Dispatcher:
@@ -274,11 +294,16 @@ class Dispatcher:
         work = self._queue
         while True:
             batch = [work.get()]
-            while len(batch) < _BATCH:
+            until = time.monotonic() + WORKER_LINGER_S
+            while len(batch) < _BATCH and batch[-1] is not _STOP and batch[-1] is not _WAKE:
+                remaining = until - time.monotonic()
                 try:
-                    batch.append(work.get_nowait())
+                    batch.append(
+                        work.get(timeout=remaining) if remaining > 0 else work.get_nowait()
+                    )
                 except queue.Empty:
                     break
+            batch = [entry for entry in batch if entry is not _WAKE]
             records = [entry for entry in batch if entry is not _STOP]
             try:
                 if records:
@@ -337,8 +362,13 @@ class Dispatcher:
         """Wait until queued records were delivered (or failed), or the deadline passed."""
         deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
         if self._pid == os.getpid():
+            if self._thread is not None and self._in_worker.value:
+                with contextlib.suppress(queue.Full):  # full: the worker is not lingering
+                    self._queue.put_nowait(_WAKE)
             self._in_worker.wait_zero(deadline)
             for lane in self._lanes.values():
+                if lane.queued.value:
+                    lane.wake()
                 lane.queued.wait_zero(deadline)
             for sink in self.sinks:
                 remaining = deadline - time.monotonic()
