@@ -1,0 +1,279 @@
+"""The clients under test, each built as its users would build it, with default settings.
+
+A variant is `(call, stream, settle, close)`: one non-streaming chat completion, one
+34-chunk stream read to the end, a flush of whatever telemetry it buffers (healthy
+destinations only), and its shutdown. Every variant runs in its own process (`_worker.py`):
+the Langfuse and OpenTelemetry wrappers patch the `openai` module process-wide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MODEL = "gpt-4o-mini"
+MESSAGES = [{"role": "user", "content": "Say hello in one short sentence."}]
+PARAMS: dict[str, Any] = {"temperature": 0.2}
+API_KEY = "sk-bench-0123456789"
+clock = time.perf_counter_ns
+
+
+@dataclass
+class Variant:
+    call: Callable[[], Any]
+    stream: Callable[[], tuple[int, int]]  # (chunks seen, perf_counter_ns at the first)
+    settle: Callable[[], Any]
+    close: Callable[[], Any]
+    client: Any = None  # pipeclient's Client, for the memory-bound estimate
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    llm: str  # http://127.0.0.1:PORT (the backend; gateway telemetry at /v1/telemetry)
+    capture: str  # telemetry destinations (healthy or hanging): http://127.0.0.1:PORT/w/NAME
+    hang: bool  # the destinations never answer
+    tmp: Path  # audit log and gateway spool
+
+    @property
+    def base_url(self) -> str:
+        # Under /hang/ the backend answers chat normally and the gateway's /telemetry hangs.
+        return f"{self.llm}/hang/v1" if self.hang else f"{self.llm}/v1"
+
+
+def _nothing() -> None:
+    return None
+
+
+def _openai_calls(client: Any) -> tuple[Callable[[], Any], Callable[[], tuple[int, int]]]:
+    create = client.chat.completions.create
+
+    def call() -> Any:
+        return create(model=MODEL, messages=MESSAGES, **PARAMS).choices[0].message.content
+
+    def stream() -> tuple[int, int]:
+        n, first = 0, 0
+        for chunk in create(model=MODEL, messages=MESSAGES, stream=True, **PARAMS):
+            if chunk.choices:
+                n += 1
+                if n == 1:
+                    first = clock()
+        return n, first
+
+    return call, stream
+
+
+def raw_httpx(ep: Endpoints) -> Variant:
+    import httpx
+
+    http = httpx.Client(
+        base_url=ep.base_url,
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=httpx.Timeout(600.0, connect=10.0),
+    )
+    body = {"model": MODEL, "messages": MESSAGES, **PARAMS}
+    stream_body = {**body, "stream": True}
+
+    def call() -> Any:
+        response = http.post("/chat/completions", json=body)
+        response.raise_for_status()
+        return response.json()["choices"][0]["message"]["content"]
+
+    def stream() -> tuple[int, int]:
+        n, first = 0, 0
+        with http.stream("POST", "/chat/completions", json=stream_body) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                data = line[6:] if line.startswith("data: ") else "[DONE]"
+                if data != "[DONE]" and json.loads(data)["choices"]:
+                    n += 1
+                    if n == 1:
+                        first = clock()
+        return n, first
+
+    return Variant(call, stream, _nothing, http.close)
+
+
+def openai_bare(ep: Endpoints) -> Variant:
+    import openai
+
+    client = openai.OpenAI(api_key=API_KEY, base_url=ep.base_url)
+    call, stream = _openai_calls(client)
+    return Variant(call, stream, _nothing, client.close)
+
+
+def openai_posthog(ep: Endpoints) -> Variant:
+    from posthog import Posthog
+    from posthog.ai.openai import OpenAI
+
+    posthog = Posthog("phc_bench", host=ep.capture)
+    client = OpenAI(api_key=API_KEY, base_url=ep.base_url, posthog_client=posthog)
+    call, stream = _openai_calls(client)
+
+    def close() -> None:
+        posthog.shutdown()
+        client.close()
+
+    return Variant(call, stream, posthog.flush, close)
+
+
+def openai_langfuse(ep: Endpoints) -> Variant:
+    from langfuse import Langfuse
+
+    langfuse = Langfuse(public_key="pk-lf-bench", secret_key="sk-lf-bench", base_url=ep.capture)
+    from langfuse.openai import OpenAI
+
+    client = OpenAI(api_key=API_KEY, base_url=ep.base_url)
+    call, stream = _openai_calls(client)
+
+    def close() -> None:
+        langfuse.shutdown()
+        client.close()
+
+    return Variant(call, stream, langfuse.flush, close)
+
+
+def openai_otel(ep: Endpoints) -> Variant:
+    import openai
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create({"service.name": "bench"})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{ep.capture}/v1/traces"))
+    )
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{ep.capture}/v1/metrics"))
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    client = openai.OpenAI(api_key=API_KEY, base_url=ep.base_url)
+    call, stream = _openai_calls(client)
+
+    def settle() -> None:
+        tracer_provider.force_flush()
+        meter_provider.force_flush()
+
+    def close() -> None:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+        client.close()
+
+    return Variant(call, stream, settle, close)
+
+
+def pipeclient_bare(ep: Endpoints) -> Variant:
+    import pipeclient
+
+    backend = pipeclient.Backend(name="bench", base_url=ep.base_url, api_key=API_KEY)
+    client = pipeclient.Client(backends=[backend])
+    assert client._dispatcher is None, "telemetry is on: the bare variant must have none"
+    call, stream = _openai_calls(client)
+    return Variant(call, stream, _nothing, client.close, client)
+
+
+def every_stream(ep: Endpoints) -> dict[str, Any]:
+    """pipeclient's telemetry with every custom stream on (the gateway is the backend)."""
+    return {
+        "posthog": {"enabled": True, "host": ep.capture, "api_key": "phc_bench"},
+        "langfuse": {
+            "enabled": True,
+            "host": ep.capture,
+            "public_key": "pk-lf-bench",
+            "secret_key": "sk-lf-bench",
+        },
+        "otlp": [{"name": "bench", "enabled": True, "endpoint": ep.capture}],
+        "audit": {"enabled": True, "path": str(ep.tmp / "audit.jsonl")},
+    }
+
+
+def pipeclient_all(ep: Endpoints) -> Variant:
+    import pipeclient
+
+    os.environ["PIPECLIENT_GATEWAY_SPOOL_DIR"] = str(ep.tmp / "spool")
+    backend = pipeclient.Backend(
+        name="gateway", base_url=ep.base_url, api_key="gw-bench-key", kind="gateway"
+    )
+    client = pipeclient.Client(backends=[backend], telemetry=every_stream(ep))
+    dispatcher = client._dispatcher
+    assert dispatcher is not None
+    names = sorted(sink.name for sink in dispatcher.sinks)
+    assert names == ["audit", "gateway", "langfuse", "otlp:bench", "posthog"], names
+    call, stream = _openai_calls(client)
+    return Variant(call, stream, client.flush, client.close, client)
+
+
+VARIANTS: dict[str, Callable[[Endpoints], Variant]] = {
+    "httpx": raw_httpx,
+    "openai": openai_bare,
+    "openai+posthog": openai_posthog,
+    "openai+langfuse": openai_langfuse,
+    "openai+otel": openai_otel,
+    "pipeclient": pipeclient_bare,
+    "pipeclient+all": pipeclient_all,
+}
+
+
+# -- what-if variants (benchmarks/whatif_batching.py): pipeclient+all with a batching delay
+# patched in from the outside, to measure a suggested fix before anyone writes it.
+
+
+class _Linger:
+    """A queue whose blocking `get` waits `seconds` after the first item, so that what
+    arrives meanwhile is drained in the same batch by the caller's `get_nowait` loop."""
+
+    def __init__(self, inner: Any, seconds: float) -> None:
+        self._inner = inner
+        self._seconds = seconds
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        item = self._inner.get(*args, **kwargs)
+        time.sleep(self._seconds)
+        return item
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _patch_linger(worker_s: float, lane_s: float) -> None:
+    from pipeclient import _dispatch
+
+    if lane_s:
+        lane_init = _dispatch._Lane.__init__
+
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            lane_init(self, *args, **kwargs)
+            self.queue = _Linger(self.queue, lane_s)
+
+        _dispatch._Lane.__init__ = init  # type: ignore[method-assign]
+    if worker_s:
+        reset = _dispatch.Dispatcher._reset
+
+        def _reset(self: Any) -> None:
+            reset(self)
+            self._queue = _Linger(self._queue, worker_s)
+
+        _dispatch.Dispatcher._reset = _reset  # type: ignore[method-assign]
+
+
+def pipeclient_all_lanes_linger(ep: Endpoints) -> Variant:
+    _patch_linger(worker_s=0.0, lane_s=0.5)
+    return pipeclient_all(ep)
+
+
+def pipeclient_all_both_linger(ep: Endpoints) -> Variant:
+    _patch_linger(worker_s=0.05, lane_s=0.5)
+    return pipeclient_all(ep)
+
+
+VARIANTS["pipeclient+all, lanes linger 0.5s"] = pipeclient_all_lanes_linger
+VARIANTS["pipeclient+all, worker 50ms + lanes 0.5s"] = pipeclient_all_both_linger
