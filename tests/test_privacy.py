@@ -942,13 +942,11 @@ PATHOLOGICAL = {
 
 
 @pytest.mark.parametrize("text", PATHOLOGICAL.values(), ids=PATHOLOGICAL.keys())
+@pytest.mark.timeout(30)
 def test_no_input_makes_the_detectors_slow(text: str) -> None:
-    import time
-
-    started = time.perf_counter()
+    # Linear: about 0.1 s at worst here; a quadratic or exponential scan would run for
+    # minutes and hit the timeout above (timings themselves live in benchmarks/).
     Redactor(ALL, [OWN_KEY]).redact(text, {})
-    # Linear: about 0.1 s at worst here; a quadratic or exponential scan takes far longer.
-    assert time.perf_counter() - started < 2.0
 
 
 def test_redact_must_be_callable() -> None:
