@@ -14,6 +14,8 @@ import textwrap
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from pipeclient._record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient._sinks.langfuse import LangfuseExportError, LangfuseSink
@@ -85,6 +87,15 @@ def _post(server: CaptureServer, sink: LangfuseSink, *records: CallRecord | Trac
     (request,) = server.requests
     body = request.json()
     assert body == {"resourceSpans": payloads}  # the preview payloads are the wire bytes
+    assert request.headers["content-type"] == "application/json"
+    # The body is OTLP/JSON: the OTLP protobuf parses it strictly (unknown fields refused),
+    # and so does the SDK's own model of the endpoint's request.
+    traces = json_format.Parse(request.body, ExportTraceServiceRequest())
+    assert len(traces.resource_spans) == len(payloads)
+    from langfuse.api.opentelemetry.types import OtelResourceSpan
+
+    for resource in body["resourceSpans"]:
+        OtelResourceSpan.model_validate(resource)
     return body
 
 
@@ -440,7 +451,9 @@ def test_a_rejected_key_raises_without_quoting_it() -> None:
     text = f"{caught.value!s} {caught.value!r} {caught.value.__cause__!r} {sink!r}"
     assert "HTTP 401" in text
     assert SECRET not in text and PUBLIC not in text
-    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    # no chained exception (an SDK error keeps the request and its Authorization header)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None or caught.value.__suppress_context__
 
 
 def test_spans_the_endpoint_rejects_count_as_a_failure() -> None:
