@@ -102,24 +102,8 @@ def main() -> None:
             for worker in order:
                 sample = samples[worker.variant]
                 for kind, n in (("call", args.calls), ("stream", args.streams)):
-                    answer = worker.ask(op="run", kind=kind, n=n)
-                    if answer is None:
+                    if not sample.block(worker, kind, n):
                         raise SystemExit(f"{worker.name}: {worker.error}")
-                    cpu = answer["cpu_s"]
-                    if not worker.hang:
-                        settled = worker.ask(op="settle", timeout=60)
-                        if settled is None:
-                            raise SystemExit(f"{worker.name}: {worker.error}")
-                        cpu += settled["cpu_s"]
-                    if kind == "call":
-                        sample.call_ns += answer["lat_ns"]
-                        sample.call_cpu_s += cpu
-                        sample.calls += n
-                    else:
-                        sample.stream_ns += answer["lat_ns"]
-                        sample.ttfc_ns += answer["ttfc_ns"]
-                        sample.stream_cpu_s += cpu
-                        sample.streams += n
             log(f"round {index + 1}/{args.rounds} done")
         counts = delivered(capture.stats(), llm.stats(), workers)
     finally:

@@ -235,6 +235,29 @@ class Sample:
         values = getattr(self, what)
         return pct(values, 99) / 1e3 if values else float("nan")
 
+    def block(self, worker: Worker, kind: str, n: int) -> bool:
+        """Run one block of calls (or streams) on a worker, then settle its telemetry
+        (healthy destinations) so that the CPU figure counts the exporters' work too."""
+        answer = worker.ask(op="run", kind=kind, n=n)
+        if answer is None:
+            return False
+        cpu = answer["cpu_s"]
+        if not worker.hang:
+            settled = worker.ask(op="settle", timeout=60)
+            if settled is None:
+                return False
+            cpu += settled["cpu_s"]
+        if kind == "call":
+            self.call_ns += answer["lat_ns"]
+            self.call_cpu_s += cpu
+            self.calls += n
+        else:
+            self.stream_ns += answer["lat_ns"]
+            self.ttfc_ns += answer["ttfc_ns"]
+            self.stream_cpu_s += cpu
+            self.streams += n
+        return True
+
 
 def server_capacity(port: int, env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(
@@ -405,22 +428,8 @@ def main() -> None:
             for worker in order:
                 sample = samples[worker.name]
                 for kind, n in (("call", args.calls), ("stream", args.streams)):
-                    answer = worker.ask(op="run", kind=kind, n=n)
-                    if answer is None:
+                    if not sample.block(worker, kind, n):
                         break
-                    cpu = answer["cpu_s"]
-                    if not worker.hang:
-                        settled = worker.ask(op="settle", timeout=60)
-                        cpu += settled["cpu_s"] if settled else 0.0
-                    if kind == "call":
-                        sample.call_ns += answer["lat_ns"]
-                        sample.call_cpu_s += cpu
-                        sample.calls += n
-                    else:
-                        sample.stream_ns += answer["lat_ns"]
-                        sample.ttfc_ns += answer["ttfc_ns"]
-                        sample.stream_cpu_s += cpu
-                        sample.streams += n
             log(f"round {round_index + 1}/{args.rounds} done")
         phase_wall = time.perf_counter() - phase_started
         llm_after = llm.stats()

@@ -35,9 +35,10 @@ logger = logging.getLogger("pipeclient")
 
 _BATCH = 512
 _STOP = object()
-_WAKE = object()  # flush() is waiting: stop lingering, send what there is
 # How long a lane waits for more records before a send, and the worker before handing
-# records on: one request per destination per interval instead of one per call.
+# records on: one request per destination per interval instead of one per call. They
+# sleep rather than wake for each record that arrives meanwhile; `flush` and `close` end
+# the wait.
 LANE_LINGER_S = 0.5
 WORKER_LINGER_S = 0.05
 # Content waiting in the queue is bounded in bytes too (large prompts), not only in count.
@@ -88,6 +89,36 @@ class _Counter:
             return True
 
 
+class _Hurry:
+    """Set while somebody waits for the queues to empty (`flush`, `close`): then nobody
+    lingers. Threads that linger wait on it instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._for_good = False
+
+    def begin(self) -> None:
+        with self._lock:
+            self._waiting += 1
+            self.event.set()
+
+    def end(self) -> None:
+        with self._lock:
+            self._waiting -= 1
+            if not self._waiting and not self._for_good:
+                self.event.clear()
+
+    def for_good(self) -> None:
+        with self._lock:
+            self._for_good = True
+            self.event.set()
+
+    def linger(self, seconds: float) -> None:
+        self.event.wait(seconds)
+
+
 class _Lane:
     """One destination's sender: payload batches in a bounded queue, one daemon thread."""
 
@@ -126,27 +157,18 @@ class _Lane:
             item = self.queue.get()
             if item is _STOP:
                 return
-            if item is _WAKE:
-                continue
             # Records arriving within the linger go out together, in one send.
+            if self.queued.value < _BATCH * 4:
+                owner.hurry.linger(LANE_LINGER_S)
             payloads, count = list(item[0]), item[1]
-            until = time.monotonic() + LANE_LINGER_S
             while len(payloads) < _BATCH * 4:
-                remaining = until - time.monotonic()
                 try:
-                    more = (
-                        self.queue.get(timeout=remaining)
-                        if remaining > 0
-                        else (self.queue.get_nowait())
-                    )
+                    more = self.queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is _STOP:
                     stopping = True
                     break
-                if more is _WAKE:
-                    until = 0.0  # take what is queued now, wait no more
-                    continue
                 payloads += more[0]
                 count += more[1]
             try:
@@ -167,10 +189,6 @@ class _Lane:
     def stop(self) -> None:
         if self.thread is not None:
             self.queue.put(_STOP)
-
-    def wake(self) -> None:
-        if self.thread is not None:
-            self.queue.put(_WAKE)
 
 
 class Dispatcher:
@@ -199,6 +217,7 @@ class Dispatcher:
 
     def _reset(self) -> None:
         self._pid = os.getpid()
+        self.hurry = _Hurry()
         self._queue: queue.Queue[Any] = queue.Queue(self.max_queue)
         self._thread: threading.Thread | None = None
         self._in_worker = _Counter()  # records accepted and not yet handed to the lanes
@@ -292,18 +311,16 @@ class Dispatcher:
 
     def _run(self) -> None:
         work = self._queue
+        size = min(_BATCH, self.max_queue)  # a lane takes at most max_queue records
         while True:
             batch = [work.get()]
-            until = time.monotonic() + WORKER_LINGER_S
-            while len(batch) < _BATCH and batch[-1] is not _STOP and batch[-1] is not _WAKE:
-                remaining = until - time.monotonic()
+            if batch[0] is not _STOP and work.qsize() < size:
+                self.hurry.linger(WORKER_LINGER_S)
+            while len(batch) < size and batch[-1] is not _STOP:
                 try:
-                    batch.append(
-                        work.get(timeout=remaining) if remaining > 0 else work.get_nowait()
-                    )
+                    batch.append(work.get_nowait())
                 except queue.Empty:
                     break
-            batch = [entry for entry in batch if entry is not _WAKE]
             records = [entry for entry in batch if entry is not _STOP]
             try:
                 if records:
@@ -362,14 +379,14 @@ class Dispatcher:
         """Wait until queued records were delivered (or failed), or the deadline passed."""
         deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
         if self._pid == os.getpid():
-            if self._thread is not None and self._in_worker.value:
-                with contextlib.suppress(queue.Full):  # full: the worker is not lingering
-                    self._queue.put_nowait(_WAKE)
-            self._in_worker.wait_zero(deadline)
-            for lane in self._lanes.values():
-                if lane.queued.value:
-                    lane.wake()
-                lane.queued.wait_zero(deadline)
+            hurry = self.hurry
+            hurry.begin()  # nobody lingers while we wait
+            try:
+                self._in_worker.wait_zero(deadline)
+                for lane in self._lanes.values():
+                    lane.queued.wait_zero(deadline)
+            finally:
+                hurry.end()
             for sink in self.sinks:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -406,6 +423,8 @@ class Dispatcher:
         budget = self.flush_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         self._accepting = False
+        if self._pid == os.getpid():
+            self.hurry.for_good()
         self.flush(budget)
         self._closed = True
         _LIVE.discard(self)

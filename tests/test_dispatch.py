@@ -97,10 +97,13 @@ def test_submit_never_blocks_and_a_full_queue_drops_and_counts() -> None:
     stuck.gate.clear()
     work = dispatcher(stuck, max_queue=10, flush=0.2)
     accepted = sum(work.submit(record()) for _ in range(100))
-    # The queue plus what the stuck worker took before blocking; the rest is dropped.
+    # The queue plus what the worker took; the rest is dropped.
     assert 10 <= accepted < 100
     report = work.close(timeout=0.2)
-    assert report.dropped == 100 - accepted and report.pending > 0 and not report.complete
+    # The stuck destination's lane holds at most max_queue records too: what the worker
+    # hands it beyond that is dropped as well, and counted.
+    assert 100 - accepted <= report.dropped < 100
+    assert report.submitted == 100 and report.pending > 0 and not report.complete
     stuck.gate.set()
 
 
