@@ -961,3 +961,86 @@ def test_shutdown_returns_while_a_send_hangs() -> None:
 def test_an_empty_batch_sends_nothing(collector: CaptureServer, sink: OtlpSink) -> None:
     sink.send([], timeout=1.0)
     assert collector.requests == []
+
+
+# -- span limits and metric points ---------------------------------------------------------
+
+
+def test_no_attribute_is_dropped_or_cut_without_limits(
+    collector: CaptureServer, sink: OtlpSink
+) -> None:
+    deliver(sink, with_content(call()))
+    span = only_span(collector)
+    attributes = attributes_of(span.attributes)
+    assert span.dropped_attributes_count == 0
+    assert attributes[gen_ai_attributes.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop", "tool_calls"]
+    assert f"{CANARY} input" in attributes[gen_ai_attributes.GEN_AI_INPUT_MESSAGES]
+
+
+def deliver_with_a_new_sink(collector: CaptureServer, record: CallRecord) -> None:
+    """A sink made now reads the OTEL_* limits as they are now."""
+    sink = sink_for(collector.url)
+    try:
+        deliver(sink, record)
+    finally:
+        sink.shutdown(1.0)
+
+
+def test_the_sdks_attribute_length_limit_applies(
+    collector: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "12")
+    deliver_with_a_new_sink(collector, with_content(call()))
+    attributes = attributes_of(only_span(collector).attributes)
+    assert len(attributes[gen_ai_attributes.GEN_AI_INPUT_MESSAGES]) == 12
+    assert len(attributes[gen_ai_attributes.GEN_AI_OUTPUT_MESSAGES]) == 12
+    assert attributes[gen_ai_attributes.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"  # 11: whole
+    assert f"{CANARY} input".encode() not in collector.all_bytes()
+
+
+def test_the_sdks_attribute_count_limit_drops_and_counts(
+    collector: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "5")
+    deliver_with_a_new_sink(collector, call())
+    span = only_span(collector)
+    assert len(span.attributes) == 5
+    assert span.dropped_attributes_count == 24 - 5  # the 24 of a plain call, as above
+
+
+def test_one_metric_point_per_attribute_set_whatever_the_order_or_type() -> None:
+    from pipeclient._sinks._otel_runtime import Histograms
+
+    histograms = Histograms()
+    duration = gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
+    histograms.record(duration, 1.0, {"a": "x", "b": 1})
+    histograms.record(duration, 2.0, {"b": 1, "a": "x"})  # the same set: the same point
+    histograms.record(duration, 4.0, {"a": "x", "b": 1.0})  # 1.0 is not 1
+    histograms.record(duration, 8.0, {"a": "x", "b": True})  # nor is True
+    histograms.record(duration, 16.0, {"a": ["x"], "b": 1})  # an unhashable value too
+    data = histograms.metrics_data(_resource(), _scope())
+    assert data is not None
+    (metric,) = data.resource_metrics[0].scope_metrics[0].metrics
+    found = sorted(
+        (repr(point.attributes), point.count, point.sum) for point in metric.data.data_points
+    )
+    assert found == sorted(
+        [
+            (repr({"a": "x", "b": 1}), 2, 3.0),
+            (repr({"a": "x", "b": 1.0}), 1, 4.0),
+            (repr({"a": "x", "b": True}), 1, 8.0),
+            (repr({"a": ["x"], "b": 1}), 1, 16.0),
+        ]
+    )
+
+
+def _resource() -> Any:
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource({"service.name": "test"})
+
+
+def _scope() -> Any:
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    return InstrumentationScope("test")

@@ -15,7 +15,7 @@ import json
 import math
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -119,11 +119,7 @@ class OtelRuntime:
             ),
             parent=parent,
             resource=self.resource,
-            attributes=BoundedAttributes(
-                limits.max_span_attributes,
-                payload["attributes"],
-                max_value_len=limits.max_span_attribute_length,
-            ),
+            attributes=_span_attributes(payload["attributes"], limits),
             events=events,
             kind=SpanKind[payload["kind"]],
             status=_status(payload.get("status") or {}),
@@ -204,6 +200,32 @@ class OtelRuntime:
         self.session.close()
 
 
+_SCALARS = frozenset({str, bool, int, float})
+
+
+def _span_attributes(attributes: Mapping[str, Any], limits: Any) -> Mapping[str, Any]:
+    """The span's attributes as the SDK keeps them. A plain dict when the span limits
+    cannot change anything and every value is already a valid attribute value (the sink's
+    own attributes always are): `BoundedAttributes` cleans value by value, which costs
+    about as much as encoding them."""
+    from opentelemetry.attributes import BoundedAttributes
+
+    maxlen, max_value_len = limits.max_span_attributes, limits.max_span_attribute_length
+    if max_value_len is None and (maxlen is None or len(attributes) <= maxlen):
+        plain: dict[str, Any] = {}
+        for key, value in attributes.items():
+            kind = type(value)
+            if kind in _SCALARS:
+                plain[key] = value
+            elif kind is list and all(type(item) is str for item in value):
+                plain[key] = tuple(value)
+            else:
+                break
+        else:
+            return plain
+    return BoundedAttributes(maxlen, attributes, max_value_len=max_value_len)
+
+
 def _status(status: Payload) -> Status:
     from opentelemetry.trace.status import Status, StatusCode
 
@@ -255,12 +277,20 @@ class _Point:
         )
 
 
+def _point_key(attributes: Mapping[str, Any]) -> Hashable:
+    """One key per attribute set, whatever the order; 1, 1.0 and True stay apart."""
+    try:
+        return frozenset((key, type(value), value) for key, value in attributes.items())
+    except TypeError:  # an unhashable value (a list)
+        return json.dumps(attributes, sort_keys=True, default=str)
+
+
 class Histograms:
     """The `INSTRUMENTS`' cumulative histograms, one point per attribute set: what a
     MeterProvider with a cumulative reader would hold, without its fork handler."""
 
     def __init__(self) -> None:
-        self._points: dict[str, dict[str, _Point]] = {name: {} for name in INSTRUMENTS}
+        self._points: dict[str, dict[Hashable, _Point]] = {name: {} for name in INSTRUMENTS}
 
     def record(self, name: str, value: float, attributes: Mapping[str, Any]) -> bool:
         """False for a metric that is not one of ours (it is ignored)."""
@@ -269,8 +299,7 @@ class Histograms:
             return False
         if not math.isfinite(value) or value < 0:  # as the SDK's histograms: dropped
             return True
-        key = json.dumps(attributes, sort_keys=True)  # 1, 1.0 and true stay apart
-        point = points.get(key)
+        point = points.get(key := _point_key(attributes))
         if point is None:
             if len(points) >= _CARDINALITY_LIMIT:
                 key, attributes = "overflow", _OVERFLOW_ATTRIBUTES
