@@ -130,7 +130,7 @@ class _Lane:
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
 
-    def put(self, payloads: list[Payload], count: int) -> None:
+    def put(self, payloads: list[Any], count: int) -> None:
         owner = self.owner
         if self.queued.value + count > owner.max_queue:
             owner.count("dropped", count)
@@ -356,6 +356,7 @@ class Dispatcher:
                         views[index] = view
                     payloads += sink.encode(view)
                     count += 1
+                packed = sink.pack(payloads) if payloads and self._capture is None else payloads
             except Exception as exc:
                 self.count_failed(sink.name, len(records))
                 self.warn_once(
@@ -371,7 +372,7 @@ class Dispatcher:
                 self._capture.setdefault(sink.name, []).extend(payloads)
                 self.count_sent(sink.name, count)
             else:
-                self._lanes[sink.name].put(payloads, count)
+                self._lanes[sink.name].put(packed, count)
 
     # -- flush and close: one deadline -----------------------------------------------------
 

@@ -1,8 +1,9 @@
 """A bounded on-disk queue of gateway events, so billing metadata outlives an outage.
 
-One JSON line per event in `events.jsonl`, guarded by an exclusive lock on `lock` so that
-several threads and processes can share a spool. Full: the oldest events are dropped and
-counted. Events are metadata only (the gateway schema), never a key.
+One JSON line per event (the sink hands them over as JSON text) in `events.jsonl`, guarded
+by an exclusive lock on `lock` so that several threads and processes can share a spool.
+Full: the oldest events are dropped and counted. Events are metadata only (the gateway
+schema), never a key.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 try:
     import fcntl
@@ -59,13 +59,14 @@ class Spool:
             os.fsync(handle.fileno())
         os.replace(temporary, self._file)
 
-    def add(self, events: list[dict[str, Any]], *, front: bool = False) -> None:
-        """Keep these events for later (`front`: before the others, as events taken and
-        not delivered); beyond `max_events`, the oldest go, counted."""
+    def add(self, events: Sequence[str], *, front: bool = False) -> None:
+        """Keep these events (JSON text, one line each) for later (`front`: before the
+        others, as events taken and not delivered); beyond `max_events`, the oldest go,
+        counted."""
         if not events:
             return
         with self._locked():
-            new = [json.dumps(event, separators=(",", ":")) for event in events]
+            new = list(events)
             lines = new + self._read() if front else self._read() + new
             overflow = len(lines) - self.max_events
             if overflow > 0:
@@ -73,9 +74,9 @@ class Spool:
                 lines = lines[overflow:]
             self._write(lines)
 
-    def take(self, limit: int) -> list[dict[str, Any]]:
-        """Remove and return up to `limit` of the oldest events (put them back with `add`
-        if they cannot be delivered)."""
+    def take(self, limit: int) -> list[str]:
+        """Remove and return up to `limit` of the oldest events, as JSON text (put them
+        back with `add` if they cannot be delivered); a damaged line is left out."""
         if limit <= 0 or not self._maybe_filled():
             return []
         with self._locked():
@@ -84,11 +85,7 @@ class Spool:
                 return []
             taken, rest = lines[:limit], lines[limit:]
             self._write(rest)
-        events = []
-        for line in taken:
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
-        return events
+        return [line for line in taken if _is_event(line)]
 
     def _maybe_filled(self) -> bool:
         """A cheap look without the lock: the common case is an empty spool."""
@@ -100,3 +97,10 @@ class Spool:
     def __len__(self) -> int:
         with self._locked():
             return len(self._read())
+
+
+def _is_event(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False

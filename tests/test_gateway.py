@@ -248,7 +248,7 @@ def test_a_full_spool_drops_the_oldest_and_counts(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="spooled"):
         sink.send(payloads, timeout=0.5)
     spool = sink.spools["gateway"]
-    kept = [event["request_id"] for event in spool.take(100)]
+    kept = [json.loads(event)["request_id"] for event in spool.take(100)]
     assert kept == [f"r-{i}" for i in range(3, 8)] and sink.dropped == 3
 
 

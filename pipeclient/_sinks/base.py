@@ -32,9 +32,18 @@ class Sink(ABC):
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
         """The payloads for one record (often one; none for a record the sink skips)."""
 
+    def pack(self, payloads: list[Payload]) -> list[Any]:
+        """What the destination's lane holds until the send: the payloads themselves, or
+        (a sink whose wire format is bytes) those bytes, made here on the worker. Bytes are
+        not tracked by the garbage collector: thousands of records lingering in a lane as
+        nested dicts make the interpreter run full collections, tens of milliseconds each,
+        that stall every thread, the caller's too."""
+        return payloads
+
     @abstractmethod
-    def send(self, payloads: Sequence[Payload], timeout: float) -> None:
-        """Deliver a batch, giving up after about `timeout` seconds. May raise."""
+    def send(self, payloads: Sequence[Any], timeout: float) -> None:
+        """Deliver a batch (of payloads, or of what `pack` made of them), giving up after
+        about `timeout` seconds. May raise."""
 
     def force_flush(self, timeout: float) -> bool:
         """Push out anything the sink buffers itself. True when all was delivered."""
