@@ -360,3 +360,22 @@ def test_no_free_text_reaches_the_gateway_stream(
     everything = b"".join(r.body for r in mock.telemetry_requests)
     assert canary.encode() not in everything
     assert canary.lower().encode() not in everything.lower()
+
+
+def test_packed_events_go_out_as_the_same_bytes_and_are_not_gc_tracked(tmp_path: Path) -> None:
+    import gc
+
+    with CaptureServer() as server:
+        sink = GatewaySink({"gateway": GatewayTarget(server.url, "k")}, spool_root=tmp_path)
+        record = _record()
+        payloads = [
+            sink.encode(dataclasses.replace(record, request_id=f"r-{i}"))[0] for i in range(3)
+        ]
+        packed = sink.pack(payloads)
+        gc.collect()  # a tuple of strings is untracked by the first collection it meets
+        assert not any(gc.is_tracked(item) for item in packed)
+        sink.send(payloads, timeout=5.0)
+        sink.send(packed, timeout=5.0)
+        plain, from_packed = (request.body for request in server.requests)
+    assert plain == from_packed
+    assert json.loads(from_packed) == {"events": [p["event"] for p in payloads]}

@@ -489,3 +489,19 @@ def test_encode_is_pure_and_cheap() -> None:
     assert json.loads(json.dumps(first)) == first
     span = _spans({"resourceSpans": first})[0]
     assert len(span["traceId"]) == 32 and len(span["spanId"]) == 16
+
+
+def test_packed_spans_go_out_as_the_same_bytes_and_are_not_gc_tracked() -> None:
+    import gc
+
+    sink = _sink("http://127.0.0.1:9")
+    payloads = [p for i in range(3) for p in sink.encode(_with_content(request_id=f"r-{i}"))]
+    packed = sink.pack(payloads)
+    assert not any(gc.is_tracked(part) for part in packed)  # lingering spans: no GC work
+    with CaptureServer() as server:
+        sink = _sink(server.url)
+        sink.send(payloads, timeout=5.0)
+        sink.send(packed, timeout=5.0)
+        plain, from_packed = (request.body for request in server.requests)
+    assert plain == from_packed
+    assert json.loads(from_packed) == {"resourceSpans": payloads}
