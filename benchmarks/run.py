@@ -67,7 +67,10 @@ def clean_env(home: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(_ENV_PREFIXES) and k not in ("DO_NOT_TRACK", "PYTHONPATH")
+        if not k.startswith(_ENV_PREFIXES)
+        # PYTHONDONTWRITEBYTECODE: an editable install would recompile pipeclient at every
+        # import, while the peers' bytecode was written by pip: not what users run.
+        and k not in ("DO_NOT_TRACK", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
     }
     env["HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"

@@ -13,30 +13,31 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-import anyio
-import anyio.to_thread
 import httpx
 
 from . import _answers
 from ._backends import Backend, backends_from_arguments, gateway_url_from_env, is_gateway
 from ._call import Call, check_headers, check_request_id, check_timeout
-from ._dispatch import CAPTURE, Dispatcher, FlushReport
 from ._exceptions import APIError, ConfigError, GatewayTelemetryRequiredError
-from ._privacy import PrivacyStep, telemetry_secrets
 from ._record import CallRecord, CallTracker, ErrorInfo, Operation, TraceRecord
 from ._resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from ._retry import BackendPool, RetryPolicy
-from ._settings import TelemetrySettings, load_settings, where_value
-from ._sinks import build_sinks
-from ._sinks.audit import AuditSink, build_audit_sink
-from ._sinks.gateway import GatewaySink, GatewayTarget
+from ._settings import DefaultSettings, load_settings_or_defaults, where_value
 from ._streaming import AsyncStream, Stream, _ChunkReader
 from ._trace import Trace, TraceParent, current_parent
 from ._version import __version__
-from .config import TelemetryConfig
 from .types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
+
+if TYPE_CHECKING:
+    # Telemetry machinery (and anyio, for AsyncClient) is imported where it is used, only
+    # when a stream, the gateway or the audit log is on: a client without telemetry
+    # never loads it (DESIGN 3).
+    from ._dispatch import Dispatcher, FlushReport
+    from ._settings import TelemetrySettings
+    from ._sinks.audit import AuditSink
+    from .config import TelemetryConfig
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 
@@ -122,8 +123,9 @@ class _BaseClient:
         self._timeout = check_timeout(timeout)
         self.no_log = bool(no_log)
         self._default_headers = check_headers(default_headers, "default_headers")
-        # Read (and validated) before anything telemetry-related exists.
-        self.telemetry_settings: TelemetrySettings = load_settings(telemetry, file=telemetry_file)
+        # Read (and validated) before anything telemetry-related exists. When nothing
+        # configures telemetry, the settings are the defaults, built only if asked for.
+        settings = load_settings_or_defaults(telemetry, file=telemetry_file)
         self._policy = retry_policy or RetryPolicy(
             max_retries=2 if max_retries is None else max_retries
         )
@@ -141,34 +143,64 @@ class _BaseClient:
         self._record_listeners: list[Callable[[CallRecord | TraceRecord], None]] = []
         self._dispatcher: Dispatcher | None = None
         self._capture_content = False
-        sinks = build_sinks(self.telemetry_settings)
-        gateways = {
-            backend.name: GatewayTarget(backend.base_url, backend.api_key.get_secret_value())
-            for backend in self.backends
-            if self._gateway[backend.name]
-        }
-        if gateways and not self.telemetry_settings.do_not_track:
+        self._audit_now: AuditSink | None = None
+        self._settings: TelemetrySettings | DefaultSettings = settings
+        self._do_not_track = settings.do_not_track
+        if isinstance(settings, DefaultSettings) and (
+            settings.do_not_track or not any(self._gateway.values())
+        ):
+            # Every stream and the audit log are off by default, and no gateway stream is
+            # due: nothing to start, and the telemetry machinery is never imported.
+            return
+        self._start_telemetry(self.telemetry_settings, redact)
+
+    @property
+    def telemetry_settings(self) -> TelemetrySettings:
+        """The telemetry configuration in force, and where each value came from."""
+        settings = self._settings
+        if isinstance(settings, DefaultSettings):
+            settings = self._settings = settings.settings()
+        return settings
+
+    def _start_telemetry(
+        self, settings: TelemetrySettings, redact: Callable[[str], str] | None
+    ) -> None:
+        from ._sinks import build_sinks
+
+        sinks = build_sinks(settings)
+        if not settings.do_not_track and any(self._gateway.values()):
+            from ._sinks.gateway import GatewaySink, GatewayTarget
+
+            gateways = {
+                backend.name: GatewayTarget(backend.base_url, backend.api_key.get_secret_value())
+                for backend in self.backends
+                if self._gateway[backend.name]
+            }
             # Mandatory whenever the gateway is a backend; no setting turns it off.
             sinks.append(GatewaySink(gateways))
         # The audit log is local, not telemetry: it follows only its own setting. Written on
         # the caller's thread when durable (before the call returns) or under DO_NOT_TRACK
         # (no worker thread may exist then); else by the dispatcher, flushed at close.
-        self._audit_now: AuditSink | None = None
-        audit = self.telemetry_settings.config.audit
+        audit = settings.config.audit
         if audit.enabled:
+            from ._sinks.audit import build_audit_sink
+
             audit_sink = build_audit_sink(
                 path=audit.path,
                 user_id=audit.user_id,
                 durable=audit.durable,
                 api_keys={b.name: b.api_key.get_secret_value() for b in self.backends},
-                source=where_value(("audit", "path"), self.telemetry_settings.sources),
+                source=where_value(("audit", "path"), settings.sources),
             )
-            if audit.durable or self.telemetry_settings.do_not_track:
+            if audit.durable or settings.do_not_track:
                 self._audit_now = audit_sink
             else:
                 sinks.append(audit_sink)
         if sinks:
-            config = self.telemetry_settings.config
+            from ._dispatch import CAPTURE, Dispatcher
+            from ._privacy import PrivacyStep, telemetry_secrets
+
+            config = settings.config
             self._dispatcher = Dispatcher(
                 sinks,
                 PrivacyStep(
@@ -324,7 +356,7 @@ class _BaseClient:
         requires its telemetry stream. With no other backend, the call fails here, before
         any network I/O."""
         plan = self._pool.plan()
-        if not self.telemetry_settings.do_not_track:
+        if not self._do_not_track:
             return plan
         usable = [backend for backend in plan if not self.is_gateway(backend)]
         if usable:
@@ -639,6 +671,8 @@ class AsyncClient(_BaseClient):
             for backend in attempts.order(plan):
                 wait = attempts.wait_for(backend)
                 if wait > 0:
+                    import anyio
+
                     await anyio.sleep(wait)
                 answer, error, retry, hint = await self._attempt(call, backend)
                 if answer is not None:
@@ -686,12 +720,16 @@ class AsyncClient(_BaseClient):
         dispatcher = self._dispatcher
         if dispatcher is None:
             return None
+        import anyio.to_thread
+
         return await anyio.to_thread.run_sync(dispatcher.flush, timeout)
 
     async def close(self) -> FlushReport | None:
         """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
         return what telemetry sent, dropped or failed (None without telemetry)."""
         # The flush waits on the worker thread: do not block the event loop meanwhile.
+        import anyio.to_thread
+
         report = await anyio.to_thread.run_sync(self._close_telemetry)
         with self._http_lock:
             clients, self._http = list(self._http.values()), {}

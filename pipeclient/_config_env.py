@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from ._config_file import GATEWAY_REFUSAL, check_keys, unknown
+from ._config_file import FILE_VARIABLE, GATEWAY_REFUSAL, check_keys, unknown
 from ._exceptions import ConfigError
-from .config import OtlpConfig, section_models
 
-__all__ = ["ECOSYSTEM_VARIABLES", "EnvLayer", "environment_layer"]
+__all__ = ["ECOSYSTEM_VARIABLES", "EnvLayer", "configures_telemetry", "environment_layer"]
 
 KeyPath = tuple[str | int, ...]
 
@@ -29,6 +28,34 @@ ECOSYSTEM_VARIABLES: dict[str, KeyPath] = {
 }
 # These fill the first [[otlp]] table, unless the configuration names its endpoint.
 OTEL_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS")
+
+
+# PIPECLIENT_ variables that are never telemetry keys (none has "__", none is a table's
+# name): the backends' and the gateway's, and the file's path (read by the file lookup).
+NOT_TELEMETRY_KEYS = frozenset(
+    {
+        "PIPECLIENT_API_KEY",
+        "PIPECLIENT_BASE_URL",
+        "PIPECLIENT_GATEWAY_URL",
+        "PIPECLIENT_GATEWAY_API_KEY",
+        "PIPECLIENT_GATEWAY_SPOOL_DIR",
+        FILE_VARIABLE,
+    }
+)
+
+
+def configures_telemetry(env: Mapping[str, str]) -> bool:
+    """False only when `environment_layer(env)` is certainly empty (and cannot fail):
+    no ecosystem or OTEL_EXPORTER_OTLP_* value, no PIPECLIENT_ variable but those in
+    NOT_TELEMETRY_KEYS. Cheap: it reads names, not values, and needs no model."""
+    for name in (*ECOSYSTEM_VARIABLES, *OTEL_VARIABLES):
+        if env.get(name, "").strip():
+            return True
+    for name in env:
+        upper = name.upper()
+        if upper.startswith("PIPECLIENT_") and upper not in NOT_TELEMETRY_KEYS:
+            return True
+    return False
 
 
 @dataclass
@@ -63,6 +90,8 @@ def environment_layer(env: Mapping[str, str]) -> EnvLayer:
 
 def _telemetry_variables(env: Mapping[str, str]) -> dict[str, str]:
     """PIPECLIENT_* variables meant as telemetry keys: name -> table; unknown tables refused."""
+    from .config import section_models
+
     tables = section_models()
     found: dict[str, str] = {}
     for name in env:
@@ -90,7 +119,14 @@ def _telemetry_variables(env: Mapping[str, str]) -> dict[str, str]:
 def _environment_model() -> type[Any]:
     from pydantic_settings import BaseSettings, SettingsConfigDict
 
-    from .config import AuditConfig, ExportConfig, LangfuseConfig, PostHogConfig, PrivacyConfig
+    from .config import (
+        AuditConfig,
+        ExportConfig,
+        LangfuseConfig,
+        OtlpConfig,
+        PostHogConfig,
+        PrivacyConfig,
+    )
 
     class FromEnvironment(BaseSettings):
         model_config = SettingsConfigDict(
@@ -151,6 +187,8 @@ def _variable(path: KeyPath, names: Mapping[str, str]) -> str:
 def _pipeclient_entries(
     env: Mapping[str, str], names: Mapping[str, str]
 ) -> list[tuple[KeyPath, Any, str]]:
+    from .config import section_models
+
     raw = _raw_values(env, names)
     tables = section_models()
     entries: list[tuple[KeyPath, Any, str]] = []
@@ -187,6 +225,8 @@ def _check_depth(table: str, key: str, value: Any, variable: str) -> None:
 
 
 def _otlp_entries(value: Any, names: Mapping[str, str]) -> list[tuple[KeyPath, Any, str]]:
+    from .config import OtlpConfig
+
     whole = [name for name in names if name.upper() == "PIPECLIENT_OTLP"]
     parts = [name for name in names if name.upper().startswith("PIPECLIENT_OTLP__")]
     if whole and parts:

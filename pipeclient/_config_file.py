@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ConfigError
-from .config import section_models
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+# The TOML parser, difflib and the configuration model are imported where a file is read
+# or checked: a client that finds no file never loads them.
 
 __all__ = ["FILE_VARIABLE", "check_tables", "find_telemetry_file", "read_toml", "unknown"]
 
@@ -73,6 +70,11 @@ def _check_candidate(path: Path, source: str) -> None:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
     reason: str | None = None
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -92,6 +94,8 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def unknown(kind: str, name: str, known: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown {kind}{hint} (known: {', '.join(known)})"
@@ -99,6 +103,8 @@ def unknown(kind: str, name: str, known: list[str]) -> str:
 
 def check_tables(raw: Mapping[str, Any], where: str) -> None:
     """Known tables and keys, in the right shape (`[table]`, `[[otlp]]`)."""
+    from .config import section_models
+
     tables = section_models()
     for name, value in raw.items():
         if name == "gateway":

@@ -13,18 +13,30 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from ._config_env import EnvLayer, environment_layer
+from ._config_env import EnvLayer, configures_telemetry, environment_layer
 from ._config_file import check_tables, find_telemetry_file, read_toml
-from ._dnt import do_not_track
+from ._dnt import DO_NOT_TRACK_VARIABLE, do_not_track
 from ._exceptions import ConfigError
 from ._placeholders import resolve
-from .config import OtlpConfig, TelemetryConfig, secret_fields, section_models
 
-__all__ = ["TelemetrySettings", "find_telemetry_file", "key_name", "load_settings", "read_toml"]
+if TYPE_CHECKING:
+    # Imported where settings are built: a client that nothing configures gets
+    # `DefaultSettings` and never loads the model unless its settings are read.
+    from .config import OtlpConfig, TelemetryConfig
+
+__all__ = [
+    "DefaultSettings",
+    "TelemetrySettings",
+    "find_telemetry_file",
+    "key_name",
+    "load_settings",
+    "load_settings_or_defaults",
+    "read_toml",
+]
 
 DEFAULT = "default"
 ARGUMENT = "argument"
@@ -43,6 +55,8 @@ def key_name(path: KeyPath) -> str:
 
 
 def _is_secret(path: KeyPath) -> bool:
+    from .config import secret_fields, section_models
+
     keys = [part for part in path if isinstance(part, str)]
     if len(keys) < 2:
         return False
@@ -80,6 +94,29 @@ class TelemetrySettings:
         )
 
 
+# What the default settings still read from the environment (besides the variables
+# `configures_telemetry` has found unset).
+_DEFAULTS_READ = (DO_NOT_TRACK_VARIABLE, "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME")
+
+
+class DefaultSettings:
+    """Nothing configures telemetry: no argument, no file, no variable, so every stream
+    and the audit log are off. `settings()` builds the TelemetrySettings `load_settings`
+    would have built when this was found, from the variables that still mattered then."""
+
+    __slots__ = ("do_not_track", "environ")
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.do_not_track = do_not_track(environ)
+
+    def __repr__(self) -> str:
+        return f"DefaultSettings(do_not_track={self.do_not_track})"
+
+    def settings(self) -> TelemetrySettings:
+        return _load(None, self.environ, None)
+
+
 def load_settings(
     overrides: TelemetryConfig | Mapping[str, Any] | None = None,
     *,
@@ -90,6 +127,31 @@ def load_settings(
 ) -> TelemetrySettings:
     env = os.environ if environ is None else environ
     path = Path(file).expanduser() if file is not None else find_telemetry_file(env, cwd, home)
+    return _load(overrides, env, path)
+
+
+def load_settings_or_defaults(
+    overrides: TelemetryConfig | Mapping[str, Any] | None = None,
+    *,
+    file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    home: Path | None = None,
+) -> TelemetrySettings | DefaultSettings:
+    """`load_settings`, with the same errors in the same order, except that when nothing
+    configures telemetry it returns `DefaultSettings` without building the configuration."""
+    env = os.environ if environ is None else environ
+    path = Path(file).expanduser() if file is not None else find_telemetry_file(env, cwd, home)
+    if path is None and overrides is None and not configures_telemetry(env):
+        return DefaultSettings({name: env[name] for name in _DEFAULTS_READ if name in env})
+    return _load(overrides, env, path)
+
+
+def _load(
+    overrides: TelemetryConfig | Mapping[str, Any] | None,
+    env: Mapping[str, str],
+    path: Path | None,
+) -> TelemetrySettings:
     merged = _Merged()
     if path is not None:
         raw = read_toml(path)
@@ -155,6 +217,8 @@ def _entries_of(raw: Mapping[str, Any], source: str) -> list[Entry]:
 
 def _check_types(raw: Mapping[str, Any], where: str) -> None:
     """TOML has types: a string where a boolean is expected is an error, not a guess."""
+    from .config import section_models
+
     tables = section_models()
     for table, value in raw.items():
         items = list(enumerate(value)) if table == "otlp" else [(None, value)]
@@ -173,6 +237,8 @@ class _Merged:
     """The merged values and, per key, the layer each came from."""
 
     def __init__(self) -> None:
+        from .config import TelemetryConfig
+
         self.values: dict[str, Any] = TelemetryConfig().model_dump()
         self.sources: dict[str, str] = {}
 
@@ -188,6 +254,8 @@ class _Merged:
 
     def _replace_tables(self, tables: list[Any], source: str) -> None:
         """[[otlp]] (or PIPECLIENT_OTLP) replaces the list; omitted keys take defaults."""
+        from .config import OtlpConfig
+
         for name in [name for name in self.sources if name.startswith("otlp")]:
             del self.sources[name]
         self.values["otlp"] = []
@@ -198,6 +266,8 @@ class _Merged:
                 self._set_in_table(("otlp", index, key), item, source)
 
     def _set_in_table(self, path: KeyPath, value: Any, source: str) -> None:
+        from .config import OtlpConfig
+
         tables = self.values["otlp"]
         index = int(path[1])
         if index == len(tables):  # one past the end: a new table
@@ -225,6 +295,8 @@ class _Merged:
             self._set_in_table(("otlp", 0, key), value, source)
 
     def validate(self, *, resolved: bool) -> TelemetryConfig:
+        from .config import TelemetryConfig
+
         problem: ConfigError | None = None
         try:
             return TelemetryConfig.model_validate(self.values, context={"resolved": resolved})

@@ -8,10 +8,10 @@ stream is dropped unread.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import sys
 from collections.abc import AsyncGenerator, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ValidationError
@@ -19,6 +19,9 @@ from pydantic import ValidationError
 from ._exceptions import APIError, APIResponseValidationError, StreamInterruptedError, scrub_secrets
 from ._record import CallTracker, ErrorInfo
 from .types import ChatCompletionChunk, ChoiceDelta
+
+if TYPE_CHECKING:
+    import asyncio  # loaded by the event loop itself: a sync client never imports it
 
 __all__ = ["AsyncStream", "Stream"]
 
@@ -361,6 +364,10 @@ class AsyncStream:
         reader.finish(closed_early=True)
         if reader.response.is_closed:
             return
+        if "asyncio" not in sys.modules:  # then no asyncio event loop is running
+            return
+        import asyncio
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -28,7 +28,9 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    # Validators are built on first use, not at import: a client that never makes a given
+    # kind of call never pays for its response types.
+    model_config = ConfigDict(extra="allow", protected_namespaces=(), defer_build=True)
 
 
 class _Response(_Model):
