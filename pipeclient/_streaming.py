@@ -173,12 +173,17 @@ class _ChunkReader:
                 if not chunk.choices:
                     return None
                 chunk.usage = None
+        messages = self.messages
         for choice in chunk.choices:
             if choice.finish_reason:
                 self.finish_reasons[choice.index] = choice.finish_reason
-            if self.messages is not None:
-                self.messages.setdefault(choice.index, _MessageParts()).add(choice.delta)
-        self.tracker.first_chunk()
+            if messages is not None:
+                parts = messages.get(choice.index)
+                if parts is None:
+                    parts = messages[choice.index] = _MessageParts()
+                parts.add(choice.delta)
+        if self.tracker.ttft_ms is None:
+            self.tracker.first_chunk()
         return chunk
 
     def _bad_event(self, event: str, data: str) -> APIError:
