@@ -105,7 +105,7 @@ def queue_bound(variant: Variant) -> dict[str, Any]:
     for sink in dispatcher.sinks:
         content = sink.receives_content
         view = privacy.with_content(record) if content else privacy.metadata_only(record)
-        per_sink[sink.name] = deep_size(sink.encode(view))
+        per_sink[sink.name] = deep_size(sink.pack(sink.encode(view)))  # what a lane holds
     record_bytes = deep_size(record)
     max_queue = dispatcher.max_queue
     return {
