@@ -22,6 +22,7 @@ from ._backends import Backend, backends_from_arguments, gateway_url_from_env, i
 from ._call import Call, check_headers, check_request_id, check_timeout
 from ._exceptions import APIError, ConfigError, GatewayTelemetryRequiredError
 from ._record import CallRecord, CallTracker, ErrorInfo, Operation, TraceRecord
+from ._report import FlushReport
 from ._resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from ._retry import BackendPool, RetryPolicy
 from ._settings import DefaultSettings, load_settings_or_defaults, where_value
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     # Telemetry machinery (and anyio, for AsyncClient) is imported where it is used, only
     # when a stream, the gateway or the audit log is on: a client without telemetry
     # never loads it (DESIGN 3).
-    from ._dispatch import Dispatcher, FlushReport
+    from ._dispatch import Dispatcher
     from ._settings import TelemetrySettings
     from ._sinks.audit import AuditSink
     from .config import TelemetryConfig

@@ -22,11 +22,11 @@ import time
 import weakref
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
 from ._privacy import PrivacyStep
 from ._record import CallRecord, TraceRecord
+from ._report import FlushReport
 from ._sinks.base import Payload, Sink
 
 __all__ = ["CAPTURE", "Dispatcher", "FlushReport"]
@@ -48,22 +48,6 @@ MAX_QUEUED_CONTENT_BYTES = 64 * 1024 * 1024
 CAPTURE: ContextVar[dict[str, list[Payload]] | None] = ContextVar(
     "pipeclient_capture", default=None
 )
-
-
-@dataclass
-class FlushReport:
-    """What happened to the records handed to the dispatcher so far."""
-
-    submitted: int = 0
-    dropped: int = 0  # not accepted: the queue (or a destination's lane) was full
-    pending: int = 0  # accepted, not yet delivered or failed when the deadline passed
-    sent: dict[str, int] = field(default_factory=dict)  # per destination: records delivered
-    failed: dict[str, int] = field(default_factory=dict)  # per destination: send failed
-    redactions: dict[str, int] = field(default_factory=dict)  # per detector: values replaced
-
-    @property
-    def complete(self) -> bool:
-        return self.pending == 0 and self.dropped == 0 and not any(self.failed.values())
 
 
 class _Counter:

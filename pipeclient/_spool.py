@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 try:
     import fcntl
@@ -85,7 +86,9 @@ class Spool:
                 return []
             taken, rest = lines[:limit], lines[limit:]
             self._write(rest)
-        return [line for line in taken if _is_event(line)]
+        events = [line for line in taken if _is_event(line)]
+        self.dropped += len(taken) - len(events)  # damaged lines: counted, never sent
+        return events
 
     def _maybe_filled(self) -> bool:
         """A cheap look without the lock: the common case is an empty spool."""
@@ -100,7 +103,13 @@ class Spool:
 
 
 def _is_event(line: str) -> bool:
+    """A JSON object, in JSON every parser takes (no NaN or Infinity: the line goes into
+    the request as it is)."""
     try:
-        return isinstance(json.loads(line), dict)
+        return isinstance(json.loads(line, parse_constant=_refuse), dict)
     except ValueError:
         return False
+
+
+def _refuse(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")

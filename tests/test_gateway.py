@@ -379,3 +379,18 @@ def test_packed_events_go_out_as_the_same_bytes_and_are_not_gc_tracked(tmp_path:
         plain, from_packed = (request.body for request in server.requests)
     assert plain == from_packed
     assert json.loads(from_packed) == {"events": [p["event"] for p in payloads]}
+
+
+def test_a_damaged_spool_line_is_dropped_and_never_blocks_the_stream(tmp_path: Path) -> None:
+    """Lines go into the request as they are: one that is not strict JSON (NaN, a cut-off
+    line, an array) would make every batch invalid, so it is dropped, and counted."""
+    with CaptureServer() as server:
+        sink = GatewaySink({"gateway": GatewayTarget(server.url, "k")}, spool_root=tmp_path)
+        spool = sink.spools["gateway"]
+        good = json.dumps({"request_id": "spooled"})
+        spool.add(['{"request_id":"x","latency_ms":{"total":NaN}}', '{"cut', "[1, 2]", good])
+        sink.send(sink.encode(_record()), timeout=5.0)
+        (request,) = server.requests
+    events = json.loads(request.body)["events"]  # strict JSON
+    assert events[0]["request_id"] == "spooled"
+    assert len(events) == 2 and sink.dropped == 3 and len(spool) == 0

@@ -241,3 +241,13 @@ def test_an_environment_that_configures_nothing(env: dict[str, str]) -> None:
 )
 def test_an_environment_that_may_configure_telemetry(env: dict[str, str]) -> None:
     assert configures_telemetry(env)
+
+
+def test_public_annotations_resolve() -> None:
+    import typing
+
+    import pipeclient
+
+    for method in (pipeclient.Client.close, pipeclient.Client.flush, pipeclient.AsyncClient.close):
+        hints = typing.get_type_hints(method)
+        assert "FlushReport" in str(hints["return"])

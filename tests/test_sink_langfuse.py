@@ -414,6 +414,8 @@ def test_a_refused_connection_raises() -> None:
     with pytest.raises(LangfuseExportError) as caught:
         sink.send(sink.encode(_call()), timeout=2.0)
     assert "connection to Langfuse failed (ConnectError)" in str(caught.value)
+    # Nothing chained: the httpx error holds the request, and its Authorization header.
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
     sink.shutdown(1.0)
 
 
@@ -505,3 +507,31 @@ def test_packed_spans_go_out_as_the_same_bytes_and_are_not_gc_tracked() -> None:
         plain, from_packed = (request.body for request in server.requests)
     assert plain == from_packed
     assert json.loads(from_packed) == {"resourceSpans": payloads}
+
+
+def test_the_body_is_utf8_and_always_valid_json() -> None:
+    """Non-ASCII content stays UTF-8 (not escaped, twice the size); a lone surrogate (a
+    provider's broken escape) and non-finite numbers cannot make the batch unparseable."""
+    record = _call(
+        input={"messages": [{"role": "user", "content": "日本語 \ud800 ok"}], "tools": None},
+        output=[{"role": "assistant", "content": "réponse", "score": float("nan")}],
+    )
+    with CaptureServer() as server:
+        sink = _sink(server.url)
+        sink.send(sink.pack(sink.encode(record)), timeout=5.0)
+        (request,) = server.requests
+    assert "日本語".encode() in request.body and b"\\u65e5" not in request.body
+    body = json.loads(request.body)  # strict UTF-8
+    text = json.dumps(body, ensure_ascii=False)
+    assert "日本語 ? ok" in text and "réponse" in text
+    spans = [span for r in body["resourceSpans"] for s in r["scopeSpans"] for span in s["spans"]]
+    output = _attributes(spans[0])["langfuse.observation.output"]
+    assert json.loads(output, parse_constant=_refuse) == {
+        "role": "assistant",
+        "content": "réponse",
+        "score": None,
+    }
+
+
+def _refuse(token: str) -> Any:
+    raise AssertionError(f"{token} is not JSON")

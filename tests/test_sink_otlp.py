@@ -1044,3 +1044,39 @@ def _scope() -> Any:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     return InstrumentationScope("test")
+
+
+def test_broken_text_and_non_finite_numbers_in_content_still_arrive(
+    collector: CaptureServer, sink: OtlpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lone surrogate (a provider's broken escape) cannot be UTF-8 and a NaN is not JSON:
+    the attribute arrives with "?" and null instead of being dropped by the SDK."""
+    record = replace(
+        call(),
+        input={"messages": [{"role": "user", "content": "bad \ud800 input"}], "tools": None},
+        output=[
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": '{"x": NaN}'},
+                    }
+                ],
+            }
+        ],
+    )
+    deliver(sink, record)
+    attributes = attributes_of(only_span(collector).attributes)
+    messages = json.loads(attributes[gen_ai_attributes.GEN_AI_INPUT_MESSAGES])
+    assert messages[0]["parts"][0]["content"] == "bad ? input"
+    output = attributes[gen_ai_attributes.GEN_AI_OUTPUT_MESSAGES]
+    arguments = json.loads(output, parse_constant=_not_json)[0]["parts"][0]["arguments"]
+    assert arguments == {"x": None}
+    assert "Failed to encode" not in caplog.text
+
+
+def _not_json(token: str) -> Any:
+    raise AssertionError(f"{token} is not JSON")

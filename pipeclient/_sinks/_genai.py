@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._record import CallRecord
-from .base import Payload
+from .base import Payload, finite_numbers
 
 __all__ = [
     "INSTRUMENTS",
@@ -187,8 +187,17 @@ def content_attributes(record: CallRecord) -> dict[str, str]:
     return found
 
 
+_CONTENT_JSON = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    """Content as JSON text that protobuf and every JSON parser take: NaN as null, and a
+    lone surrogate (a provider's broken escape, not UTF-8) as "?", not a dropped attribute."""
+    try:
+        text = _CONTENT_JSON.encode(value)
+    except ValueError:
+        text = _CONTENT_JSON.encode(finite_numbers(value))
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _input_messages(messages: Iterable[Any]) -> list[Payload]:

@@ -9,15 +9,43 @@ are imported inside the sink, on first use, never at module import.
 
 from __future__ import annotations
 
+import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 from .._record import CallRecord, TraceRecord
 
-__all__ = ["Payload", "Sink"]
+__all__ = ["Payload", "Sink", "finite_numbers", "json_text"]
 
 Payload = dict[str, Any]  # JSON-able: exactly what goes on the wire (or, for OTLP, the span)
+
+
+_STRICT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_STRICT_UTF8 = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def json_text(value: Any, *, ascii_only: bool = True) -> str:
+    """Compact JSON that every parser takes: NaN and infinities (never produced by the
+    sinks, but content is the provider's) go out as null, as PostHog's SDK does, instead
+    of tokens that would make a destination refuse the whole batch."""
+    encoder = _STRICT if ascii_only else _STRICT_UTF8
+    try:
+        return encoder.encode(value)
+    except ValueError:
+        return encoder.encode(finite_numbers(value))
+
+
+def finite_numbers(value: Any) -> Any:
+    """The value with NaN and infinities, at any depth, as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_numbers(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_numbers(item) for item in value]
+    return value
 
 
 class Sink(ABC):

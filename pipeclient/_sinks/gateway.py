@@ -8,7 +8,6 @@ sent with the next batch (by this process or the next).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -21,14 +20,13 @@ import httpx
 from .._gateway import gateway_event
 from .._record import CallRecord, TraceRecord
 from .._spool import Spool
-from .base import Payload, Sink
+from .base import Payload, Sink, json_text
 
 __all__ = ["GatewayDeliveryError", "GatewaySink", "GatewayTarget", "default_spool_root"]
 
 logger = logging.getLogger("pipeclient")
 
 _BATCH = 500
-_compact = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any byte is safe
 _RETRY_DELAYS = (0.1, 0.3)
 
 
@@ -95,7 +93,7 @@ class GatewaySink(Sink):
     def pack(self, payloads: list[Payload]) -> list[tuple[str, str]]:
         """(backend, the event as JSON text): text is what the request and the spool take,
         and a tuple of strings is not tracked by the garbage collector."""
-        return [(payload["backend"], _compact(payload["event"])) for payload in payloads]
+        return [(payload["backend"], json_text(payload["event"])) for payload in payloads]
 
     def send(self, payloads: Sequence[Payload | tuple[str, str]], timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -37,7 +37,7 @@ import httpx
 
 from .._record import CallRecord, ErrorInfo, TraceRecord
 from .._version import __version__
-from .base import Payload, Sink
+from .base import Payload, Sink, finite_numbers, json_text
 
 if TYPE_CHECKING:
     from ..config import LangfuseConfig
@@ -102,7 +102,7 @@ class LangfuseSink(Sink):
 
     def pack(self, payloads: list[Payload]) -> list[bytes]:
         """Each `resourceSpans` element as its JSON bytes: what the lane holds and joins."""
-        return [_compact(payload).encode() for payload in payloads]
+        return [_wire(payload) for payload in payloads]
 
     def send(self, payloads: Sequence[Payload | bytes], timeout: float) -> None:
         if not payloads:
@@ -111,8 +111,9 @@ class LangfuseSink(Sink):
         # Encoded span by span (in `pack`, on the worker): one dumps of a large batch would
         # hold the GIL throughout.
         body = b'{"resourceSpans":[%s]}' % b",".join(
-            part if isinstance(part, bytes) else _compact(part).encode() for part in payloads
+            part if isinstance(part, bytes) else _wire(part) for part in payloads
         )
+        problem: LangfuseExportError | None = None
         try:
             answer = sdk.httpx_client.request(
                 _TRACES_PATH,
@@ -122,11 +123,15 @@ class LangfuseSink(Sink):
                 request_options={"timeout_in_seconds": max(timeout, 0.001), "max_retries": 0},
             )
         except httpx.TimeoutException:
-            raise LangfuseExportError(f"Langfuse did not answer within {timeout:.1f} s") from None
+            problem = LangfuseExportError(f"Langfuse did not answer within {timeout:.1f} s")
         except httpx.HTTPError as exc:
-            raise LangfuseExportError(
+            problem = LangfuseExportError(
                 f"the connection to Langfuse failed ({type(exc).__name__})"
-            ) from None
+            )
+        if problem is not None:
+            # Raised here, outside the handler: no __context__ keeps the httpx request and
+            # its Authorization header.
+            raise problem
         if not 200 <= answer.status_code < 300:
             raise LangfuseExportError(f"Langfuse answered HTTP {answer.status_code}")
         rejected = _rejected_spans(answer.content)
@@ -355,14 +360,20 @@ def _attribute(key: str, value: Any) -> Payload:
 
 
 def _json_text(value: Any) -> str:
-    """As the SDK serialises input/output: text as is, anything else as JSON."""
+    """As the SDK serialises input/output: text as is, anything else as JSON (strict: a
+    NaN would keep Langfuse from reading it as JSON)."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, default=_fallback)
+    try:
+        return _CONTENT_JSON.encode(value)
+    except ValueError:
+        return _CONTENT_JSON.encode(finite_numbers(value))
 
 
-# ASCII with escapes: content may hold lone surrogates, which UTF-8 cannot carry.
-_compact = json.JSONEncoder(separators=(",", ":")).encode
+def _wire(payload: Payload) -> bytes:
+    """UTF-8 JSON. A lone surrogate (from a provider's broken escape) cannot be UTF-8: it
+    goes out as "?" rather than failing the batch."""
+    return json_text(payload, ascii_only=False).encode("utf-8", "replace")
 
 
 def _fallback(value: Any) -> Any:
@@ -371,6 +382,9 @@ def _fallback(value: Any) -> Any:
     if isinstance(value, (set, tuple, frozenset)):
         return list(value)
     return str(value)
+
+
+_CONTENT_JSON = json.JSONEncoder(ensure_ascii=False, default=_fallback, allow_nan=False)
 
 
 def _nanos(seconds: float) -> int:
