@@ -274,9 +274,13 @@ class Dispatcher:
         return False
 
     def _after_fork(self) -> None:
-        with self._lock:
+        # Not self._lock: another thread of the parent may have held it at the fork, and
+        # in the child nobody would ever release it. The guard is only taken here, in a
+        # child, so the parent cannot have held it.
+        with _FORK_GUARD:
             if self._pid == os.getpid():
                 return
+            self._lock = threading.Lock()
             self._warned = set()
             self._reset()
         for sink in self.sinks:
@@ -388,6 +392,8 @@ class Dispatcher:
         return self.report()
 
     def report(self) -> FlushReport:
+        if self._pid != os.getpid():  # forked: this process's own (empty) account
+            self._after_fork()
         with self._lock:
             report = self._report
             lanes = self._lanes.values()
@@ -459,6 +465,7 @@ def _content_size(record: CallRecord | TraceRecord) -> int:
 # -- exit: every live dispatcher flushed at once, within one deadline -------------------
 
 _LIVE: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+_FORK_GUARD = threading.Lock()
 _hook_lock = threading.Lock()
 _hooked = False
 

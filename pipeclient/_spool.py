@@ -33,6 +33,11 @@ class Spool:
         self._lock_file = directory / "lock"
         self._thread_lock = threading.Lock()
 
+    def after_fork(self) -> None:
+        """In a forked child: the parent's lock may have been held by a thread that does
+        not exist here."""
+        self._thread_lock = threading.Lock()
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         with self._thread_lock:

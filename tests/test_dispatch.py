@@ -173,6 +173,35 @@ def test_a_forked_child_gets_its_own_worker(tmp_path: Path) -> None:
     work.close()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_another_thread_held_the_lock_does_not_hang() -> None:
+    work = dispatcher(RecordingSink("fine"))
+    work.submit(record())
+    work.flush()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a lane counting a send at the moment of the fork
+        with work._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    held.wait(5)
+    pid = os.fork()
+    if pid == 0:  # the child: the lock's holder does not exist here
+        try:
+            work.submit(record())
+            report = work.flush(timeout=2)
+            os._exit(0 if report.submitted == 1 and report.pending == 0 else 3)
+        except BaseException:
+            os._exit(4)
+    release.set()
+    holder.join(5)
+    assert _wait_child(pid, seconds=20) == 0
+    work.close()
+
+
 def _wait_child(pid: int, seconds: float) -> int | None:
     """The child's exit code; a child still running after `seconds` is killed (None)."""
     import signal

@@ -169,6 +169,10 @@ class GatewaySink(Sink):
             self._deliver(backend, [], deadline)
         return all(len(spool) == 0 for spool in self.spools.values())
 
+    def after_fork(self) -> None:
+        for spool in self.spools.values():
+            spool.after_fork()
+
     def shutdown(self, timeout: float) -> None:
         if self._http is not None and self._pid == os.getpid():
             self._http.close()
