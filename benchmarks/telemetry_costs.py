@@ -120,7 +120,7 @@ def _tracked(value: Any) -> int:
     return count
 
 
-def collections(tmp: Path, calls: int, without: list[str]) -> None:
+def collections(tmp: Path, calls: int, without: list[str], hang: bool) -> None:
     env = clean_env(tmp / "home")
     llm, capture = Server("llm", env, tmp), Server("capture", env, tmp)
     per_generation = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
@@ -137,21 +137,22 @@ def collections(tmp: Path, calls: int, without: list[str]) -> None:
     try:
         ep = _variants.Endpoints(
             llm=f"http://127.0.0.1:{llm.ports[0]}",
-            capture=f"http://127.0.0.1:{capture.ports[0]}/w/costs",
-            hang=False,
+            capture=f"http://127.0.0.1:{capture.ports[1 if hang else 0]}/w/costs",
+            hang=hang,
             tmp=tmp,
         )
         variant = _variants.VARIANTS["pipeclient+all"](ep)
         dispatcher = variant.client._dispatcher
         dispatcher.sinks = tuple(s for s in dispatcher.sinks if s.name not in without)
+        settle = (lambda: None) if hang else variant.settle
         for _ in range(300):
             variant.call()
-        variant.settle()
+        settle()
         gc.callbacks.append(watch)
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(calls):
             variant.call()
-        variant.settle()
+        settle()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         gc.callbacks.remove(watch)
         variant.close()
@@ -159,6 +160,7 @@ def collections(tmp: Path, calls: int, without: list[str]) -> None:
         llm.stop()
         capture.stop()
     label = "pipeclient+all" + (f" without {', '.join(without)}" if without else "")
+    label += ", destinations that never answer" if hang else ""
     figures = ", ".join(
         f"gen{g}: {n} ({s / calls * 1e6:.1f} us/call)" for g, (n, s) in per_generation.items()
     )
@@ -172,12 +174,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--without", default="", help="destinations to take out, e.g. otlp:bench")
+    parser.add_argument("--hang", action="store_true", help="destinations that never answer")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pipeclient-costs-"))
     (tmp / "home").mkdir()
     try:
         per_record_costs(tmp)
-        collections(tmp, args.calls, [name for name in args.without.split(",") if name])
+        collections(tmp, args.calls, [n for n in args.without.split(",") if n], args.hang)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
