@@ -9,7 +9,9 @@ includes the exporter threads), without its cold imports, soaks, close() timings
 work: one Markdown table of latency and CPU, and what each pipeclient+all delivered,
 counted at the capture. `--hang` points every client at destinations that accept and never
 answer (run.py's hanging capture port, and the gateway's `/hang/` path); then nothing is
-settled, as in run.py.
+settled, as in run.py. A variant written `NAME@hang` runs with hanging destinations beside
+the others, so that healthy and hanging are measured in the same run:
+`--variants httpx,pipeclient,pipeclient+all,pipeclient+all@hang`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ DEFAULT_VARIANTS = "httpx,openai,pipeclient,pipeclient+all"
 
 def variant_list(text: str) -> list[str]:
     names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
-    unknown = [name for name in names if name not in VARIANTS]
+    unknown = [name for name in names if name.removesuffix("@hang") not in VARIANTS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown variant(s) {', '.join(unknown) or '(none given)'}; "
@@ -75,32 +77,27 @@ def main() -> None:
         llm, capture = Server("llm", env, tmp), Server("capture", env, tmp)
         servers += [llm, capture]
         llm_url = f"http://127.0.0.1:{llm.ports[0]}"
-        # run.py's two capture ports: [0] answers, [1] accepts and never answers
-        capture_url = f"http://127.0.0.1:{capture.ports[1 if args.hang else 0]}"
         log(f"starting {', '.join(args.variants)}{' (hanging)' if args.hang else ''}")
-        for variant in args.variants:
-            slug = variant.replace("+", "-")  # as run.py, whose delivered() relies on it
+        for entry in args.variants:
+            variant, hang = entry.removesuffix("@hang"), args.hang or entry.endswith("@hang")
+            # as run.py, whose delivered() relies on it (hanging clients deliver nothing)
+            slug = variant.replace("+", "-") + ("-hang" if hang else "")
+            # run.py's two capture ports: [0] answers, [1] accepts and never answers
+            capture_url = f"http://127.0.0.1:{capture.ports[1 if hang else 0]}"
             workers.append(
-                Worker(
-                    variant,
-                    args.hang,
-                    llm_url,
-                    f"{capture_url}/w/{slug}",
-                    tmp / "w" / (slug + ("-hang" if args.hang else "")),
-                    env,
-                )
+                Worker(variant, hang, llm_url, f"{capture_url}/w/{slug}", tmp / "w" / slug, env)
             )
         for worker in workers:
             if not worker.wait_ready(180):
                 raise SystemExit(f"{worker.name}: {worker.error}")
-        samples = {w.variant: Sample(calls=50, streams=10) for w in workers}  # the warm-up
+        samples = {w.name: Sample(calls=50, streams=10) for w in workers}  # the warm-up
         log(f"{args.rounds} rounds x ({args.calls} calls + {args.streams} streams) per client")
         rng = random.Random(args.seed)
         for index in range(args.rounds):
             order = list(workers)
             rng.shuffle(order)
             for worker in order:
-                sample = samples[worker.variant]
+                sample = samples[worker.name]
                 for kind, n in (("call", args.calls), ("stream", args.streams)):
                     if not sample.block(worker, kind, n):
                         raise SystemExit(f"{worker.name}: {worker.error}")
@@ -108,13 +105,15 @@ def main() -> None:
         counts = delivered(capture.stats(), llm.stats(), workers)
     finally:
         for worker in workers:
-            worker.stop(grace=1.0 if args.hang else 3.0)
+            worker.stop(grace=1.0 if worker.hang else 3.0)
         for server in servers:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
     print(render(args, samples, counts, elapsed))
+    if any(w.hang for w in workers) and not args.hang:
+        print(_hanging_versus_healthy(samples))
     log(f"done in {elapsed:.0f} s")
 
 
@@ -156,9 +155,9 @@ def render(
     header += ["CPU/stream us"] + ["x openai"] * bool(bare)
     add("| " + " | ".join(header) + " |")
     add("|---|" + "---:|" * (len(header) - 1))
-    for variant in args.variants:
-        s = samples[variant]
-        cells = [variant + (" (hanging)" if args.hang else ""), f"{len(s.call_ns):,}"]
+    for name in samples:
+        s = samples[name]
+        cells = [name, f"{len(s.call_ns):,}"]
         for what, stat in (
             ("call_ns", s.median_us),
             ("call_ns", s.p99_us),
@@ -183,6 +182,17 @@ def render(
         add(f"* {name}{made_text}: " + ", ".join(f"{k} {_counts(v)}" for k, v in found.items()))
     if args.hang and "pipeclient+all" in args.variants:
         add("* (hanging destinations: nothing is delivered, only accepted and never answered)")
+    return "\n".join(lines)
+
+
+def _hanging_versus_healthy(samples: dict[str, Sample]) -> str:
+    lines = ["", "Hanging against healthy destinations, same run:", ""]
+    for name, s in samples.items():
+        healthy = samples.get(name.removesuffix(" (hanging)"))
+        if name.endswith(" (hanging)") and healthy is not None:
+            call = s.median_us("call_ns") / healthy.median_us("call_ns") - 1
+            stream = s.median_us("stream_ns") / healthy.median_us("stream_ns") - 1
+            lines.append(f"* {name}: median call {call:+.1%}, median stream {stream:+.1%}")
     return "\n".join(lines)
 
 
