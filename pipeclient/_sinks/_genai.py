@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._record import CallRecord
-from .base import Payload, finite_numbers
+from .base import Payload, strict_json
 
 __all__ = [
     "INSTRUMENTS",
@@ -193,10 +193,7 @@ _CONTENT_JSON = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=Fals
 def _json(value: Any) -> str:
     """Content as JSON text that protobuf and every JSON parser take: NaN as null, and a
     lone surrogate (a provider's broken escape, not UTF-8) as "?", not a dropped attribute."""
-    try:
-        text = _CONTENT_JSON.encode(value)
-    except ValueError:
-        text = _CONTENT_JSON.encode(finite_numbers(value))
+    text = strict_json(_CONTENT_JSON, value)
     return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._record import CallRecord, TraceRecord
 
-__all__ = ["Payload", "Sink", "finite_numbers", "json_text"]
+__all__ = ["Payload", "Sink", "json_text", "strict_json"]
 
 Payload = dict[str, Any]  # JSON-able: exactly what goes on the wire (or, for OTLP, the span)
 
@@ -27,24 +27,29 @@ _STRICT_UTF8 = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_a
 
 
 def json_text(value: Any, *, ascii_only: bool = True) -> str:
-    """Compact JSON that every parser takes: NaN and infinities (never produced by the
-    sinks, but content is the provider's) go out as null, as PostHog's SDK does, instead
-    of tokens that would make a destination refuse the whole batch."""
-    encoder = _STRICT if ascii_only else _STRICT_UTF8
+    """Compact JSON that every parser takes (see `strict_json`)."""
+    return strict_json(_STRICT if ascii_only else _STRICT_UTF8, value)
+
+
+def strict_json(encoder: json.JSONEncoder, value: Any) -> str:
+    """The encoder's JSON (made with `allow_nan=False`) that every parser takes: NaN and
+    infinities (never produced by the sinks, but content is the provider's) go out as
+    null, as PostHog's SDK does, instead of tokens that would make a destination refuse
+    the whole batch."""
     try:
         return encoder.encode(value)
     except ValueError:
-        return encoder.encode(finite_numbers(value))
+        return encoder.encode(_finite(value))
 
 
-def finite_numbers(value: Any) -> Any:
+def _finite(value: Any) -> Any:
     """The value with NaN and infinities, at any depth, as None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: finite_numbers(item) for key, item in value.items()}
+        return {key: _finite(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [finite_numbers(item) for item in value]
+        return [_finite(item) for item in value]
     return value
 
 

@@ -37,7 +37,7 @@ import httpx
 
 from .._record import CallRecord, ErrorInfo, TraceRecord
 from .._version import __version__
-from .base import Payload, Sink, finite_numbers, json_text
+from .base import Payload, Sink, json_text, strict_json
 
 if TYPE_CHECKING:
     from ..config import LangfuseConfig
@@ -364,10 +364,7 @@ def _json_text(value: Any) -> str:
     NaN would keep Langfuse from reading it as JSON)."""
     if isinstance(value, str):
         return value
-    try:
-        return _CONTENT_JSON.encode(value)
-    except ValueError:
-        return _CONTENT_JSON.encode(finite_numbers(value))
+    return strict_json(_CONTENT_JSON, value)
 
 
 def _wire(payload: Payload) -> bytes:
