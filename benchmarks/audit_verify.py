@@ -16,8 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
-from pipeclient._audit import GENESIS, AuditLog, format_line
-from pipeclient._audit_verify import verify
+from pipeclient._audit.log import GENESIS, AuditLog, format_line
+from pipeclient._audit.verify import verify
 
 
 def sample_fields(index: int) -> dict[str, object]:

@@ -22,10 +22,10 @@ import json
 import time
 from typing import Any
 
-from pipeclient import _detectors
-from pipeclient._preview import sample_call
-from pipeclient._privacy import PrivacyStep
-from pipeclient._record import CallRecord
+from pipeclient._cli.preview import sample_call
+from pipeclient._privacy import detectors as _detectors
+from pipeclient._telemetry.privacy import PrivacyStep
+from pipeclient._telemetry.record import CallRecord
 from pipeclient.config import PrivacyConfig
 
 PROSE = (

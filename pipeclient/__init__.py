@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._dnt import do_not_track
+from ._config.dnt import do_not_track
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -30,11 +30,11 @@ from ._exceptions import (
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._backends import Backend
-    from ._client import AsyncClient, Client
-    from ._retry import RetryPolicy
-    from ._streaming import AsyncStream, Stream
-    from .config import TelemetryConfig
+    from ._client.backends import Backend
+    from ._client.client import AsyncClient, Client
+    from ._client.retry import RetryPolicy
+    from ._client.streaming import AsyncStream, Stream
+    from ._config.models import TelemetryConfig
 
 __all__ = [
     "APIConnectionError",
@@ -66,13 +66,13 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Backend": "._backends",
-    "Client": "._client",
-    "AsyncClient": "._client",
-    "RetryPolicy": "._retry",
-    "Stream": "._streaming",
-    "AsyncStream": "._streaming",
-    "TelemetryConfig": ".config",
+    "Backend": "._client.backends",
+    "Client": "._client.client",
+    "AsyncClient": "._client.client",
+    "RetryPolicy": "._client.retry",
+    "Stream": "._client.streaming",
+    "AsyncStream": "._client.streaming",
+    "TelemetryConfig": "._config.models",
 }
 
 

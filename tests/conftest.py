@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeclient._record import CallRecord
+from pipeclient._telemetry.record import CallRecord
 
 _PREFIXES = ("PIPECLIENT_", "OPENAI_", "POSTHOG_", "LANGFUSE_", "OTEL_")
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeclient import ConfigError
-from pipeclient._audit import (
+from pipeclient._audit.log import (
     FIELD_KEYS,
     GENESIS,
     LINE_KEYS,
@@ -31,11 +31,11 @@ from pipeclient._audit import (
     fingerprint,
     format_line,
 )
-from pipeclient._audit_verify import find_lines, parse_anchor, verify
-from pipeclient._dispatch import Dispatcher
-from pipeclient._privacy import PrivacyStep
-from pipeclient._record import CallRecord, ErrorInfo, TraceRecord
+from pipeclient._audit.verify import find_lines, parse_anchor, verify
 from pipeclient._sinks.audit import AuditSink, audit_fields, build_audit_sink
+from pipeclient._telemetry.dispatch import Dispatcher
+from pipeclient._telemetry.privacy import PrivacyStep
+from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import PrivacyConfig
 
 PINNED = {
@@ -517,7 +517,7 @@ WRITER = textwrap.dedent(
     """
     import sys, threading, time
     from pathlib import Path
-    from pipeclient._audit import AuditLog
+    from pipeclient._audit.log import AuditLog
     from pipeclient._sinks.audit import audit_fields
     from tests.test_audit import call_record
 

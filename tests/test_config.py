@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 import pipeclient
 from pipeclient import ConfigError, TelemetryConfig, do_not_track
-from pipeclient._settings import find_telemetry_file, load_settings
-from pipeclient.config import default_file_text
+from pipeclient._config.models import default_file_text
+from pipeclient._config.settings import find_telemetry_file, load_settings
 from pipeclient.testing import MockBackend
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 import pipeclient
-from pipeclient._dispatch import Dispatcher
-from pipeclient._preview import sample_call
-from pipeclient._privacy import PrivacyStep
-from pipeclient._record import CallRecord, ErrorInfo, TraceRecord
-from pipeclient._sinks.base import Payload, Sink
+from pipeclient._cli.preview import sample_call
+from pipeclient._telemetry.dispatch import Dispatcher
+from pipeclient._telemetry.privacy import PrivacyStep
+from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
+from pipeclient._telemetry.sink import Payload, Sink
 from pipeclient.config import PrivacyConfig
 from pipeclient.testing import MockBackend
 

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 import pipeclient
 from pipeclient import ConfigError
-from pipeclient._gateway import GatewayBillingEvent, GatewayEvent
-from pipeclient._record import CallRecord
-from pipeclient._sinks.gateway import GatewaySink, GatewayTarget
+from pipeclient._sinks.gateway.event import GatewayBillingEvent, GatewayEvent
+from pipeclient._sinks.gateway.sink import GatewaySink, GatewayTarget
+from pipeclient._telemetry.record import CallRecord
 from pipeclient.testing import CaptureServer, Fault, MockBackend, MockGateway, MockServer
 
 EVENT_KEYS = {
@@ -253,7 +253,7 @@ def test_a_full_spool_drops_the_oldest_and_counts(tmp_path: Path) -> None:
 
 
 def _record() -> CallRecord:
-    from pipeclient._preview import sample_call
+    from pipeclient._cli.preview import sample_call
 
     return dataclasses.replace(sample_call(), gateway=True, backend="gateway")
 

@@ -13,24 +13,24 @@ import pytest
 
 import pipeclient
 from pipeclient import ConfigError
-from pipeclient._config_env import NOT_TELEMETRY_KEYS, configures_telemetry, environment_layer
-from pipeclient._settings import DefaultSettings, load_settings, load_settings_or_defaults
-from pipeclient._sinks import build_sinks
-from pipeclient.config import section_models
+from pipeclient._config.env import NOT_TELEMETRY_KEYS, configures_telemetry, environment_layer
+from pipeclient._config.models import section_models
+from pipeclient._config.settings import DefaultSettings, load_settings, load_settings_or_defaults
+from pipeclient._pipeline import build_sinks
 
 URL = "http://127.0.0.1:9/v1"
 
 # Loaded only when a stream, the gateway or the audit log is on (or, for the last two,
 # by an async client's first call).
 TELEMETRY_MODULES = (
-    "pipeclient._dispatch",
-    "pipeclient._privacy",
-    "pipeclient._detectors",
-    "pipeclient._gateway",
-    "pipeclient._audit",
-    "pipeclient._spool",
-    "pipeclient._sinks",
-    "pipeclient.config",
+    "pipeclient._telemetry.dispatch",
+    "pipeclient._telemetry.privacy",
+    "pipeclient._privacy.detectors",
+    "pipeclient._sinks.gateway.event",
+    "pipeclient._audit.log",
+    "pipeclient._sinks.gateway.spool",
+    "pipeclient._pipeline",
+    "pipeclient._config.models",
     "pydantic_settings",
     "tomllib",
     "rfc8785",
@@ -96,14 +96,18 @@ def test_the_machinery_loads_when_telemetry_is_on() -> None:
         f"pipeclient.Client(api_key='sk', base_url={URL!r}, "
         "telemetry={'audit': {'enabled': True, 'path': 'audit.jsonl'}})"
     )
-    assert {"pipeclient.config", "pipeclient._sinks.audit", "pipeclient._dispatch"} <= set(audit)
+    assert {
+        "pipeclient._config.models",
+        "pipeclient._sinks.audit",
+        "pipeclient._telemetry.dispatch",
+    } <= set(audit)
     gateway = loaded_after(
         "import pipeclient\n"
         f"pipeclient.Client(backends=[pipeclient.Backend(name='g', base_url={URL!r}, "
         "api_key='k', kind='gateway')])",
         PIPECLIENT_GATEWAY_SPOOL_DIR="spool",
     )
-    assert {"pipeclient._sinks.gateway", "pipeclient._dispatch"} <= set(gateway)
+    assert {"pipeclient._sinks.gateway.sink", "pipeclient._telemetry.dispatch"} <= set(gateway)
     assert among(audit + gateway, ASYNC_MODULES) == []
 
 

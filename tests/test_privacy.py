@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeclient
-from pipeclient import _detectors
-from pipeclient._detectors import DETECTOR_ORDER, Redactor, luhn_valid
-from pipeclient._preview import sample_call
-from pipeclient._privacy import PrivacyStep, map_strings
-from pipeclient._record import CallRecord, ErrorInfo
+from pipeclient._cli.preview import sample_call
+from pipeclient._privacy import detectors as _detectors
+from pipeclient._privacy.detectors import DETECTOR_ORDER, Redactor, luhn_valid
+from pipeclient._telemetry.privacy import PrivacyStep, map_strings
+from pipeclient._telemetry.record import CallRecord, ErrorInfo
 from pipeclient.config import PrivacyConfig
 from pipeclient.testing import (
     CapturedTelemetry,

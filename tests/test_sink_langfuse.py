@@ -17,8 +17,8 @@ import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from pipeclient._record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient._sinks.langfuse import LangfuseExportError, LangfuseSink
+from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import LangfuseConfig
 from pipeclient.testing import CapturedRequest, CaptureServer, refused_url
 
@@ -360,7 +360,7 @@ _ISOLATION_SCRIPT = textwrap.dedent(
     """
     import atexit, logging, sys, threading
     from opentelemetry import trace
-    from pipeclient._record import CallRecord
+    from pipeclient._telemetry.record import CallRecord
     from pipeclient._sinks.langfuse import LangfuseSink
     from pipeclient.config import LangfuseConfig
     from pipeclient.testing import CaptureServer

@@ -40,8 +40,8 @@ from opentelemetry.semconv.attributes import (
     service_attributes,
 )
 
-from pipeclient._record import CallRecord, ErrorInfo, TraceRecord
-from pipeclient._sinks.otlp import OtlpExportError, OtlpSink
+from pipeclient._sinks.otlp.sink import OtlpExportError, OtlpSink
+from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import OtlpConfig
 from pipeclient.testing import CaptureServer, refused_url
 
@@ -804,7 +804,7 @@ def test_importing_constructing_and_encoding_do_not_import_the_sdk() -> None:
     # In a fresh interpreter: this test module itself imports the SDK.
     script = _record_builders_source() + (
         "import sys\n"
-        "from pipeclient._sinks.otlp import OtlpSink\n"
+        "from pipeclient._sinks.otlp.sink import OtlpSink\n"
         "from pipeclient.config import OtlpConfig\n"
         "sink = OtlpSink(OtlpConfig())\n"
         "sink.encode(with_content(call())); sink.encode(trace_block())\n"
@@ -819,7 +819,7 @@ def test_importing_constructing_and_encoding_do_not_import_the_sdk() -> None:
 
 def _record_builders_source() -> str:
     return (
-        "from pipeclient._record import CallRecord, TraceRecord\n"
+        "from pipeclient._telemetry.record import CallRecord, TraceRecord\n"
         "def call():\n"
         "    return CallRecord(request_id='r', operation='chat', model='m', stream=False,\n"
         "        backend='b', base_url='https://api.openai.com/v1', gateway=False, no_log=False,\n"
@@ -1009,7 +1009,7 @@ def test_the_sdks_attribute_count_limit_drops_and_counts(
 
 
 def test_one_metric_point_per_attribute_set_whatever_the_order_or_type() -> None:
-    from pipeclient._sinks._otel_runtime import Histograms
+    from pipeclient._sinks.otlp.runtime import Histograms
 
     histograms = Histograms()
     duration = gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION

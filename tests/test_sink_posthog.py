@@ -16,9 +16,9 @@ import pytest
 import requests
 from posthog.request import APIError
 
-from pipeclient._record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient._sinks import posthog as posthog_sink
 from pipeclient._sinks.posthog import PostHogSink
+from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import PostHogConfig
 from pipeclient.testing import CaptureServer, refused_url
 
@@ -417,7 +417,7 @@ def test_importing_and_encoding_does_not_import_the_sdk() -> None:
         "import sys\n"
         "from pipeclient._sinks.posthog import PostHogSink\n"
         "from pipeclient.config import PostHogConfig\n"
-        "from pipeclient._record import CallRecord\n"
+        "from pipeclient._telemetry.record import CallRecord\n"
         "record = CallRecord('r', 'chat', 'm', False, 'b', 'https://api.openai.com/v1', False,\n"
         "                    False, 1.0, 2.0, None, 1, 200, 'ok', None, {})\n"
         "sink = PostHogSink(PostHogConfig(api_key='k', host='https://h.example'))\n"

@@ -1,30 +1,3 @@
-"""Telemetry destinations. Each module imports its SDK only when a sink is used."""
-
-from __future__ import annotations
-
-from .._settings import TelemetrySettings
-from .base import Payload, Sink
-
-__all__ = ["Payload", "Sink", "build_sinks"]
-
-
-def build_sinks(settings: TelemetrySettings) -> list[Sink]:
-    """The custom sinks the configuration enables (none under DO_NOT_TRACK)."""
-    if settings.do_not_track:
-        return []
-    config = settings.config
-    sinks: list[Sink] = []
-    if config.posthog.enabled:
-        from .posthog import PostHogSink
-
-        sinks.append(PostHogSink(config.posthog))
-    if config.langfuse.enabled:
-        from .langfuse import LangfuseSink
-
-        sinks.append(LangfuseSink(config.langfuse, service_name=settings.service_name))
-    for table in config.otlp:
-        if settings.otlp_enabled(table):
-            from .otlp import OtlpSink
-
-            sinks.append(OtlpSink(table, service_name=settings.service_name))
-    return sinks
+"""Telemetry destinations: each turns the views the privacy step made for it into its
+destination's payloads, and sends them. Each imports its SDK only when it is used.
+"""

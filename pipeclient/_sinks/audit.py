@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._audit import AuditLog, fingerprint
-from .._record import CallRecord, TraceRecord
-from .base import Payload, Sink
+from .._audit.log import AuditLog, fingerprint
+from .._telemetry.record import CallRecord, TraceRecord
+from .._telemetry.sink import Payload, Sink
 
 __all__ = ["AuditSink", "audit_fields", "build_audit_sink"]
 

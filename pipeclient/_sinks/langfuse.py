@@ -35,12 +35,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._record import CallRecord, ErrorInfo, TraceRecord
+from .._telemetry.record import CallRecord, ErrorInfo, TraceRecord
+from .._telemetry.sink import Payload, Sink, json_text, strict_json
 from .._version import __version__
-from .base import Payload, Sink, json_text, strict_json
 
 if TYPE_CHECKING:
-    from ..config import LangfuseConfig
+    from .._config.models import LangfuseConfig
 
 __all__ = ["LangfuseExportError", "LangfuseSink"]
 

@@ -19,13 +19,13 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .._record import CallRecord, ErrorInfo, TraceRecord
-from .base import Payload, Sink
+from .._telemetry.record import CallRecord, ErrorInfo, TraceRecord
+from .._telemetry.sink import Payload, Sink
 
 if TYPE_CHECKING:
     import requests
 
-    from ..config import PostHogConfig
+    from .._config.models import PostHogConfig
 
 __all__ = ["PostHogSink"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._backends import Backend
-from .._gateway import GatewayBillingEvent, GatewayEvent
+from .._client.backends import Backend
+from .._sinks.gateway.event import GatewayBillingEvent, GatewayEvent
 from ._mock import Answer, RecordedRequest
 from ._mock_server import MockBackend
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._backends import Backend
+from .._client.backends import Backend
 from ._mock import Answer, Fault, RecordedRequest, Reply, answer
 
 __all__ = ["MockBackend", "MockServer", "refused_url"]

@@ -1,0 +1,1 @@
+"""The `pipeclient` command: init, telemetry status and preview, audit, chat."""

@@ -1,0 +1,210 @@
+"""What `pipeclient telemetry status` shows: each stream, on or off and why, where it
+sends, whether it receives content, and where each setting came from."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from .._client.backends import gateway_url_from_env
+from .._config.settings import DEFAULT, TelemetrySettings, key_name
+
+__all__ = ["describe", "render_text"]
+
+_SECRET_KEYS = frozenset({"api_key", "public_key", "secret_key"})
+
+
+def _shown(key: str, value: Any) -> Any:
+    """Secrets are shown as set or not, never their value."""
+    if key in _SECRET_KEYS:
+        if isinstance(value, str) and value.startswith("${"):
+            return f"{value} (not resolved: the stream is off)"
+        return f"<set, {len(value)} characters>" if value else "<empty>"
+    if key == "headers" and isinstance(value, Mapping):
+        return {name: "<set>" for name in value}
+    return value
+
+
+def _source_label(source: str) -> str:
+    if source.startswith("env "):
+        return f"env {source[4:]}"
+    return source
+
+
+def _settings_of(
+    table: BaseModel, prefix: tuple[str | int, ...], settings: TelemetrySettings
+) -> list[dict[str, Any]]:
+    rows = []
+    for key in type(table).model_fields:
+        name = key_name((*prefix, key))
+        rows.append(
+            {
+                "key": name,
+                "value": _shown(key, getattr(table, key)),
+                "source": _source_label(settings.source_of(name)),
+            }
+        )
+    return rows
+
+
+def _switch(
+    settings: TelemetrySettings,
+    key: str,
+    enabled: bool,
+    *,
+    telemetry: bool = True,
+    otlp: bool = False,
+) -> tuple[bool, str]:
+    source = settings.source_of(key)
+    origin = "default" if source == DEFAULT else _source_label(source)
+    if not enabled:
+        return False, f"disabled ({origin})"
+    if telemetry and settings.do_not_track:
+        return False, f"DO_NOT_TRACK is set (enabled by {origin}, overridden)"
+    if otlp and settings.otel_sdk_disabled:
+        return False, f"OTEL_SDK_DISABLED=true (enabled by {origin}, overridden)"
+    return True, f"enabled ({origin})"
+
+
+def _content(detectors: Sequence[str], allowed: bool, reason: str) -> str:
+    if not allowed:
+        return f"no: metadata only ({reason})"
+    applied = ", ".join(detectors) if detectors else "none configured"
+    return f"yes, after [privacy] detectors ({applied}) ({reason})"
+
+
+def describe(
+    settings: TelemetrySettings, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    env = os.environ if environ is None else environ
+    config = settings.config
+    pii: list[str] = list(config.privacy.pii)
+    streams: list[dict[str, Any]] = []
+
+    on, why = _switch(settings, "posthog.enabled", config.posthog.enabled)
+    streams.append(
+        {
+            "stream": "posthog",
+            "on": on,
+            "why": why,
+            "sends_to": config.posthog.host,
+            "content": _content(
+                pii, not config.posthog.redact, f"redact = {str(config.posthog.redact).lower()}"
+            ),
+            "settings": _settings_of(config.posthog, ("posthog",), settings),
+        }
+    )
+    on, why = _switch(settings, "langfuse.enabled", config.langfuse.enabled)
+    streams.append(
+        {
+            "stream": "langfuse",
+            "on": on,
+            "why": why,
+            "sends_to": config.langfuse.host,
+            "content": _content(
+                pii,
+                config.langfuse.capture_content,
+                f"capture_content = {str(config.langfuse.capture_content).lower()}",
+            ),
+            "settings": _settings_of(config.langfuse, ("langfuse",), settings),
+        }
+    )
+    for index, table in enumerate(config.otlp):
+        on, why = _switch(settings, f"otlp[{index}].enabled", table.enabled, otlp=True)
+        base = table.endpoint.rstrip("/")
+        streams.append(
+            {
+                "stream": f"otlp:{table.name}",
+                "on": on,
+                "why": why,
+                "sends_to": f"{base}/v1/traces, {base}/v1/metrics",
+                "content": _content(
+                    pii,
+                    table.capture_content,
+                    f"capture_content = {str(table.capture_content).lower()}",
+                ),
+                "settings": _settings_of(table, ("otlp", index), settings),
+            }
+        )
+    streams.append(_gateway(settings, env))
+    audit = config.audit
+    on, why = _switch(settings, "audit.enabled", audit.enabled, telemetry=False)
+    if on and settings.do_not_track:
+        why += "; DO_NOT_TRACK does not apply: the audit log is local"
+    streams.append(
+        {
+            "stream": "audit",
+            "on": on,
+            "why": why,
+            "sends_to": os.path.abspath(os.path.expanduser(audit.path)) + " (local file)",
+            "content": "no: metadata only, always",
+            "settings": _settings_of(audit, ("audit",), settings),
+        }
+    )
+    return {
+        "file": str(settings.file) if settings.file else None,
+        "do_not_track": settings.do_not_track,
+        "streams": streams,
+        "privacy": _settings_of(config.privacy, ("privacy",), settings),
+        "export": _settings_of(config.export, ("export",), settings),
+    }
+
+
+def _gateway(settings: TelemetrySettings, env: Mapping[str, str]) -> dict[str, Any]:
+    url = gateway_url_from_env(env)  # checked as the client checks it
+    entry: dict[str, Any] = {
+        "stream": "gateway",
+        "content": "no: never (allowlisted metadata schema pipeclient.gateway.v1)",
+        "settings": [
+            {
+                "key": "PIPECLIENT_GATEWAY_URL",
+                "value": url,
+                "source": "env PIPECLIENT_GATEWAY_URL" if url else "default",
+            }
+        ],
+    }
+    if settings.do_not_track:
+        entry.update(
+            on=False,
+            why="DO_NOT_TRACK is set: calls to the gateway fail with "
+            "GatewayTelemetryRequiredError before any network I/O",
+            sends_to=None,
+        )
+    elif not url:
+        entry.update(
+            on=False,
+            why="no gateway configured (PIPECLIENT_GATEWAY_URL is unset); "
+            'on for any backend with kind = "gateway"',
+            sends_to=None,
+        )
+    else:
+        host = urlsplit(url).hostname
+        entry.update(
+            on=True,
+            why=f"mandatory for calls whose backend is the gateway ({host})",
+            sends_to=url + "/telemetry",
+        )
+    return entry
+
+
+def render_text(status: Mapping[str, Any]) -> str:
+    lines = [f"configuration file: {status['file'] or 'none found (every stream off)'}"]
+    if status["do_not_track"]:
+        lines.append("DO_NOT_TRACK is set: all telemetry is off")
+    for stream in status["streams"]:
+        state = "ON " if stream["on"] else "off"
+        lines.append(f"\n{state} {stream['stream']}: {stream['why']}")
+        if stream.get("sends_to"):
+            lines.append(f"    sends to: {stream['sends_to']}")
+        lines.append(f"    content:  {stream['content']}")
+        for row in stream["settings"]:
+            lines.append(f"    {row['key']:<28} = {row['value']!r:<40} [{row['source']}]")
+    for title in ("privacy", "export"):
+        lines.append(f"\n[{title}]")
+        for row in status[title]:
+            lines.append(f"    {row['key']:<28} = {row['value']!r:<40} [{row['source']}]")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,141 @@
+"""One call in flight, and the checks on a call's arguments before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from .._exceptions import ConfigError
+from .._telemetry.record import CallTracker
+from .backends import Backend, check_header_value
+
+__all__ = ["Call", "check_messages", "check_request_id", "check_timeout"]
+
+_ARGUMENT = "call argument"
+Timeout = float | httpx.Timeout | None
+
+
+def check_request_id(request_id: str | None) -> str:
+    if request_id is None:
+        return str(uuid.uuid4())
+    if (
+        not isinstance(request_id, str)
+        or not 0 < len(request_id) <= 200
+        or not request_id.isascii()
+        or not request_id.isprintable()
+    ):
+        raise ConfigError(
+            "must be 1 to 200 printable ASCII characters (it is sent as the X-Request-Id "
+            "header); omit it to get a new UUID",
+            source=_ARGUMENT,
+            key="request_id",
+        )
+    return request_id
+
+
+def check_timeout(timeout: Any) -> dict[str, float | None]:
+    """The per-attempt timeout, as httpx's request extension wants it."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout.as_dict()
+    if timeout is None:
+        return httpx.Timeout(None).as_dict()
+    if (
+        isinstance(timeout, (int, float))
+        and not isinstance(timeout, bool)
+        and timeout > 0
+        and math.isfinite(timeout)
+    ):
+        return httpx.Timeout(float(timeout)).as_dict()
+    raise ConfigError(
+        f"must be a number of seconds > 0, an httpx.Timeout, or None for no limit "
+        f"(got {type(timeout).__name__})",
+        source=_ARGUMENT,
+        key="timeout",
+    )
+
+
+def check_messages(messages: Any) -> list[Any]:
+    if isinstance(messages, (str, bytes, Mapping)) or messages is None:
+        raise ConfigError(
+            'must be a list of messages, like [{"role": "user", "content": "hi"}]',
+            source=_ARGUMENT,
+            key="messages",
+        )
+    try:
+        return list(messages)
+    except TypeError:
+        raise ConfigError(
+            f"must be a list of messages, not {type(messages).__name__}",
+            source=_ARGUMENT,
+            key="messages",
+        ) from None
+
+
+def check_headers(headers: Mapping[str, str] | None, key: str) -> dict[str, str]:
+    if not headers:
+        return {}
+    for name, value in headers.items():
+        check_header_value(name, value, source=_ARGUMENT, key=f"{key}[{name!r}]")
+    return dict(headers)
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:
+        reason = str(exc)
+    raise ConfigError(
+        f"the request cannot be sent as JSON: {reason}; pass lists, dicts, strings and numbers",
+        source=_ARGUMENT,
+    )
+
+
+class Call:
+    """A call's request id, body, headers and timeout, and the tracker of its record."""
+
+    __slots__ = ("_encoded", "body", "headers", "path", "stream", "timeout", "tracker")
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        timeout: dict[str, float | None],
+        tracker: CallTracker,
+    ) -> None:
+        self.path = path
+        self.body = body
+        self.headers = headers
+        self.timeout = timeout
+        self.tracker = tracker
+        self.stream = bool(body.get("stream"))
+        self._encoded: dict[bool, bytes] = {False: encode_body(body)}
+        if tracker.capture_content:
+            tracker.request_body = self._encoded[False]
+
+    @property
+    def request_id(self) -> str:
+        return self.tracker.request_id
+
+    def injects_usage(self, backend: Backend) -> bool:
+        """Whether the client asks this backend for stream usage on the caller's behalf."""
+        if not self.stream or not backend.stream_usage:
+            return False
+        options = self.body.get("stream_options")
+        return not (isinstance(options, Mapping) and options.get("include_usage"))
+
+    def content(self, backend: Backend) -> bytes:
+        inject = self.injects_usage(backend)
+        encoded = self._encoded.get(inject)
+        if encoded is None:
+            options = self.body.get("stream_options")
+            extra = dict(options) if isinstance(options, Mapping) else {}
+            encoded = encode_body({**self.body, "stream_options": {**extra, "include_usage": True}})
+            self._encoded[inject] = encoded
+        return encoded

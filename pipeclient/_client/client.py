@@ -1,0 +1,745 @@
+"""Client and AsyncClient: the call path from arguments to a response.
+
+Shared, I/O-free work lives in `_BaseClient` and `_answers`; the sending loops are
+written twice, once sync and once async, and read the same. Errors are raised outside
+`except` blocks, so that no `__context__` keeps an httpx request (with its headers).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+import httpx
+
+from .._config.settings import DefaultSettings, load_settings_or_defaults, where_value
+from .._exceptions import APIError, ConfigError, GatewayTelemetryRequiredError
+from .._telemetry.record import CallRecord, CallTracker, ErrorInfo, Operation, TraceRecord
+from .._telemetry.report import FlushReport
+from .._telemetry.trace import Trace, TraceParent, current_parent
+from .._version import __version__
+from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
+from . import answers as _answers
+from .backends import Backend, backends_from_arguments, gateway_url_from_env, is_gateway
+from .call import Call, check_headers, check_request_id, check_timeout
+from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
+from .retry import BackendPool, RetryPolicy
+from .streaming import AsyncStream, Stream, _ChunkReader
+
+if TYPE_CHECKING:
+    # Telemetry machinery (and anyio, for AsyncClient) is imported where it is used, only
+    # when a stream, the gateway or the audit log is on: a client without telemetry
+    # never loads it (DESIGN 3).
+    from .._config.models import TelemetryConfig
+    from .._config.settings import TelemetrySettings
+    from .._sinks.audit import AuditSink
+    from .._telemetry.dispatch import Dispatcher
+
+__all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client"]
+
+logger = logging.getLogger("pipeclient")
+
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+_USER_AGENT = f"pipeclient/{__version__}"
+_ARGUMENTS = "Client arguments"
+
+ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
+
+
+class _Answer(NamedTuple):
+    """A 2xx answer. For a stream, `first` is its first line, read before committing."""
+
+    backend: Backend
+    response: httpx.Response
+    first: str | None = None
+    lines: Any = None
+
+
+def _check_backends(backends: Sequence[Backend]) -> tuple[Backend, ...]:
+    if not backends:
+        raise ConfigError(
+            "backends=[] is empty; pass at least one pipeclient.Backend",
+            source=_ARGUMENTS,
+            key="backends",
+        )
+    for backend in backends:
+        if not isinstance(backend, Backend):
+            raise ConfigError(
+                f"expected pipeclient.Backend, got {type(backend).__name__}",
+                source=_ARGUMENTS,
+                key="backends",
+            )
+    names = [backend.name for backend in backends]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"backend names must be unique; repeated: {', '.join(duplicates)}",
+            source=_ARGUMENTS,
+            key="backends",
+        )
+    return tuple(backends)
+
+
+class _BaseClient:
+    def __init__(
+        self,
+        backends: Sequence[Backend] | None = None,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        no_log: bool = False,
+        default_headers: Mapping[str, str] | None = None,
+        telemetry: TelemetryConfig | Mapping[str, Any] | None = None,
+        telemetry_file: str | Path | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        if backends is not None and (api_key is not None or base_url is not None):
+            raise ConfigError(
+                "pass either backends=[...] or api_key=/base_url=, not both", source=_ARGUMENTS
+            )
+        if max_retries is not None and retry_policy is not None:
+            raise ConfigError(
+                "pass either max_retries= or retry_policy=RetryPolicy(max_retries=...), not both",
+                source=_ARGUMENTS,
+            )
+        if max_retries is not None and (
+            not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0
+        ):
+            raise ConfigError("must be an integer >= 0", source=_ARGUMENTS, key="max_retries")
+        if redact is not None and not callable(redact):
+            raise ConfigError(
+                "must be a function taking and returning a str", source=_ARGUMENTS, key="redact"
+            )
+        self.backends = _check_backends(
+            list(backends) if backends is not None else backends_from_arguments(api_key, base_url)
+        )
+        self._timeout = check_timeout(timeout)
+        self.no_log = bool(no_log)
+        self._default_headers = check_headers(default_headers, "default_headers")
+        # Read (and validated) before anything telemetry-related exists. When nothing
+        # configures telemetry, the settings are the defaults, built only if asked for.
+        settings = load_settings_or_defaults(telemetry, file=telemetry_file)
+        self._policy = retry_policy or RetryPolicy(
+            max_retries=2 if max_retries is None else max_retries
+        )
+        self._pool = BackendPool(self.backends, self._policy)
+        self._gateway_url = gateway_url_from_env()
+        self._gateway = {b.name: is_gateway(b, self._gateway_url) for b in self.backends}
+        # Every secret the client knows, scrubbed from provider text before it is shown.
+        self._secrets = tuple(
+            {b.api_key.get_secret_value() for b in self.backends}
+            | {value for b in self.backends for value in b.headers.values() if len(value) >= 8}
+        )
+        self._http_lock = threading.Lock()
+        # Where finished calls go: the dispatcher, when some stream is on (never under
+        # DO_NOT_TRACK), and listeners (tests).
+        self._record_listeners: list[Callable[[CallRecord | TraceRecord], None]] = []
+        self._dispatcher: Dispatcher | None = None
+        self._capture_content = False
+        self._audit_now: AuditSink | None = None
+        self._settings: TelemetrySettings | DefaultSettings = settings
+        self._do_not_track = settings.do_not_track
+        if isinstance(settings, DefaultSettings) and (
+            settings.do_not_track or not any(self._gateway.values())
+        ):
+            # Every stream and the audit log are off by default, and no gateway stream is
+            # due: nothing to start, and the telemetry machinery is never imported.
+            return
+        self._start_telemetry(self.telemetry_settings, redact)
+
+    @property
+    def telemetry_settings(self) -> TelemetrySettings:
+        """The telemetry configuration in force, and where each value came from."""
+        settings = self._settings
+        if isinstance(settings, DefaultSettings):
+            settings = self._settings = settings.settings()
+        return settings
+
+    def _start_telemetry(
+        self, settings: TelemetrySettings, redact: Callable[[str], str] | None
+    ) -> None:
+        from .._pipeline import build_sinks
+
+        sinks = build_sinks(settings)
+        if not settings.do_not_track and any(self._gateway.values()):
+            from .._sinks.gateway.sink import GatewaySink, GatewayTarget
+
+            gateways = {
+                backend.name: GatewayTarget(backend.base_url, backend.api_key.get_secret_value())
+                for backend in self.backends
+                if self._gateway[backend.name]
+            }
+            # Mandatory whenever the gateway is a backend; no setting turns it off.
+            sinks.append(GatewaySink(gateways))
+        # The audit log is local, not telemetry: it follows only its own setting. Written on
+        # the caller's thread when durable (before the call returns) or under DO_NOT_TRACK
+        # (no worker thread may exist then); else by the dispatcher, flushed at close.
+        audit = settings.config.audit
+        if audit.enabled:
+            from .._sinks.audit import build_audit_sink
+
+            audit_sink = build_audit_sink(
+                path=audit.path,
+                user_id=audit.user_id,
+                durable=audit.durable,
+                api_keys={b.name: b.api_key.get_secret_value() for b in self.backends},
+                source=where_value(("audit", "path"), settings.sources),
+            )
+            if audit.durable or settings.do_not_track:
+                self._audit_now = audit_sink
+            else:
+                sinks.append(audit_sink)
+        if sinks:
+            from .._telemetry.dispatch import CAPTURE, Dispatcher
+            from .._telemetry.privacy import PrivacyStep, telemetry_secrets
+
+            config = settings.config
+            self._dispatcher = Dispatcher(
+                sinks,
+                PrivacyStep(
+                    config.privacy,
+                    secrets=(*self._secrets, *telemetry_secrets(config)),
+                    redact=redact,
+                ),
+                max_queue=config.export.max_queue,
+                flush_timeout=config.export.flush_timeout_s,
+                capture=CAPTURE.get(),
+            )
+            self._capture_content = any(sink.receives_content for sink in sinks)
+            # Flushed at close() or at exit (one hook for all clients, one deadline); a
+            # collected client only stops taking records, never blocking the collecting thread.
+            weakref.finalize(self, self._dispatcher.release).atexit = False
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{b.name}={b.base_url}" for b in self.backends)
+        return f"{type(self).__name__}(backends=[{names}])"
+
+    def is_gateway(self, backend: Backend) -> bool:
+        """Whether calls to this backend go to the managed gateway."""
+        known = self._gateway.get(backend.name)
+        return is_gateway(backend, self._gateway_url) if known is None else known
+
+    def privacy_counts(self) -> dict[str, int]:
+        """Redactions so far, per detector ("email", "secret", "api_key", "hook", ...) and
+        records whose content was dropped ("hook_failed"): numbers, never what was found."""
+        return self._dispatcher.privacy.counts() if self._dispatcher is not None else {}
+
+    # -- building a call -------------------------------------------------------------
+
+    def _emitting(self) -> bool:
+        return bool(self._dispatcher or self._audit_now or self._record_listeners)
+
+    def _close_telemetry(self) -> FlushReport | None:
+        if self._audit_now is not None:
+            self._audit_now.shutdown(0.0)
+        return self._dispatcher.close() if self._dispatcher is not None else None
+
+    def trace(self, name: str) -> Trace:
+        """`with client.trace("name"):` groups the calls inside under one trace id."""
+        return Trace(name, self._emit, current_parent())
+
+    def _emit(self, record: CallRecord | TraceRecord) -> None:
+        if self._audit_now is not None and isinstance(record, CallRecord):
+            try:
+                self._audit_now.write(record)
+            except Exception as exc:  # a lost audit line is reported every time
+                logger.error(
+                    "pipeclient: the audit line of request %s could not be written (%s)",
+                    record.request_id,
+                    type(exc).__name__,
+                )
+        if self._dispatcher is not None:
+            try:
+                self._dispatcher.submit(record)
+            except Exception as exc:  # telemetry never fails a call
+                self._dispatcher.count("dropped", 1)
+                self._dispatcher.warn_once(
+                    "submit", "telemetry could not be queued (%s)", type(exc).__name__
+                )
+        for listener in self._record_listeners:
+            try:
+                listener(record)
+            except Exception:
+                logger.exception("a call record listener failed")
+
+    def _start(
+        self,
+        operation: Operation,
+        path: str,
+        body: dict[str, Any],
+        *,
+        request_id: str | None,
+        no_log: bool | None,
+        trace: Any,
+        timeout: Any,
+        extra_headers: Mapping[str, str] | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> Call:
+        if trace is None:
+            trace = current_parent()
+        elif not isinstance(trace, TraceParent):
+            raise ConfigError(
+                "must be a trace from client.trace(name)", source="call argument", key="trace"
+            )
+        headers = check_headers(extra_headers, "extra_headers")
+        for name in [name for name in headers if name.lower() == "x-request-id"]:
+            # The header is the request id; one call has one.
+            given = headers.pop(name)
+            if request_id is not None and request_id != given:
+                raise ConfigError(
+                    "conflicts with request_id=; pass the id once",
+                    source="call argument",
+                    key="extra_headers['X-Request-Id']",
+                )
+            request_id = given
+        rid = check_request_id(request_id)
+        if extra_body:
+            if "stream" in extra_body:
+                raise ConfigError(
+                    "cannot set 'stream'; pass stream=True to create()",
+                    source="call argument",
+                    key="extra_body",
+                )
+            body.update(extra_body)
+        quiet = self.no_log if no_log is None else bool(no_log)
+        tracker = CallTracker(
+            request_id=rid,
+            operation=operation,
+            body=body,
+            stream=bool(body.get("stream")),
+            no_log=quiet,
+            trace=trace,
+            capture_content=self._capture_content and not quiet,
+            emit=self._emit if self._emitting() else None,
+        )
+        return Call(
+            path=path,
+            body=body,
+            headers={**self._default_headers, **headers},
+            timeout=self._timeout if timeout is NOT_GIVEN else check_timeout(timeout),
+            tracker=tracker,
+        )
+
+    def _request_for(self, call: Call, backend: Backend) -> httpx.Request:
+        call.tracker.attempt(
+            backend.name, backend.base_url, self.is_gateway(backend), no_log=backend.no_log
+        )
+        headers = httpx.Headers(
+            {
+                "Authorization": f"Bearer {backend.api_key.get_secret_value()}",
+                "Content-Type": "application/json",
+                "Accept": "text/event-stream" if call.stream else "application/json",
+                "User-Agent": _USER_AGENT,
+            }
+        )
+        # Case-insensitive: a caller's "x-request-id" or "authorization" replaces ours.
+        headers.update(backend.headers)
+        headers.update(call.headers)
+        headers["X-Request-Id"] = call.request_id
+        return httpx.Request(
+            "POST",
+            backend.base_url + call.path,
+            headers=headers,
+            content=call.content(backend),
+            extensions={"timeout": call.timeout},
+        )
+
+    def _plan(self, call: Call) -> list[Backend]:
+        """The backends to try. Under DO_NOT_TRACK the gateway is never one of them: it
+        requires its telemetry stream. With no other backend, the call fails here, before
+        any network I/O."""
+        plan = self._pool.plan()
+        if not self._do_not_track:
+            return plan
+        usable = [backend for backend in plan if not self.is_gateway(backend)]
+        if usable:
+            return usable
+        names = ", ".join(repr(backend.name) for backend in plan)
+        refusal = GatewayTelemetryRequiredError(
+            f"backend {names} is the managed gateway, which requires its metadata telemetry "
+            f"stream, and the environment variable DO_NOT_TRACK is set: the call was not sent. "
+            f"Unset DO_NOT_TRACK to use the gateway, or call a backend that is not the "
+            f"gateway (request id {call.request_id})"
+        )
+        refusal.request_id = call.request_id
+        call.tracker.finish(error=ErrorInfo(type(refusal).__name__, None))
+        raise refusal
+
+    def _fail(self, call: Call, error: APIError) -> APIError:
+        code = getattr(error, "status_code", None)
+        call.tracker.finish(error=ErrorInfo(type(error).__name__, code, str(error)))
+        return error
+
+    def _exhausted(self, call: Call, last: APIError) -> APIError:
+        attempts = call.tracker.attempts
+        if attempts > 1:
+            tried = len(self.backends)
+            note = f" after {attempts} attempts" + (f" on {tried} backends" if tried > 1 else "")
+            last.args = (f"{last.args[0]}{note}",)
+        return self._fail(call, last)
+
+    def _reader(self, call: Call, answer: _Answer, lines: Any) -> _ChunkReader:
+        call.tracker.http_status = answer.response.status_code
+        return _ChunkReader(
+            call.tracker,
+            answer.response,
+            lines,
+            hide_usage=call.injects_usage(answer.backend),
+            backend=answer.backend.name,
+            secrets=self._secrets,
+        )
+
+
+def _abandon(call: Call, exc: BaseException) -> None:
+    """End the record of a call that stopped on something other than an APIError."""
+    call.tracker.finish(error=ErrorInfo(type(exc).__name__, None))
+
+
+class _Attempts:
+    """One call's attempts: who failed, and who may be tried again when."""
+
+    __slots__ = ("failures", "not_before")
+
+    def __init__(self) -> None:
+        self.failures: dict[str, int] = {}
+        self.not_before: dict[str, float] = {}
+
+    def order(self, plan: list[Backend]) -> list[Backend]:
+        """The plan, with backends that may be tried at once before those still waiting."""
+        if not self.not_before:
+            return plan
+        return sorted(plan, key=lambda backend: self.not_before.get(backend.name, 0.0))
+
+    def wait_for(self, backend: Backend) -> float:
+        return self.not_before.get(backend.name, 0.0) - time.monotonic()
+
+    def failed(self, client: _BaseClient, backend: Backend, hint: float | None) -> None:
+        count = self.failures.get(backend.name, 0) + 1
+        self.failures[backend.name] = count
+        policy = client._policy
+        wait = min(hint, policy.max_retry_after) if hint is not None else None
+        if wait is None:
+            wait = policy.backoff(count, client._pool.rng)
+        self.not_before[backend.name] = time.monotonic() + wait
+        if count == 1:  # a backend's health counts calls, not attempts
+            client._pool.failed(backend, hint)
+
+
+class Client(_BaseClient):
+    """The synchronous client. Thread-safe; reuse one per process."""
+
+    def __init__(self, backends: Sequence[Backend] | None = None, **options: Any) -> None:
+        super().__init__(backends, **options)
+        self._http: dict[str, httpx.Client] = {}
+        self.chat = Chat(self)
+        self.embeddings = Embeddings(self)
+        self.images = Images(self)
+
+    def _http_for(self, backend: Backend) -> httpx.Client:
+        http = self._http.get(backend.name)
+        if http is not None:
+            return http
+        transport = backend.transport
+        if transport is not None and not isinstance(transport, httpx.BaseTransport):
+            raise ConfigError(
+                "is an async-only transport; Client needs a sync one",
+                source=f"Backend(name={backend.name!r})",
+                key="transport",
+            )
+        with self._http_lock:
+            http = self._http.get(backend.name)
+            if http is None:
+                http = httpx.Client(
+                    transport=transport,
+                    timeout=DEFAULT_TIMEOUT,
+                    follow_redirects=False,
+                    trust_env=transport is None,
+                )
+                self._http[backend.name] = http
+        return http
+
+    def _attempt(
+        self, call: Call, backend: Backend
+    ) -> tuple[_Answer | None, APIError | None, bool, float | None]:
+        """One attempt: (answer, or error, whether to try again, the server's wait hint)."""
+        request = self._request_for(call, backend)
+        problem: httpx.HTTPError | None = None
+        try:
+            response = self._http_for(backend).send(request, stream=call.stream)
+        except httpx.HTTPError as exc:
+            problem = exc
+        if problem is not None:
+            return (None, *_answers.transport_error(problem, call, backend), None)
+        if response.status_code >= 300:
+            try:
+                response.read()
+            except httpx.HTTPError as exc:
+                problem = exc
+            finally:
+                response.close()
+            if problem is not None:
+                return (None, *_answers.transport_error(problem, call, backend), None)
+            return (None, *_answers.status_error(response, call, backend, self._secrets))
+        if not call.stream:
+            return _Answer(backend, response), None, False, None
+        refusal = _answers.not_an_event_stream(response, call, backend)
+        if refusal is not None:
+            response.read()
+            response.close()
+            return None, refusal, False, None
+        lines = response.iter_lines()
+        try:
+            first = next(lines, None)
+        except httpx.HTTPError as exc:
+            problem = exc
+        if problem is not None:  # broke before the first byte: another backend may serve it
+            response.close()
+            return (None, *_answers.transport_error(problem, call, backend), None)
+        return _Answer(backend, response, first, lines), None, False, None
+
+    def _send(self, call: Call) -> _Answer:
+        """Send with retries and failover; return the first 2xx answer."""
+        attempts = _Attempts()
+        last: APIError | None = None
+        plan = self._plan(call)
+        for _ in range(self._policy.max_retries + 1):
+            for backend in attempts.order(plan):
+                wait = attempts.wait_for(backend)
+                if wait > 0:
+                    time.sleep(wait)
+                answer, error, retry, hint = self._attempt(call, backend)
+                if answer is not None:
+                    self._pool.succeeded(backend)
+                    return answer
+                assert error is not None
+                if not retry:
+                    raise self._fail(call, error)
+                logger.debug(
+                    "attempt %d of request %s failed: %s",
+                    call.tracker.attempts,
+                    call.request_id,
+                    type(error).__name__,
+                )
+                attempts.failed(self, backend, hint)
+                last = error
+        assert last is not None
+        raise self._exhausted(call, last)
+
+    def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
+        try:
+            answer = self._send(call)
+            try:
+                result, error = _answers.parse(model, answer.response, call, answer.backend)
+            finally:
+                answer.response.close()
+        except BaseException as exc:
+            _abandon(call, exc)
+            raise
+        if error is not None:
+            raise self._fail(call, error)
+        return result  # type: ignore[return-value]
+
+    def _stream(self, call: Call) -> Stream:
+        try:
+            answer = self._send(call)
+        except BaseException as exc:
+            _abandon(call, exc)
+            raise
+        return Stream(self._reader(call, answer, _prepend(answer.first, answer.lines)))
+
+    def flush(self, timeout: float | None = None) -> FlushReport | None:
+        """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
+        handed to every destination; report what was sent, dropped or failed."""
+        return self._dispatcher.flush(timeout) if self._dispatcher is not None else None
+
+    def close(self) -> FlushReport | None:
+        """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
+        return what telemetry sent, dropped or failed (None without telemetry). Safe to
+        call more than once; calls still work after it, without telemetry."""
+        report = self._close_telemetry()
+        with self._http_lock:
+            clients, self._http = list(self._http.values()), {}
+        for http in clients:
+            http.close()
+        return report
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _prepend(first: str | None, lines: Iterator[str]) -> Iterator[str]:
+    if first is not None:
+        yield first
+    yield from lines
+
+
+async def _aprepend(first: str | None, lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    if first is not None:
+        yield first
+    async for line in lines:
+        yield line
+
+
+class AsyncClient(_BaseClient):
+    """The asyncio (and trio) client: `await` calls, `async for` streams."""
+
+    def __init__(self, backends: Sequence[Backend] | None = None, **options: Any) -> None:
+        super().__init__(backends, **options)
+        self._http: dict[str, httpx.AsyncClient] = {}
+        self.chat = AsyncChat(self)
+        self.embeddings = AsyncEmbeddings(self)
+        self.images = AsyncImages(self)
+
+    def _http_for(self, backend: Backend) -> httpx.AsyncClient:
+        http = self._http.get(backend.name)
+        if http is not None:
+            return http
+        transport = backend.transport
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ConfigError(
+                "is a sync-only transport; AsyncClient needs an async one",
+                source=f"Backend(name={backend.name!r})",
+                key="transport",
+            )
+        with self._http_lock:
+            http = self._http.get(backend.name)
+            if http is None:
+                http = httpx.AsyncClient(
+                    transport=transport,
+                    timeout=DEFAULT_TIMEOUT,
+                    follow_redirects=False,
+                    trust_env=transport is None,
+                )
+                self._http[backend.name] = http
+        return http
+
+    async def _attempt(
+        self, call: Call, backend: Backend
+    ) -> tuple[_Answer | None, APIError | None, bool, float | None]:
+        """One attempt: (answer, or error, whether to try again, the server's wait hint)."""
+        request = self._request_for(call, backend)
+        problem: httpx.HTTPError | None = None
+        try:
+            response = await self._http_for(backend).send(request, stream=call.stream)
+        except httpx.HTTPError as exc:
+            problem = exc
+        if problem is not None:
+            return (None, *_answers.transport_error(problem, call, backend), None)
+        if response.status_code >= 300:
+            try:
+                await response.aread()
+            except httpx.HTTPError as exc:
+                problem = exc
+            finally:
+                await response.aclose()
+            if problem is not None:
+                return (None, *_answers.transport_error(problem, call, backend), None)
+            return (None, *_answers.status_error(response, call, backend, self._secrets))
+        if not call.stream:
+            return _Answer(backend, response), None, False, None
+        refusal = _answers.not_an_event_stream(response, call, backend)
+        if refusal is not None:
+            await response.aread()
+            await response.aclose()
+            return None, refusal, False, None
+        lines = response.aiter_lines()
+        try:
+            first = await anext(lines, None)
+        except httpx.HTTPError as exc:
+            problem = exc
+        if problem is not None:  # broke before the first byte: another backend may serve it
+            await response.aclose()
+            return (None, *_answers.transport_error(problem, call, backend), None)
+        return _Answer(backend, response, first, lines), None, False, None
+
+    async def _send(self, call: Call) -> _Answer:
+        """Send with retries and failover; return the first 2xx answer."""
+        attempts = _Attempts()
+        last: APIError | None = None
+        plan = self._plan(call)
+        for _ in range(self._policy.max_retries + 1):
+            for backend in attempts.order(plan):
+                wait = attempts.wait_for(backend)
+                if wait > 0:
+                    import anyio
+
+                    await anyio.sleep(wait)
+                answer, error, retry, hint = await self._attempt(call, backend)
+                if answer is not None:
+                    self._pool.succeeded(backend)
+                    return answer
+                assert error is not None
+                if not retry:
+                    raise self._fail(call, error)
+                logger.debug(
+                    "attempt %d of request %s failed: %s",
+                    call.tracker.attempts,
+                    call.request_id,
+                    type(error).__name__,
+                )
+                attempts.failed(self, backend, hint)
+                last = error
+        assert last is not None
+        raise self._exhausted(call, last)
+
+    async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
+        try:
+            answer = await self._send(call)
+            try:
+                result, error = _answers.parse(model, answer.response, call, answer.backend)
+            finally:
+                await answer.response.aclose()
+        except BaseException as exc:
+            _abandon(call, exc)
+            raise
+        if error is not None:
+            raise self._fail(call, error)
+        return result  # type: ignore[return-value]
+
+    async def _stream(self, call: Call) -> AsyncStream:
+        try:
+            answer = await self._send(call)
+        except BaseException as exc:
+            _abandon(call, exc)
+            raise
+        return AsyncStream(self._reader(call, answer, _aprepend(answer.first, answer.lines)))
+
+    async def flush(self, timeout: float | None = None) -> FlushReport | None:
+        """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
+        handed to every destination, without blocking the event loop."""
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            return None
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(dispatcher.flush, timeout)
+
+    async def close(self) -> FlushReport | None:
+        """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
+        return what telemetry sent, dropped or failed (None without telemetry)."""
+        # The flush waits on the worker thread: do not block the event loop meanwhile.
+        import anyio.to_thread
+
+        report = await anyio.to_thread.run_sync(self._close_telemetry)
+        with self._http_lock:
+            clients, self._http = list(self._http.values()), {}
+        for http in clients:
+            await http.aclose()
+        return report
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

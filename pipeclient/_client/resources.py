@@ -1,0 +1,214 @@
+"""The OpenAI-shaped namespaces: `client.chat.completions`, `client.embeddings`, `client.images`.
+
+Request keyword arguments are the OpenAI REST API's and go into the body as given; the
+keyword-only extras (`request_id`, `no_log`, `trace`, `timeout`, `extra_headers`,
+`extra_body`) are pipeclient's and never reach the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
+from .call import check_messages
+
+if TYPE_CHECKING:
+    from .client import AsyncClient, Client
+    from .streaming import AsyncStream, Stream
+
+__all__ = ["AsyncChat", "AsyncEmbeddings", "AsyncImages", "Chat", "Embeddings", "Images"]
+
+
+class _NotGiven:
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()  # "use the client's default", where None means something
+
+
+class _Extras:
+    """The keyword-only arguments every call takes besides the API's own."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def split(params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "request_id": params.pop("request_id", None),
+            "no_log": params.pop("no_log", None),
+            "trace": params.pop("trace", None),
+            "timeout": params.pop("timeout", NOT_GIVEN),
+            "extra_headers": params.pop("extra_headers", None),
+            "extra_body": params.pop("extra_body", None),
+        }
+
+
+def _chat_body(
+    model: str, messages: Iterable[Mapping[str, Any]], stream: bool, params: dict[str, Any]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": check_messages(messages), **params}
+    if stream:
+        body["stream"] = True
+    return body
+
+
+class Completions:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatCompletion: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: Literal[True],
+        **params: Any,
+    ) -> Stream: ...
+
+    @overload
+    def create(
+        self, *, model: str, messages: Iterable[Mapping[str, Any]], stream: bool, **params: Any
+    ) -> ChatCompletion | Stream: ...
+
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatCompletion | Stream:
+        """POST /chat/completions. With `stream=True`, returns an iterable `Stream`."""
+        extras = _Extras.split(params)
+        body = _chat_body(model, messages, stream, params)
+        call = self._client._start("chat", "/chat/completions", body, **extras)
+        if stream:
+            return self._client._stream(call)
+        return self._client._call(call, ChatCompletion)
+
+
+class Chat:
+    def __init__(self, client: Client) -> None:
+        self.completions = Completions(client)
+
+
+class Embeddings:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self, *, model: str, input: str | list[Any], **params: Any
+    ) -> CreateEmbeddingResponse:
+        """POST /embeddings."""
+        extras = _Extras.split(params)
+        body = {"model": model, "input": input, **params}
+        call = self._client._start("embeddings", "/embeddings", body, **extras)
+        return self._client._call(call, CreateEmbeddingResponse)
+
+
+class Images:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def generate(self, *, prompt: str, model: str | None = None, **params: Any) -> ImagesResponse:
+        """POST /images/generations."""
+        extras = _Extras.split(params)
+        body: dict[str, Any] = {"prompt": prompt, **params}
+        if model is not None:
+            body["model"] = model
+        call = self._client._start("images", "/images/generations", body, **extras)
+        return self._client._call(call, ImagesResponse)
+
+
+class AsyncCompletions:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatCompletion: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: Literal[True],
+        **params: Any,
+    ) -> AsyncStream: ...
+
+    @overload
+    async def create(
+        self, *, model: str, messages: Iterable[Mapping[str, Any]], stream: bool, **params: Any
+    ) -> ChatCompletion | AsyncStream: ...
+
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatCompletion | AsyncStream:
+        """POST /chat/completions. With `stream=True`, returns an async-iterable `AsyncStream`."""
+        extras = _Extras.split(params)
+        body = _chat_body(model, messages, stream, params)
+        call = self._client._start("chat", "/chat/completions", body, **extras)
+        if stream:
+            return await self._client._stream(call)
+        return await self._client._call(call, ChatCompletion)
+
+
+class AsyncChat:
+    def __init__(self, client: AsyncClient) -> None:
+        self.completions = AsyncCompletions(client)
+
+
+class AsyncEmbeddings:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self, *, model: str, input: str | list[Any], **params: Any
+    ) -> CreateEmbeddingResponse:
+        """POST /embeddings."""
+        extras = _Extras.split(params)
+        body = {"model": model, "input": input, **params}
+        call = self._client._start("embeddings", "/embeddings", body, **extras)
+        return await self._client._call(call, CreateEmbeddingResponse)
+
+
+class AsyncImages:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def generate(
+        self, *, prompt: str, model: str | None = None, **params: Any
+    ) -> ImagesResponse:
+        """POST /images/generations."""
+        extras = _Extras.split(params)
+        body: dict[str, Any] = {"prompt": prompt, **params}
+        if model is not None:
+            body["model"] = model
+        call = self._client._start("images", "/images/generations", body, **extras)
+        return await self._client._call(call, ImagesResponse)

@@ -1,0 +1,241 @@
+"""The telemetry configuration model: `.pipelex/telemetry.toml`, one class per table.
+
+The model is the documentation: `pipeclient init telemetry` writes the file from it, each
+key's comment is its field's description, so the file and the model cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.config import JsonDict
+
+from .urls import check_url
+
+__all__ = [
+    "AuditConfig",
+    "ExportConfig",
+    "LangfuseConfig",
+    "OtlpConfig",
+    "PiiDetector",
+    "PostHogConfig",
+    "PrivacyConfig",
+    "TelemetryConfig",
+]
+
+PiiDetector = Literal["email", "phone", "credit_card", "secret", "ip"]
+
+
+# json_schema_extra of fields never shown, echoed or repr'd
+SECRET: JsonDict = {"secret": True}
+
+
+def _check_http_url(value: str, info: ValidationInfo) -> str:
+    # Before placeholders are resolved, "${HOST}" is fine; afterwards it must be a URL.
+    if "${" in value and not (info.context or {}).get("resolved"):
+        return value
+    check_url(value)
+    return value
+
+
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret")
+    )
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class PostHogConfig(_Table):
+    """PostHog: `$ai_generation` events, content redacted by default."""
+
+    enabled: bool = Field(False, description="send an $ai_generation event per call to PostHog")
+    host: str = Field("https://us.i.posthog.com", description="PostHog host (POSTHOG_HOST)")
+    api_key: str = Field(
+        "${POSTHOG_API_KEY}",
+        description="project API key; ${VAR} reads the environment",
+        repr=False,
+        json_schema_extra=SECRET,
+    )
+    distinct_id: str = Field(
+        "", description="empty: anonymous events ($process_person_profile = false)"
+    )
+    redact: bool = Field(
+        True, description="strip prompts/completions and error text before sending"
+    )
+    redact_properties: list[str] = Field(
+        default_factory=list, description="more property names to strip"
+    )
+
+    _urls = field_validator("host")(_check_http_url)
+
+
+class LangfuseConfig(_Table):
+    """Langfuse: one generation observation per call."""
+
+    enabled: bool = Field(False, description="send a generation observation per call to Langfuse")
+    host: str = Field(
+        "https://cloud.langfuse.com", description="Langfuse host (LANGFUSE_HOST, LANGFUSE_BASE_URL)"
+    )
+    public_key: str = Field(
+        "${LANGFUSE_PUBLIC_KEY}",
+        description="Langfuse public key",
+        repr=False,
+        json_schema_extra=SECRET,
+    )
+    secret_key: str = Field(
+        "${LANGFUSE_SECRET_KEY}",
+        description="Langfuse secret key",
+        repr=False,
+        json_schema_extra=SECRET,
+    )
+    capture_content: bool = Field(
+        True, description="send prompts and completions (after [privacy] detectors)"
+    )
+
+    _urls = field_validator("host")(_check_http_url)
+
+
+class OtlpConfig(_Table):
+    """One OTLP/HTTP endpoint: GenAI semantic-convention spans and metrics."""
+
+    name: str = Field("collector", min_length=1, description="a name for this endpoint")
+    enabled: bool = Field(False, description="export spans and metrics to this endpoint")
+    endpoint: str = Field(
+        "http://localhost:4318",
+        description="base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: /v1/traces and /v1/metrics "
+        "are appended",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description='HTTP headers, e.g. { authorization = "Bearer ${TOKEN}" }',
+        repr=False,
+        json_schema_extra=SECRET,
+    )
+    capture_content: bool = Field(
+        True, description="put prompts and completions on spans (after [privacy] detectors)"
+    )
+
+    _urls = field_validator("endpoint")(_check_http_url)
+
+
+class PrivacyConfig(_Table):
+    """Applied once, before any destination, to content that may leave."""
+
+    pii: list[PiiDetector] = Field(
+        default_factory=list,
+        description='detectors applied to content before ANY sink: "email", "phone", '
+        '"credit_card", "secret", "ip"',
+    )
+    content_max_length: int = Field(0, ge=0, description="0: no limit")
+
+    @field_validator("pii")
+    @classmethod
+    def _unique(cls, value: list[PiiDetector]) -> list[PiiDetector]:
+        return list(dict.fromkeys(value))
+
+
+class AuditConfig(_Table):
+    """The local, append-only, hash-chained audit log (metadata only)."""
+
+    enabled: bool = Field(False, description="append one metadata-only line per call")
+    path: str = Field(".pipelex/audit.jsonl", min_length=1, description="the log file")
+    user_id: str = Field("", description="the internal user identifier written on each line")
+    durable: bool = Field(
+        False, description="true: each line is written and fsynced before the call returns"
+    )
+
+
+class ExportConfig(_Table):
+    """Bounds of the background export."""
+
+    flush_timeout_s: float = Field(
+        2.0, gt=0, le=600, description="longest wait for telemetry at close() and exit, in seconds"
+    )
+    max_queue: int = Field(
+        10000, gt=0, le=10_000_000, description="records held at most; more are dropped and counted"
+    )
+
+
+class TelemetryConfig(_Table):
+    """Every telemetry stream, each off by default."""
+
+    posthog: PostHogConfig = Field(default_factory=PostHogConfig)
+    langfuse: LangfuseConfig = Field(default_factory=LangfuseConfig)
+    otlp: list[OtlpConfig] = Field(
+        default_factory=lambda: [OtlpConfig()], description="any number of these tables"
+    )
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @field_validator("otlp")
+    @classmethod
+    def _unique_names(cls, value: list[OtlpConfig]) -> list[OtlpConfig]:
+        names = [table.name for table in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"[[otlp]] names must be unique; repeated: {', '.join(repeated)}")
+        return value
+
+
+def section_models() -> dict[str, type[BaseModel]]:
+    """The tables of the file, in file order."""
+    return {
+        name: _table_type(field.annotation) for name, field in TelemetryConfig.model_fields.items()
+    }
+
+
+def _table_type(annotation: Any) -> type[BaseModel]:
+    args = getattr(annotation, "__args__", None)
+    return args[0] if args else annotation  # type: ignore[no-any-return]
+
+
+_FILE_HEADER = """\
+# pipeclient telemetry configuration, written by `pipeclient init telemetry`.
+# Every stream is off until you set enabled = true. "${VAR}" and "${VAR:-default}" read
+# the environment. Environment variables override this file (PIPECLIENT_<TABLE>__<KEY>,
+# e.g. PIPECLIENT_POSTHOG__ENABLED=true); DO_NOT_TRACK=1 turns all telemetry off.
+# Every key is described in docs/configuration.md.
+"""
+
+
+def default_file_text() -> str:
+    """The default `.pipelex/telemetry.toml`: every key, its default, and its description."""
+    defaults = TelemetryConfig()
+    parts = [_FILE_HEADER]
+    for name, field in TelemetryConfig.model_fields.items():
+        value = getattr(defaults, name)
+        tables = value if isinstance(value, list) else [value]
+        header = f"[[{name}]]" if isinstance(value, list) else f"[{name}]"
+        if field.description:  # e.g. "[[otlp]]  # any number of these tables"
+            header = f"{header:<36} # {field.description}"
+        parts.append(f"\n# {(type(tables[0]).__doc__ or '').strip()}\n")
+        for table in tables:
+            parts.append(header + "\n")
+            parts += _table_lines(table)
+    return "".join(parts)
+
+
+def _table_lines(table: BaseModel) -> list[str]:
+    lines = []
+    for key, field in type(table).model_fields.items():
+        assignment = f"{key} = {_toml_value(getattr(table, key))}"
+        lines.append(f"{assignment:<36} # {field.description}\n")
+    return lines
+
+
+def _toml_value(value: Any) -> str:
+    import tomli_w
+
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }"
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()

@@ -1,0 +1,286 @@
+"""OTLP: OpenTelemetry GenAI semantic-convention spans and metrics, over OTLP/HTTP protobuf.
+
+`encode` maps a record to a plain span description (ids, times, attributes, status,
+events, and the metric measurements it yields); `send` builds exactly those descriptions
+into the SDK's span and metric data, with no TracerProvider or MeterProvider, and exports
+them with the SDK's OTLP/HTTP exporters on the dispatcher's worker, within the timeout it is
+given. No thread, atexit hook, fork handler or global provider is ever created: a batch's
+spans go out as one request, and the cumulative histograms from `send` (at most every
+`metrics_interval_s`), `force_flush` and `shutdown`.
+
+Attribute and metric names are the GenAI conventions' (`_genai`, checked against the
+`opentelemetry-semantic-conventions` constants in the tests); pipeclient's own facts are
+under `pipeclient.*`. The SDK objects live in `_otel_runtime`, imported on first use.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ..._telemetry.record import CallRecord, ErrorInfo, TraceRecord, new_span_id, new_trace_id
+from ..._telemetry.sink import Payload, Sink
+from .genai import (
+    OPERATIONS,
+    content_attributes,
+    measurements,
+    provider_name,
+    request_attributes,
+    server,
+)
+from .runtime import OtelRuntime
+
+if TYPE_CHECKING:
+    from ..._config.models import OtlpConfig
+
+__all__ = ["OtlpExportError", "OtlpSink"]
+
+
+class OtlpExportError(RuntimeError):
+    """An OTLP export that did not reach the collector (the reason is logged by the SDK)."""
+
+
+class OtlpSink(Sink):
+    #: metrics are cumulative, so exporting them every few seconds loses nothing
+    metrics_interval_s = 5.0
+
+    def __init__(self, config: OtlpConfig, *, service_name: str = "pipeclient") -> None:
+        self.name = f"otlp:{config.name}"
+        self.receives_content = config.capture_content
+        self._service_name = service_name
+        base = config.endpoint.rstrip("/")
+        self._endpoint = base
+        self._traces_url = f"{base}/v1/traces"
+        self._metrics_url = f"{base}/v1/metrics"
+        self._headers = dict(config.headers)
+        self._lock = threading.Lock()
+        self._runtime: OtelRuntime | None = None
+        self._closed = False
+        self._metrics_pending = False
+        self._metrics_exported_at = -math.inf
+
+    def __repr__(self) -> str:  # never the headers: they carry tokens
+        return f"OtlpSink(name={self.name!r}, endpoint={_safe_url(self._endpoint)!r})"
+
+    # -- encode: pure, no SDK ------------------------------------------------------------
+
+    def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
+        if isinstance(record, TraceRecord):
+            return [_trace_span(record)]
+        return [_call_span(record)]
+
+    # -- send: the SDK, on the dispatcher's worker ------------------------------------------
+
+    def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._lock:
+            if self._closed:
+                raise OtlpExportError(f"{self.name} is shut down")
+            if not payloads:
+                return
+            runtime = self._ensure_runtime()
+            spans, measured = runtime.replay(payloads)  # a malformed payload raises here
+            self._metrics_pending = self._metrics_pending or measured
+            delivered = runtime.export_spans(spans, deadline)
+            due = time.monotonic() - self._metrics_exported_at >= self.metrics_interval_s
+            # After a failed span export the collector is likely down: the metrics wait
+            # (cumulative, they lose nothing) rather than spend the worker's time.
+            if delivered and self._metrics_pending and due:
+                self._export_metrics(runtime, deadline)
+        if not delivered:
+            raise OtlpExportError(
+                f"{self.name}: {len(spans)} span(s) were not accepted by "
+                f"{_safe_url(self._traces_url)}"
+            )
+
+    def force_flush(self, timeout: float) -> bool:
+        deadline = time.monotonic() + max(0.0, timeout)
+        if not self._lock.acquire(timeout=max(0.0, timeout)):
+            return False
+        try:
+            if self._runtime is None or self._closed or not self._metrics_pending:
+                return not self._metrics_pending
+            return self._export_metrics(self._runtime, deadline)
+        finally:
+            self._lock.release()
+
+    def after_fork(self) -> None:
+        # The parent's runtime holds its cumulative metrics and its session: start over.
+        self._lock = threading.Lock()
+        self._runtime = None
+        self._metrics_pending = False
+        self._metrics_exported_at = -math.inf
+
+    def shutdown(self, timeout: float) -> None:
+        deadline = time.monotonic() + max(0.0, timeout)
+        if not self._lock.acquire(timeout=max(0.0, timeout)):
+            # The worker is inside an export: cut it short (its send then fails).
+            self._closed = True
+            if self._runtime is not None:
+                self._runtime.interrupt()
+            return
+        try:
+            if self._closed:
+                return
+            self._closed = True
+            runtime = self._runtime
+            if runtime is None:
+                return
+            if self._metrics_pending:
+                self._export_metrics(runtime, deadline)
+            runtime.close()
+        finally:
+            self._lock.release()
+
+    def _ensure_runtime(self) -> OtelRuntime:
+        if self._runtime is None:
+            self._runtime = OtelRuntime(
+                traces_url=self._traces_url,
+                metrics_url=self._metrics_url,
+                headers=self._headers,
+                service_name=self._service_name,
+            )
+        return self._runtime
+
+    def _export_metrics(self, runtime: OtelRuntime, deadline: float) -> bool:
+        if deadline - time.monotonic() <= 0:
+            return False
+        self._metrics_exported_at = time.monotonic()
+        delivered = runtime.export_metrics(deadline)
+        self._metrics_pending = not delivered
+        return delivered
+
+
+# -- encode ------------------------------------------------------------------------------
+
+
+def _call_span(record: CallRecord) -> Payload:
+    operation = OPERATIONS.get(record.operation, record.operation)
+    address, port = server(record.base_url)
+    provider = provider_name(address)
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": operation,
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": record.model,
+    }
+    if address:
+        attributes["server.address"] = address
+        attributes["server.port"] = port
+    attributes.update(request_attributes(record, provider))
+    if record.operation == "images":
+        attributes["gen_ai.output.type"] = "image"
+    if record.response_id:
+        attributes["gen_ai.response.id"] = record.response_id
+    if record.response_model:
+        attributes["gen_ai.response.model"] = record.response_model
+    if record.finish_reasons:
+        attributes["gen_ai.response.finish_reasons"] = list(record.finish_reasons)
+    if record.input_tokens is not None:
+        attributes["gen_ai.usage.input_tokens"] = record.input_tokens
+    if record.output_tokens is not None:
+        attributes["gen_ai.usage.output_tokens"] = record.output_tokens
+    if record.stream and record.ttft_ms is not None:
+        attributes["gen_ai.response.time_to_first_chunk"] = record.ttft_ms / 1000.0
+    if record.error is not None:
+        attributes["error.type"] = record.error.type
+        if record.error.code is not None:
+            attributes["pipeclient.error.code"] = str(record.error.code)
+    # The X-Request-Id of every attempt: pipeclient's idempotency key, under which every
+    # sink and the audit log file the call. `http.request.header.*` would describe one
+    # HTTP attempt, and this span is the whole operation (all attempts), so it is ours.
+    attributes["pipeclient.request_id"] = record.request_id
+    attributes["pipeclient.attempts"] = record.attempts
+    if record.backend:
+        attributes["pipeclient.backend"] = record.backend
+    attributes["pipeclient.gateway"] = record.gateway
+    if record.redactions:  # how many values the privacy step replaced, never which
+        attributes["pipeclient.redactions"] = sum(record.redactions.values())
+    if record.http_status is not None:
+        attributes["pipeclient.http_status"] = record.http_status
+    if record.closed_early:
+        attributes["pipeclient.closed_early"] = True
+    attributes.update(content_attributes(record))
+    name = f"{operation} {record.model}".strip()
+    return _span(record, name, "CLIENT", attributes, measurements(record, attributes))
+
+
+def _trace_span(record: TraceRecord) -> Payload:
+    attributes: dict[str, Any] = {}
+    if record.error is not None:
+        attributes["error.type"] = record.error.type
+    return _span(record, record.name, "INTERNAL", attributes, [])
+
+
+def _span(
+    record: CallRecord | TraceRecord,
+    name: str,
+    kind: str,
+    attributes: dict[str, Any],
+    metrics: list[Payload],
+) -> Payload:
+    start, end = _times(record.started_at, record.total_ms)
+    trace_id, span_id, parent_id = _ids(record.trace_id, record.span_id, record.parent_id)
+    return {
+        "name": name,
+        "kind": kind,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent_id,
+        "start_time_unix_nano": start,
+        "end_time_unix_nano": end,
+        "attributes": attributes,
+        "status": _status(record.error),
+        "events": _error_events(record.error, end),
+        "metrics": metrics,
+    }
+
+
+def _status(error: ErrorInfo | None) -> Payload:
+    if error is None:  # the conventions leave successful spans UNSET
+        return {"code": "UNSET", "description": None}
+    description = error.type if error.code is None else f"{error.type} ({error.code})"
+    if error.message:  # content: present only for a destination that may receive it
+        description = f"{description}: {error.message}"
+    return {"code": "ERROR", "description": description}
+
+
+def _error_events(error: ErrorInfo | None, at: int) -> list[Payload]:
+    if error is None:
+        return []
+    attributes: dict[str, Any] = {"exception.type": error.type}
+    if error.message:
+        attributes["exception.message"] = error.message
+    return [{"name": "exception", "time_unix_nano": at, "attributes": attributes}]
+
+
+def _times(started_at: float, total_ms: float) -> tuple[int, int]:
+    seconds = math.floor(started_at)  # whole seconds apart: a float has no room for ns
+    start = seconds * 10**9 + round((started_at - seconds) * 1e9)
+    return start, start + max(0, round(total_ms * 1e6))
+
+
+def _ids(trace_id: str, span_id: str, parent_id: str | None) -> tuple[str, str, str | None]:
+    if not _is_id(trace_id, 32):
+        trace_id, parent_id = new_trace_id(), None
+    if not _is_id(span_id, 16):
+        span_id = new_span_id()
+    return trace_id, span_id, parent_id if parent_id and _is_id(parent_id, 16) else None
+
+
+def _is_id(value: str | None, length: int) -> bool:
+    if not value or len(value) != length:
+        return False
+    try:
+        return int(value, 16) != 0
+    except ValueError:
+        return False
+
+
+def _safe_url(url: str) -> str:
+    """scheme://host[:port]/path: never user info or a query string."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

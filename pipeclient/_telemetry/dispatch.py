@@ -1,0 +1,497 @@
+"""The dispatcher: the caller enqueues, one background worker prepares, one lane per
+destination sends.
+
+`submit` never waits: a full queue (or the byte budget of content waiting) drops and
+counts. The worker takes records in batches, runs the privacy step and encodes each
+destination's view; each destination then has its own lane, a bounded queue and a daemon
+sender thread, so a destination that hangs delays only itself: never a call, never the
+other destinations, never the gateway's billing stream. `flush` and `close` wait against
+one deadline and report what was sent and what was not; drops and failures are reported
+once through logging. Threads start on first use and again after a fork.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from contextvars import ContextVar
+from typing import Any
+
+from .privacy import PrivacyStep
+from .record import CallRecord, TraceRecord
+from .report import FlushReport
+from .sink import Payload, Sink
+
+__all__ = ["CAPTURE", "Dispatcher", "FlushReport"]
+
+logger = logging.getLogger("pipeclient")
+
+_BATCH = 512
+_STOP = object()
+# How long a lane waits for more records before a send, and the worker before handing
+# records on: one request per destination per interval instead of one per call. They
+# sleep rather than wake for each record that arrives meanwhile; `flush` and `close` end
+# the wait.
+LANE_LINGER_S = 0.5
+WORKER_LINGER_S = 0.05
+# Content waiting in the queue is bounded in bytes too (large prompts), not only in count.
+MAX_QUEUED_CONTENT_BYTES = 64 * 1024 * 1024
+
+# Set by pipeclient.testing.capture_telemetry(): payloads are recorded, never sent.
+CAPTURE: ContextVar[dict[str, list[Payload]] | None] = ContextVar(
+    "pipeclient_capture", default=None
+)
+
+
+class _Counter:
+    """A thread-safe count, with a condition to wait for it to reach zero."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.changed = threading.Condition()
+
+    def add(self, amount: int) -> None:
+        with self.changed:
+            self.value += amount
+            if self.value == 0:
+                self.changed.notify_all()
+
+    def wait_zero(self, deadline: float) -> bool:
+        with self.changed:
+            while self.value:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.changed.wait(remaining)
+            return True
+
+
+class _Hurry:
+    """Set while somebody waits for the queues to empty (`flush`, `close`): then nobody
+    lingers. Threads that linger wait on it instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._for_good = False
+
+    def begin(self) -> None:
+        with self._lock:
+            self._waiting += 1
+            self.event.set()
+
+    def end(self) -> None:
+        with self._lock:
+            self._waiting -= 1
+            if not self._waiting and not self._for_good:
+                self.event.clear()
+
+    def for_good(self) -> None:
+        with self._lock:
+            self._for_good = True
+            self.event.set()
+
+    def linger(self, seconds: float) -> None:
+        self.event.wait(seconds)
+
+
+class _Lane:
+    """One destination's sender: payload batches in a bounded queue, one daemon thread."""
+
+    def __init__(self, sink: Sink, owner: Dispatcher) -> None:
+        self.sink = sink
+        self.owner = owner
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.queued = _Counter()  # records waiting or being sent
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def put(self, payloads: list[Any], count: int) -> None:
+        owner = self.owner
+        if self.queued.value + count > owner.max_queue:
+            owner.count("dropped", count)
+            owner.warn_once(
+                f"{self.sink.name}.full",
+                "telemetry to %s is not keeping up: records are being dropped",
+                self.sink.name,
+            )
+            return
+        self.queued.add(count)
+        if self.thread is None:
+            with self.lock:
+                if self.thread is None:
+                    self.thread = threading.Thread(
+                        target=self._run, name=f"pipeclient-{self.sink.name}", daemon=True
+                    )
+                    self.thread.start()
+        self.queue.put((payloads, count))
+
+    def _run(self) -> None:
+        owner, sink = self.owner, self.sink
+        stopping = False
+        while not stopping:
+            item = self.queue.get()
+            if item is _STOP:
+                return
+            # Records arriving within the linger go out together, in one send.
+            if self.queued.value < _BATCH * 4:
+                owner.hurry.linger(LANE_LINGER_S)
+            payloads, count = list(item[0]), item[1]
+            while len(payloads) < _BATCH * 4:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                payloads += more[0]
+                count += more[1]
+            try:
+                sink.send(payloads, owner.flush_timeout)
+                owner.count_sent(sink.name, count)
+            except Exception as exc:
+                owner.count_failed(sink.name, count)
+                # The class name only: an SDK's message may quote what it tried to send.
+                owner.warn_once(
+                    sink.name,
+                    "telemetry to %s failed (%s); records are counted as failed",
+                    sink.name,
+                    type(exc).__name__,
+                )
+            finally:
+                self.queued.add(-count)
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.queue.put(_STOP)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        privacy: PrivacyStep,
+        *,
+        max_queue: int,
+        flush_timeout: float,
+        capture: dict[str, list[Payload]] | None = None,
+    ) -> None:
+        self.sinks = tuple(sinks)
+        self.privacy = privacy
+        self.flush_timeout = flush_timeout
+        self.max_queue = max_queue
+        self._capture = capture
+        self._accepting = True
+        self._closed = False
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._reset()
+        if capture is None:
+            _LIVE.add(self)
+            _register_exit_hook()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self.hurry = _Hurry()
+        self._queue: queue.Queue[Any] = queue.Queue(self.max_queue)
+        self._thread: threading.Thread | None = None
+        self._in_worker = _Counter()  # records accepted and not yet handed to the lanes
+        self._content_bytes = 0
+        self._lanes = {sink.name: _Lane(sink, self) for sink in self.sinks}
+        self._report = FlushReport(
+            sent={sink.name: 0 for sink in self.sinks},
+            failed={sink.name: 0 for sink in self.sinks},
+        )
+
+    # -- counting ------------------------------------------------------------------------
+
+    def count(self, what: str, amount: int) -> None:
+        with self._lock:
+            setattr(self._report, what, getattr(self._report, what) + amount)
+
+    def count_sent(self, name: str, amount: int) -> None:
+        with self._lock:
+            self._report.sent[name] += amount
+
+    def count_failed(self, name: str, amount: int) -> None:
+        with self._lock:
+            self._report.failed[name] += amount
+
+    def warn_once(self, key: str, message: str, *args: Any) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning("pipeclient: " + message, *args)
+
+    # -- the caller's side: never blocks -------------------------------------------------
+
+    def submit(self, record: CallRecord | TraceRecord) -> bool:
+        if not self._accepting:
+            return False
+        if self._pid != os.getpid():  # forked: the parent's queue, threads and counts
+            self._after_fork()
+        self.count("submitted", 1)
+        if self._capture is not None:
+            self._process([record])
+            return True
+        size = _content_size(record)
+        if size and self._content_bytes + size > MAX_QUEUED_CONTENT_BYTES:
+            return self._drop(
+                "content",
+                "telemetry content waiting to be sent is over %d MiB: records are being dropped",
+                MAX_QUEUED_CONTENT_BYTES >> 20,
+            )
+        if self._thread is None:
+            self._start()
+        self._in_worker.add(1)
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self._in_worker.add(-1)
+            return self._drop(
+                "queue",
+                "telemetry queue full (export.max_queue = %d): records are being dropped",
+                self.max_queue,
+            )
+        if size:
+            with self._lock:
+                self._content_bytes += size
+        return True
+
+    def _drop(self, key: str, message: str, *args: Any) -> bool:
+        self.count("dropped", 1)
+        self.warn_once(key, message, *args)
+        return False
+
+    def _after_fork(self) -> None:
+        # Not self._lock: another thread of the parent may have held it at the fork, and
+        # in the child nobody would ever release it. The guard is only taken here, in a
+        # child, so the parent cannot have held it.
+        with _FORK_GUARD:
+            if self._pid == os.getpid():
+                return
+            self._lock = threading.Lock()
+            self._warned = set()
+            self._reset()
+        for sink in self.sinks:
+            sink.after_fork()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                thread = threading.Thread(
+                    target=self._run, name="pipeclient-telemetry", daemon=True
+                )
+                thread.start()
+                self._thread = thread
+
+    # -- the worker: privacy, encoding, hand-off to the lanes -----------------------------
+
+    def _run(self) -> None:
+        work = self._queue
+        size = min(_BATCH, self.max_queue)  # a lane takes at most max_queue records
+        while True:
+            batch = [work.get()]
+            if batch[0] is not _STOP and work.qsize() < size:
+                self.hurry.linger(WORKER_LINGER_S)
+            while len(batch) < size and batch[-1] is not _STOP:
+                try:
+                    batch.append(work.get_nowait())
+                except queue.Empty:
+                    break
+            records = [entry for entry in batch if entry is not _STOP]
+            try:
+                if records:
+                    self._process(records)
+            finally:
+                freed = sum(_content_size(record) for record in records)
+                with self._lock:
+                    self._content_bytes -= freed
+                self._in_worker.add(-len(records))
+            if len(records) < len(batch):
+                return
+
+    def _process(self, records: Sequence[CallRecord | TraceRecord]) -> None:
+        privacy = self.privacy
+        content_views: dict[int, CallRecord | TraceRecord] = {}
+        metadata_views: dict[int, CallRecord | TraceRecord] = {}
+        # The gateway (billing) first: nothing else may delay it.
+        for sink in sorted(self.sinks, key=lambda sink: sink.custom):
+            payloads: list[Payload] = []
+            count = 0
+            try:
+                for index, record in enumerate(records):
+                    if isinstance(record, CallRecord) and record.no_log and sink.custom:
+                        continue
+                    views = content_views if sink.receives_content else metadata_views
+                    view = views.get(index)
+                    if view is None:
+                        view = (
+                            privacy.with_content(record)
+                            if sink.receives_content
+                            else privacy.metadata_only(record)
+                        )
+                        views[index] = view
+                    payloads += sink.encode(view)
+                    count += 1
+                packed = sink.pack(payloads) if payloads and self._capture is None else payloads
+            except Exception as exc:
+                self.count_failed(sink.name, len(records))
+                self.warn_once(
+                    sink.name + ".encode",
+                    "telemetry to %s could not be prepared (%s)",
+                    sink.name,
+                    type(exc).__name__,
+                )
+                continue
+            if not payloads:
+                self.count_sent(sink.name, count)
+            elif self._capture is not None:
+                self._capture.setdefault(sink.name, []).extend(payloads)
+                self.count_sent(sink.name, count)
+            else:
+                self._lanes[sink.name].put(packed, count)
+
+    # -- flush and close: one deadline -----------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> FlushReport:
+        """Wait until queued records were delivered (or failed), or the deadline passed."""
+        deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
+        if self._pid == os.getpid():
+            hurry = self.hurry
+            hurry.begin()  # nobody lingers while we wait
+            try:
+                self._in_worker.wait_zero(deadline)
+                for lane in self._lanes.values():
+                    lane.queued.wait_zero(deadline)
+            finally:
+                hurry.end()
+            for sink in self.sinks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    sink.force_flush(remaining)
+                except Exception as exc:
+                    self.warn_once(
+                        sink.name + ".flush",
+                        "flushing telemetry to %s failed (%s)",
+                        sink.name,
+                        type(exc).__name__,
+                    )
+        return self.report()
+
+    def report(self) -> FlushReport:
+        if self._pid != os.getpid():  # forked: this process's own (empty) account
+            self._after_fork()
+        with self._lock:
+            report = self._report
+            lanes = self._lanes.values()
+            pending = self._in_worker.value + sum(lane.queued.value for lane in lanes)
+            return FlushReport(
+                submitted=report.submitted,
+                dropped=report.dropped,
+                pending=pending,
+                sent=dict(report.sent),
+                failed=dict(report.failed),
+                redactions=self.privacy.counts(),
+            )
+
+    def close(self, timeout: float | None = None) -> FlushReport:
+        """Flush, then stop the threads and the sinks, all within one deadline. Idempotent."""
+        if self._closed:
+            return self.report()
+        budget = self.flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        self._accepting = False
+        if self._pid == os.getpid():
+            self.hurry.for_good()
+        self.flush(budget)
+        self._closed = True
+        _LIVE.discard(self)
+        self._stop_threads()
+        for sink in self.sinks:
+            try:
+                sink.shutdown(max(0.0, deadline - time.monotonic()))
+            except Exception as exc:
+                self.warn_once(
+                    sink.name + ".shutdown",
+                    "closing telemetry to %s failed (%s)",
+                    sink.name,
+                    type(exc).__name__,
+                )
+        report = self.report()
+        if report.pending or report.dropped or any(report.failed.values()):
+            logger.warning(
+                "pipeclient: telemetry closed with %d records dropped, %d not sent before the "
+                "%.1f s deadline, failures per destination: %s",
+                report.dropped,
+                report.pending,
+                budget,
+                {name: n for name, n in report.failed.items() if n} or "none",
+            )
+        return report
+
+    def _stop_threads(self) -> None:
+        if self._pid != os.getpid():
+            return
+        if self._thread is not None:
+            with contextlib.suppress(queue.Full):  # a full queue: the worker is a daemon
+                self._queue.put_nowait(_STOP)
+        for lane in self._lanes.values():
+            lane.stop()
+
+    def release(self) -> None:
+        """The client was collected: stop taking records, never block. What is queued is
+        still sent by the daemon threads, and flushed at exit within the deadline."""
+        self._accepting = False
+
+
+def _content_size(record: CallRecord | TraceRecord) -> int:
+    body = getattr(record, "request_body", None)
+    return len(body) if body else 0
+
+
+# -- exit: every live dispatcher flushed at once, within one deadline -------------------
+
+_LIVE: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+_FORK_GUARD = threading.Lock()
+_hook_lock = threading.Lock()
+_hooked = False
+
+
+def _register_exit_hook() -> None:
+    global _hooked
+    with _hook_lock:
+        if not _hooked:
+            atexit.register(_close_all_at_exit)
+            _hooked = True
+
+
+def _close_all_at_exit() -> None:
+    dispatchers = [d for d in list(_LIVE) if d._pid == os.getpid()]
+    if not dispatchers:
+        return
+    budget = max(d.flush_timeout for d in dispatchers)
+    deadline = time.monotonic() + budget + 0.1
+    closers = []
+    for dispatcher in dispatchers:
+        closer = threading.Thread(target=dispatcher.close, args=(budget,), daemon=True)
+        try:
+            closer.start()
+        except RuntimeError:  # no new threads this late: close it here, in turn
+            dispatcher.close(max(0.0, deadline - time.monotonic()))
+            continue
+        closers.append(closer)
+    for closer in closers:
+        closer.join(max(0.0, deadline - time.monotonic()))

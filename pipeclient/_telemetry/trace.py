@@ -1,0 +1,115 @@
+"""`client.trace("name")`: group calls under one trace id, shared by every sink.
+
+The current trace lives in a ContextVar, so it follows threads' and tasks' own contexts.
+Without a pipeclient trace, a call made inside an application's OpenTelemetry span joins
+that span's trace as its child (read only if the application already imported
+OpenTelemetry: pipeclient never imports it for this).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any
+
+from .record import ErrorInfo, TraceRecord, new_span_id, new_trace_id
+
+__all__ = ["Trace", "TraceParent", "current_parent"]
+
+
+class TraceParent:
+    """What a call needs of its parent: the trace id, the parent span id, a name."""
+
+    __slots__ = ("name", "span_id", "trace_id")
+
+    def __init__(self, trace_id: str, span_id: str | None, name: str | None = None) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.name = name
+
+
+class Trace(TraceParent):
+    """A block of calls. Use as `with client.trace("name") as t:` (or `async with`)."""
+
+    __slots__ = ("_emit", "_start", "_started_at", "_token", "parent_id")
+
+    def __init__(
+        self,
+        name: str,
+        emit: Callable[[TraceRecord], None] | None,
+        parent: TraceParent | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            from .._exceptions import ConfigError
+
+            raise ConfigError("must be a non-empty string", source="client.trace()", key="name")
+        super().__init__(parent.trace_id if parent else new_trace_id(), new_span_id(), name)
+        self.parent_id = parent.span_id if parent else None
+        self._emit = emit
+        self._token: Token[TraceParent | None] | None = None
+        self._start = 0.0
+        self._started_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"Trace(name={self.name!r}, trace_id={self.trace_id!r})"
+
+    def __enter__(self) -> Trace:
+        self._token = _current.set(self)
+        self._started_at = time.time()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        if self._emit is None:
+            return
+        self._emit(
+            TraceRecord(
+                trace_id=self.trace_id,
+                span_id=self.span_id or "",
+                parent_id=self.parent_id,
+                name=self.name or "",
+                started_at=self._started_at,
+                total_ms=(time.perf_counter() - self._start) * 1000.0,
+                outcome="error" if exc_type else "ok",
+                error=ErrorInfo(exc_type.__name__, None) if exc_type else None,
+            )
+        )
+
+    async def __aenter__(self) -> Trace:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.__exit__(*exc_info)
+
+
+_current: ContextVar[TraceParent | None] = ContextVar("pipeclient_trace", default=None)
+
+
+def current_parent() -> TraceParent | None:
+    """The enclosing pipeclient trace, else the application's active OpenTelemetry span."""
+    parent = _current.get()
+    if parent is not None:
+        return parent
+    otel = sys.modules.get("opentelemetry.trace")
+    # The module may be half-imported right now (by a telemetry thread): never fail a call.
+    get_current_span = getattr(otel, "get_current_span", None)
+    if get_current_span is None:
+        return None
+    try:
+        context = get_current_span().get_span_context()
+        if not context.is_valid:
+            return None
+        return TraceParent(f"{context.trace_id:032x}", f"{context.span_id:016x}")
+    except Exception:
+        return None
