@@ -176,9 +176,16 @@ def pipeclient_bare(ep: Endpoints) -> Variant:
 
     backend = pipeclient.Backend(name="bench", base_url=ep.base_url, api_key=API_KEY)
     client = pipeclient.Client(backends=[backend])
-    assert client._dispatcher is None, "telemetry is on: the bare variant must have none"
+    assert client._telemetry is None, "telemetry is on: the bare variant must have none"
     call, stream = _openai_calls(client)
     return Variant(call, stream, _nothing, client.close, client)
+
+
+def dispatcher_of(client: Any) -> Any:
+    """The client's dispatcher (its telemetry pipeline's exporter)."""
+    pipeline = client._telemetry
+    assert pipeline is not None and pipeline.exporter is not None, "telemetry is off"
+    return pipeline.exporter
 
 
 def every_stream(ep: Endpoints) -> dict[str, Any]:
@@ -204,8 +211,7 @@ def pipeclient_all(ep: Endpoints) -> Variant:
         name="gateway", base_url=ep.base_url, api_key="gw-bench-key", kind="gateway"
     )
     client = pipeclient.Client(backends=[backend], telemetry=every_stream(ep))
-    dispatcher = client._dispatcher
-    assert dispatcher is not None
+    dispatcher = dispatcher_of(client)
     names = sorted(sink.name for sink in dispatcher.sinks)
     assert names == ["audit", "gateway", "langfuse", "otlp:bench", "posthog"], names
     call, stream = _openai_calls(client)

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _variants import VARIANTS, Endpoints, Variant
+from _variants import VARIANTS, Endpoints, Variant, dispatcher_of
 
 WARMUP_CALLS = 50
 WARMUP_STREAMS = 10
@@ -94,18 +94,20 @@ def deep_size(value: Any, seen: set[int] | None = None) -> int:
 def queue_bound(variant: Variant) -> dict[str, Any]:
     """What one call costs in each of pipeclient's bounded queues, and the bound it implies."""
     client = variant.client
-    dispatcher = client._dispatcher
+    dispatcher = dispatcher_of(client)
+    pipeline = client._telemetry
     records: list[Any] = []
-    client._record_listeners.append(records.append)
+    emit = pipeline.emit
+    pipeline.emit = records.append
     variant.call()
-    client._record_listeners.remove(records.append)
+    pipeline.emit = emit
     record = records[0]
     privacy = dispatcher.privacy
     per_sink = {}
-    for sink in dispatcher.sinks:
-        content = sink.receives_content
-        view = privacy.with_content(record) if content else privacy.metadata_only(record)
-        per_sink[sink.name] = deep_size(sink.pack(sink.encode(view)))  # what a lane holds
+    for sink, audience in dispatcher.fanout.routes:
+        view = privacy.view(record, audience)
+        payloads = sink.encode(view) if view is not None else []
+        per_sink[sink.name] = deep_size(sink.pack(payloads))  # what a lane holds
     record_bytes = deep_size(record)
     max_queue = dispatcher.max_queue
     return {
@@ -155,7 +157,7 @@ def main() -> None:
             variant.settle()
             answer(cpu_s=time.process_time() - cpu0, wall_s=time.perf_counter() - wall0)
         elif op == "report":
-            answer(report=repr(variant.client._dispatcher.report()))
+            answer(report=repr(dispatcher_of(variant.client).report()))
         elif op == "bound":
             answer(**queue_bound(variant))
         elif op == "soak":

@@ -36,6 +36,7 @@ import _variants
 from run import Server, clean_env
 
 import pipeclient
+from pipeclient._telemetry.privacy import AUDIT, CONTENT, GATEWAY, METADATA
 from pipeclient.testing import MockBackend
 
 
@@ -53,8 +54,7 @@ def per_record_costs(tmp: Path) -> None:
         transport=mock.backend().transport,
     )
     client = pipeclient.Client(backends=[backend], telemetry=_variants.every_stream(ep))
-    dispatcher = client._dispatcher
-    assert dispatcher is not None
+    dispatcher = _variants.dispatcher_of(client)
     records: list[Any] = []
     dispatcher.submit = records.append  # type: ignore[method-assign,assignment]
     for _ in range(2000):
@@ -74,14 +74,17 @@ def per_record_costs(tmp: Path) -> None:
         result = work()
         return (time.perf_counter() - started) / n * 1e6, result
 
-    content_us, content = timed(lambda: [privacy.with_content(r) for r in records])
-    metadata_us, metadata = timed(lambda: [privacy.metadata_only(r) for r in records])
+    content_us, content = timed(lambda: [privacy.view(r, CONTENT) for r in records])
+    metadata_us, metadata = timed(lambda: [privacy.view(r, METADATA) for r in records])
+    gateway_views = [privacy.view(r, GATEWAY) for r in records]
+    audit_views = [privacy.view(r, AUDIT) for r in records]
+    views_of = {CONTENT: content, METADATA: metadata, GATEWAY: gateway_views, AUDIT: audit_views}
     print(f"{n:,} records (2,000 calls, 400 streams), microseconds per record\n")
     print(f"privacy step: content view {content_us:.1f}, metadata view {metadata_us:.1f}\n")
     print("| destination | encode | pack | send's own encoding | GC-tracked per packed payload |")
     print("|---|---:|---:|---:|---:|")
-    for sink in dispatcher.sinks:
-        views = content if sink.receives_content else metadata
+    for sink, audience in dispatcher.fanout.routes:
+        views = [view for view in views_of[audience] if view is not None]
         encode_us, payloads = timed(lambda s=sink, v=views: [p for r in v for p in s.encode(r)])
         pack_us, packed = timed(lambda s=sink, p=payloads: s.pack(p))
         gc.collect()  # tuples of atomic values are untracked by the first collection they meet
@@ -142,8 +145,10 @@ def collections(tmp: Path, calls: int, without: list[str], hang: bool) -> None:
             tmp=tmp,
         )
         variant = _variants.VARIANTS["pipeclient+all"](ep)
-        dispatcher = variant.client._dispatcher
+        dispatcher = _variants.dispatcher_of(variant.client)
         dispatcher.sinks = tuple(s for s in dispatcher.sinks if s.name not in without)
+        fanout = dispatcher.fanout
+        fanout.routes = tuple(r for r in fanout.routes if r.sink.name not in without)
         settle = (lambda: None) if hang else variant.settle
         for _ in range(300):
             variant.call()

@@ -20,12 +20,10 @@
 
 No message or repr contains an API key: messages are built from the request id, the
 backend's name and status, never from headers, and provider text is scrubbed of the keys
-the client knows (see `scrub_secrets`).
+the client knows (`pipeclient._privacy.known_secrets`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 __all__ = [
     "APIConnectionError",
@@ -46,8 +44,6 @@ __all__ = [
     "StreamInterruptedError",
     "UnprocessableEntityError",
 ]
-
-_MAX_PROVIDER_TEXT = 300
 
 
 class PipeclientError(Exception):
@@ -172,19 +168,3 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     if status_code >= 500:
         return InternalServerError
     return _STATUS_ERRORS.get(status_code, APIStatusError)
-
-
-def replace_secrets(text: str, secrets: Iterable[str]) -> str:
-    """Every known secret in `text` replaced by a placeholder."""
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, "[REDACTED:api_key]")
-    return text
-
-
-def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
-    """Provider text fit for a message: known secrets removed, length capped."""
-    text = replace_secrets(text, secrets)
-    if len(text) > _MAX_PROVIDER_TEXT:
-        text = text[:_MAX_PROVIDER_TEXT] + "…"
-    return text

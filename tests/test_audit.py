@@ -34,7 +34,9 @@ from pipeclient._audit.log import (
 from pipeclient._audit.verify import find_lines, parse_anchor, verify
 from pipeclient._sinks.audit import AuditSink, audit_fields, build_audit_sink
 from pipeclient._telemetry.dispatch import Dispatcher
-from pipeclient._telemetry.privacy import PrivacyStep
+from pipeclient._telemetry.fanout import Fanout, Route
+from pipeclient._telemetry.pipeline import Pipeline
+from pipeclient._telemetry.privacy import AUDIT, PrivacyStep
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import PrivacyConfig
 
@@ -173,7 +175,7 @@ def test_an_error_is_its_type_and_code_never_its_text() -> None:
 def test_no_content_ever_reaches_the_file(tmp_path: Path) -> None:
     """Handed records that carry content, the sink still writes metadata only."""
     path = tmp_path / "audit.jsonl"
-    sink = AuditSink(AuditLog(path, user_id="u"))
+    sink = AuditSink(AuditLog(path, user_id="u"), user_id="u")
     body = {"model": "m", "messages": [{"role": "user", "content": CANARY}]}
     has_body = "request_body" in CallRecord.__dataclass_fields__  # the request bytes, if kept
     raw_request = {"request_body": json.dumps(body).encode()} if has_body else {}
@@ -202,23 +204,34 @@ def test_no_content_ever_reaches_the_file(tmp_path: Path) -> None:
 
 
 def test_sink_contract_and_traces(tmp_path: Path) -> None:
-    sink = AuditSink(AuditLog(tmp_path / "a.jsonl", user_id="u"))
-    assert (sink.name, sink.receives_content, sink.custom) == ("audit", False, True)
+    sink = AuditSink(AuditLog(tmp_path / "a.jsonl", user_id="u"), user_id="u")
+    assert sink.name == "audit"
     trace = TraceRecord("t" * 32, "s" * 16, None, "block", 1.0, 2.0, "ok")
     assert sink.encode(trace) == []
+    # The privacy step never hands it a trace block, nor content.
+    step = PrivacyStep(PrivacyConfig())
+    assert step.view(trace, AUDIT) is None
+    view = step.view(call_record(output=[{"content": CANARY}]), AUDIT)
+    assert view is not None and CANARY not in repr(view)
     sink.shutdown(1.0)
 
 
 def test_no_log_calls_write_no_line(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    sink = AuditSink(AuditLog(path, user_id="u"))
-    dispatcher = Dispatcher([sink], PrivacyStep(PrivacyConfig()), max_queue=10, flush_timeout=5)
+    sink = AuditSink(AuditLog(path, user_id="u"), user_id="u")
+    privacy = PrivacyStep(PrivacyConfig())
+    dispatcher = Dispatcher(Fanout([Route(sink, AUDIT)], privacy), max_queue=10, flush_timeout=5)
     dispatcher.submit(call_record(request_id="logged"))
     dispatcher.submit(call_record(request_id="secret", no_log=True))
     dispatcher.close()
     assert [line["x_request_id"] for line in lines_of(path)] == ["logged"]
-    sink.write(call_record(request_id="durable-path", no_log=True))  # the direct path too
-    assert len(lines_of(path)) == 1
+    # The durable path (written at once, on the caller's thread) too.
+    durable = AuditSink(AuditLog(path, user_id="u"), user_id="u")
+    Pipeline(privacy, None, audit_now=durable).emit(
+        call_record(request_id="durable-path", no_log=True)
+    )
+    Pipeline(privacy, None, audit_now=durable).emit(call_record(request_id="durable-logged"))
+    assert [line["x_request_id"] for line in lines_of(path)] == ["logged", "durable-logged"]
 
 
 def test_user_id_is_configured_or_the_key_fingerprint_never_the_key(tmp_path: Path) -> None:

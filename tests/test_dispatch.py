@@ -17,7 +17,8 @@ import pytest
 import pipeclient
 from pipeclient._cli.preview import sample_call
 from pipeclient._telemetry.dispatch import Dispatcher
-from pipeclient._telemetry.privacy import PrivacyStep
+from pipeclient._telemetry.fanout import Fanout, Route
+from pipeclient._telemetry.privacy import Audience, PrivacyStep
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient._telemetry.sink import Payload, Sink
 from pipeclient.config import PrivacyConfig
@@ -29,8 +30,7 @@ CANARY = "CANARY-d41d8cd9"
 class RecordingSink(Sink):
     def __init__(self, name: str, *, content: bool = False, custom: bool = True) -> None:
         self.name = name
-        self.receives_content = content
-        self.custom = custom
+        self.audience = Audience(content=content, custom=custom)
         self.sent: list[Payload] = []
         self.gate = threading.Event()
         self.gate.set()
@@ -64,9 +64,9 @@ def record(**changes: object) -> CallRecord:
 def dispatcher(
     *sinks: Sink, max_queue: int = 100, flush: float = 2.0, privacy: PrivacyConfig | None = None
 ) -> Dispatcher:
-    return Dispatcher(
-        sinks, PrivacyStep(privacy or PrivacyConfig()), max_queue=max_queue, flush_timeout=flush
-    )
+    routes = [Route(sink, getattr(sink, "audience", Audience())) for sink in sinks]
+    fanout = Fanout(routes, PrivacyStep(privacy or PrivacyConfig()))
+    return Dispatcher(fanout, max_queue=max_queue, flush_timeout=flush)
 
 
 def test_each_sink_gets_only_its_view() -> None:
@@ -224,6 +224,6 @@ def test_do_not_track_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     before = {thread.name for thread in threading.enumerate()}
     client = pipeclient.Client(backends=[MockBackend().backend()], telemetry=telemetry)
     client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-    assert client._dispatcher is None and client.flush() is None
+    assert client._telemetry is None and client.flush() is None
     after = {thread.name for thread in threading.enumerate()}
     assert "pipeclient-telemetry" not in after - before

@@ -64,16 +64,15 @@ def test_same_request_id_on_every_retry_of_one_backend() -> None:
 def test_retry_after_is_honoured(header: dict[str, str]) -> None:
     mock = MockBackend()
     mock.push(Fault(status=429, headers=header))
-    arrivals: list[float] = []
     with (
         mock.serve() as server,
         pipeclient.Client(backends=[server.backend()], retry_policy=FAST) as client,
     ):
-        client._record_listeners.append(lambda record: arrivals.append(record.total_ms))
+        records = listen(client)
         client.chat.completions.create(model="m", messages=MESSAGES)
     # Retry-After is a floor on the wait (the default backoff here is 0.01 s).
     assert len(mock.requests) == 2
-    assert arrivals[0] >= 300
+    assert records[0].total_ms >= 300
 
 
 @pytest.mark.timeout(30)

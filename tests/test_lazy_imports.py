@@ -13,10 +13,10 @@ import pytest
 
 import pipeclient
 from pipeclient import ConfigError
+from pipeclient._builder import custom_routes
 from pipeclient._config.env import NOT_TELEMETRY_KEYS, configures_telemetry, environment_layer
 from pipeclient._config.models import section_models
 from pipeclient._config.settings import DefaultSettings, load_settings, load_settings_or_defaults
-from pipeclient._pipeline import build_sinks
 
 URL = "http://127.0.0.1:9/v1"
 
@@ -29,7 +29,7 @@ TELEMETRY_MODULES = (
     "pipeclient._sinks.gateway.event",
     "pipeclient._audit.log",
     "pipeclient._sinks.gateway.spool",
-    "pipeclient._pipeline",
+    "pipeclient._builder",
     "pipeclient._config.models",
     "pydantic_settings",
     "tomllib",
@@ -136,7 +136,7 @@ def test_a_client_builds_the_default_settings_when_asked(
     assert settings.config.model_fields_set == expected.config.model_fields_set
     assert settings.config.model_dump() == expected.config.model_dump()
     assert client.telemetry_settings is settings
-    assert build_sinks(settings) == [] and not settings.config.audit.enabled
+    assert custom_routes(settings) == [] and not settings.config.audit.enabled
 
 
 def test_the_default_settings_are_those_in_force_at_construction(

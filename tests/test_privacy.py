@@ -26,7 +26,8 @@ import pipeclient
 from pipeclient._cli.preview import sample_call
 from pipeclient._privacy import detectors as _detectors
 from pipeclient._privacy.detectors import DETECTOR_ORDER, Redactor, luhn_valid
-from pipeclient._telemetry.privacy import PrivacyStep, map_strings
+from pipeclient._privacy.walk import map_strings
+from pipeclient._telemetry.privacy import CONTENT, PrivacyStep, Record
 from pipeclient._telemetry.record import CallRecord, ErrorInfo
 from pipeclient.config import PrivacyConfig
 from pipeclient.testing import (
@@ -41,6 +42,18 @@ from pipeclient.testing import (
 ALL = list(DETECTOR_ORDER)
 OWN_KEY = "sk-own-backend-key-7f3a9c2e"  # the client's own backend key
 OWN_HEADER = "org-header-value-5d1e"  # a backend header value: a secret too
+
+
+# Request ids of the test's own, as UUIDs: a caller's UUID reaches every destination as it
+# is (any other id the caller chooses is free text: pseudonymised where content may not go).
+REAL_1 = "6f1f2b6e-1d1a-4f5e-9a57-0c3e5b2d7a01"
+REAL_2 = "6f1f2b6e-1d1a-4f5e-9a57-0c3e5b2d7a02"
+R1, R2, R3 = (f"0c5d3b1a-7e2f-4a6b-8c9d-00000000000{n}" for n in (1, 2, 3))
+
+
+def content_view(step: PrivacyStep, record: Record) -> Record | None:
+    """What a destination that may receive content gets of `record`."""
+    return step.view(record, CONTENT)
 
 
 def redact(text: str, *detectors: str, secrets: tuple[str, ...] = ()) -> str:
@@ -338,7 +351,7 @@ def shape(value: Any) -> Any:
 
 def test_detectors_keep_structure_roles_and_valid_tool_arguments() -> None:
     step = PrivacyStep(PrivacyConfig(pii=ALL))
-    view = step.with_content(chat_record())
+    view = content_view(step, chat_record())
     assert isinstance(view, CallRecord) and view.request_body is None
     assert shape(view.input) == shape(CONVERSATION)
     messages = view.input["messages"]
@@ -372,8 +385,8 @@ def test_unchanged_content_is_kept_byte_for_byte() -> None:
 
 def test_detectors_run_before_truncation() -> None:
     step = PrivacyStep(PrivacyConfig(pii=["email"], content_max_length=20))
-    view = step.with_content(
-        chat_record(request_body=None, input="contact: jane.doe@example.com", error=None)
+    view = content_view(
+        step, chat_record(request_body=None, input="contact: jane.doe@example.com", error=None)
     )
     assert isinstance(view, CallRecord)
     assert view.input == "contact: [REDACTED:e…[truncated]"
@@ -382,12 +395,13 @@ def test_detectors_run_before_truncation() -> None:
 def test_the_clients_own_secrets_are_scrubbed_whatever_pii_says() -> None:
     secrets = [OWN_KEY, "short", OWN_HEADER, "Bearer otlp-token-9a8b7c"]
     step = PrivacyStep(PrivacyConfig(), secrets=secrets)
-    view = step.with_content(
+    view = content_view(
+        step,
         chat_record(
             request_body=None,
             input=f"my key {OWN_KEY} and header {OWN_HEADER}; short stays; otlp-token-9a8b7c",
             error=ErrorInfo("AuthenticationError", 401, f"Incorrect API key {OWN_KEY}"),
-        )
+        ),
     )
     assert isinstance(view, CallRecord) and view.error is not None
     assert view.input == (
@@ -396,7 +410,7 @@ def test_the_clients_own_secrets_are_scrubbed_whatever_pii_says() -> None:
     assert view.error.message == "Incorrect API key [REDACTED:api_key]"
     assert view.redactions == {"api_key": 4}
     # Nothing on: the step leaves content as it is.
-    plain = PrivacyStep(PrivacyConfig()).with_content(chat_record())
+    plain = PrivacyStep(PrivacyConfig()).view(chat_record(), CONTENT)
     assert isinstance(plain, CallRecord) and plain.redactions == {}
     assert plain.input["messages"] == CONVERSATION["messages"]
 
@@ -409,7 +423,7 @@ def test_the_hook_runs_after_the_detectors_on_every_string() -> None:
         return text.replace("bills", "[REDACTED:topic]")
 
     step = PrivacyStep(PrivacyConfig(pii=["email"]), redact=hook)
-    view = step.with_content(chat_record())
+    view = content_view(step, chat_record())
     assert isinstance(view, CallRecord)
     assert (
         view.input["messages"][0]["content"]
@@ -432,7 +446,7 @@ def test_the_hook_runs_after_the_detectors_on_every_string() -> None:
 )
 def test_a_failing_hook_drops_the_content_and_is_counted(hook: Callable[[str], Any]) -> None:
     step = PrivacyStep(PrivacyConfig(pii=ALL), redact=hook)
-    view = step.with_content(chat_record())
+    view = content_view(step, chat_record())
     assert isinstance(view, CallRecord)
     assert view.input is None and view.output is None and view.request_body is None
     assert view.error is not None and view.error.message is None and view.error.code == 400
@@ -446,7 +460,7 @@ def test_counts_are_thread_safe_and_hold_no_values() -> None:
 
     def work() -> None:
         for _ in range(50):
-            step.with_content(record)
+            content_view(step, record)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
@@ -863,11 +877,11 @@ def test_real_destinations_receive_redacted_content_only_where_allowed(tmp_path:
             telemetry = _telemetry(True, redact=False, quiet_otlp=True, hosts=hosts)
             telemetry["audit"]["path"] = str(tmp_path / "audit.jsonl")
             client = pipeclient.Client(backends=[served.backend()], telemetry=telemetry)
-            run(client, gateway, example, "real-1")
+            run(client, gateway, example, REAL_1)
             with pytest.raises(pipeclient.BadRequestError):
                 gateway.push(Fault(status=400, body=json.dumps({"error": {"message": text}})))
                 client.chat.completions.create(
-                    model="m", messages=example.messages, request_id="real-2"
+                    model="m", messages=example.messages, request_id=REAL_2
                 )
             report = client.close()
             assert report is not None and report.complete, report
@@ -878,7 +892,7 @@ def test_real_destinations_receive_redacted_content_only_where_allowed(tmp_path:
             received["gateway"] = "\n".join(r.body.decode() for r in gateway.telemetry_requests)
             received["audit"] = (tmp_path / "audit.jsonl").read_text()
         for name, data in received.items():
-            assert "real-1" in data and "real-2" in data, name
+            assert REAL_1 in data and REAL_2 in data, name
             allowed = name in ("posthog", "langfuse", "otlp")
             check_destination(name, data, example, allowed=allowed, detectors=True)
         # real-1: the input and the answer echoing it; real-2: the input and the error text
@@ -904,19 +918,19 @@ def test_a_failing_hook_sends_metadata_only_and_is_counted(
         client.chat.completions.create(
             model="m",
             messages=[{"role": "user", "content": "boom CANARY-77 ACME-1"}],
-            request_id="r1",
+            request_id=R1,
         )
         client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "fine ACME-2"}], request_id="r2"
+            model="m", messages=[{"role": "user", "content": "fine ACME-2"}], request_id=R2
         )
         client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "boom again"}], request_id="r3"
+            model="m", messages=[{"role": "user", "content": "boom again"}], request_id=R3
         )
     for destination in ("posthog", "langfuse", "otlp:collector"):
         text = captured.text(destination)
-        assert "r1" in text and "CANARY-77" not in text and "ACME-1" not in text, destination
+        assert R1 in text and "CANARY-77" not in text and "ACME-1" not in text, destination
         assert "[REDACTED:customer]-2" in text and "ACME-2" not in text, destination
-        assert "r3" in text and "boom" not in text, destination
+        assert R3 in text and "boom" not in text, destination
     # r2: the input, the output echoing it (the mock's answer), each changed once.
     assert client.privacy_counts() == {"hook_failed": 2, "hook": 2}
     # Said once, by class name: the exception's message quotes the content.

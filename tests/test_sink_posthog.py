@@ -18,8 +18,9 @@ from posthog.request import APIError
 
 from pipeclient._sinks import posthog as posthog_sink
 from pipeclient._sinks.posthog import PostHogSink
+from pipeclient._telemetry.privacy import PrivacyStep, audience_of
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
-from pipeclient.config import PostHogConfig
+from pipeclient.config import PostHogConfig, PrivacyConfig
 from pipeclient.testing import CaptureServer, refused_url
 
 API_KEY = "phc_secret_project_key_0123456789"
@@ -350,7 +351,6 @@ def test_redacted_sink_sends_no_content_and_no_error_text() -> None:
     record = call(outcome="error", error=error, http_status=429)  # content None, as given
     with CaptureServer() as server:
         sink = sink_for(server.url)  # redact = true by default
-        assert sink.receives_content is False
         deliver(sink, record)
         props = only_event(server)["properties"]
         wire = server.all_bytes()
@@ -359,11 +359,14 @@ def test_redacted_sink_sends_no_content_and_no_error_text() -> None:
     assert props["$ai_error"] == "RateLimitError: 429"
 
 
-def test_redacted_sink_drops_content_even_if_a_record_still_has_it() -> None:
+def test_redacted_posthog_gets_the_privacy_steps_view_without_content() -> None:
     error = ErrorInfo("RateLimitError", 429, f"quota for {CANARY}")
     record = with_content(call(outcome="error", error=error, http_status=429))
+    config = PostHogConfig(enabled=True, api_key=API_KEY, redact=True)
+    view = PrivacyStep(PrivacyConfig()).view(record, audience_of(config))
+    assert view is not None
     with CaptureServer() as server:
-        deliver(sink_for(server.url, redact=True), record)
+        deliver(sink_for(server.url, redact=True), view)
         wire = server.all_bytes()
         props = only_event(server)["properties"]
     assert CANARY.encode() not in wire
@@ -375,7 +378,6 @@ def test_unredacted_sink_sends_content_where_posthog_reads_it() -> None:
     record = with_content(call(outcome="error", error=error, http_status=429))
     with CaptureServer() as server:
         sink = sink_for(server.url, redact=False)
-        assert sink.receives_content is True
         deliver(sink, record)
         props = only_event(server)["properties"]
     assert props["$ai_input"] == [{"role": "user", "content": f"say {CANARY}"}]

@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 import pipeclient
 from pipeclient.testing import CaptureServer, Fault, MockBackend, capture_telemetry
+
+
+def rid(name: str) -> str:
+    """A request id of the test's own, as a UUID: a caller's UUID carries no text, so
+    every destination receives it as it is (other caller ids are pseudonymised)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pipeclient-test:{name}"))
+
 
 CANARY = "CANARY-5e1f2a7b"
 MESSAGES = [{"role": "user", "content": f"tell me about {CANARY}"}]
@@ -100,28 +108,28 @@ def test_every_stream_receives_each_call_with_shared_ids(destinations: Destinati
         backends=[mock.backend()], max_retries=0, telemetry=destinations.telemetry()
     )
     with pytest.raises(pipeclient.RateLimitError):
-        client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-error")
+        client.chat.completions.create(model="m", messages=MESSAGES, request_id=rid("error"))
     with client.trace("research") as trace:
-        client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-chat")
+        client.chat.completions.create(model="m", messages=MESSAGES, request_id=rid("chat"))
         chunks = client.chat.completions.create(
-            model="m", messages=MESSAGES, stream=True, request_id="r-stream"
+            model="m", messages=MESSAGES, stream=True, request_id=rid("stream")
         )
         assert "".join(c.choices[0].delta.content or "" for c in chunks)
-    client.embeddings.create(model="e", input=["a"], request_id="r-embed")
+    client.embeddings.create(model="e", input=["a"], request_id=rid("embed"))
     report = client.close()
     assert report is not None and report.complete, report
     assert report.sent == {"posthog": 5, "langfuse": 5, "otlp:collector": 5}
 
     # PostHog: redact = true, so metadata only.
     events = {e["properties"].get("$ai_request_id"): e for e in destinations.posthog_events()}
-    assert events["r-chat"]["event"] == "$ai_generation"
-    assert events["r-embed"]["event"] == "$ai_embedding"
-    assert events["r-stream"]["properties"]["$ai_stream"] is True
-    assert events["r-error"]["properties"]["$ai_is_error"] is True
-    assert events["r-error"]["properties"]["$ai_http_status"] == 429
-    assert events["r-chat"]["properties"]["$ai_trace_id"] == trace.trace_id
-    assert events["r-chat"]["properties"]["$ai_parent_id"] == trace.span_id
-    assert "$ai_input" not in events["r-chat"]["properties"]
+    assert events[rid("chat")]["event"] == "$ai_generation"
+    assert events[rid("embed")]["event"] == "$ai_embedding"
+    assert events[rid("stream")]["properties"]["$ai_stream"] is True
+    assert events[rid("error")]["properties"]["$ai_is_error"] is True
+    assert events[rid("error")]["properties"]["$ai_http_status"] == 429
+    assert events[rid("chat")]["properties"]["$ai_trace_id"] == trace.trace_id
+    assert events[rid("chat")]["properties"]["$ai_parent_id"] == trace.span_id
+    assert "$ai_input" not in events[rid("chat")]["properties"]
     assert CANARY.encode() not in destinations.posthog.all_bytes()
 
     # Langfuse and OTLP: capture_content defaults to true.
@@ -130,11 +138,11 @@ def test_every_stream_receives_each_call_with_shared_ids(destinations: Destinati
         for s in destinations.langfuse_spans()
     }
     otlp = {_attributes(s).get("pipeclient.request_id"): s for s in destinations.otlp_spans()}
-    for request_id in ("r-chat", "r-stream"):
+    for request_id in (rid("chat"), rid("stream")):
         assert lf[request_id]["traceId"] == trace.trace_id
         assert otlp[request_id].trace_id.hex() == trace.trace_id
         assert otlp[request_id].parent_span_id.hex() == trace.span_id
-    assert otlp["r-chat"].name == "chat m"
+    assert otlp[rid("chat")].name == "chat m"
     assert CANARY.encode() in destinations.langfuse.all_bytes()
     assert CANARY.encode() in destinations.otlp.all_bytes()
     names = {s.name for s in destinations.otlp_spans()}
@@ -148,19 +156,21 @@ def test_redact_false_sends_content_and_no_log_sends_nothing(
     client = pipeclient.Client(
         backends=[MockBackend().backend()], telemetry=destinations.telemetry(redact=False)
     )
-    client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-open")
+    client.chat.completions.create(model="m", messages=MESSAGES, request_id=rid("open"))
     client.chat.completions.create(
         model="m",
         messages=[{"role": "user", "content": "NOLOG-1"}],
-        request_id="r-quiet",
+        request_id=rid("quiet"),
         no_log=True,
     )
     client.close()
     events = {e["properties"]["$ai_request_id"]: e for e in destinations.posthog_events()}
-    assert CANARY in json.dumps(events["r-open"]["properties"]["$ai_input"])
-    assert "r-quiet" not in events
+    assert CANARY in json.dumps(events[rid("open")]["properties"]["$ai_input"])
+    assert rid("quiet") not in events
     for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
-        assert b"r-quiet" not in server.all_bytes() and b"NOLOG-1" not in server.all_bytes()
+        assert (
+            rid("quiet").encode() not in server.all_bytes() and b"NOLOG-1" not in server.all_bytes()
+        )
 
 
 def test_async_stream_early_close_and_application_span(destinations: Destinations) -> None:
@@ -175,7 +185,7 @@ def test_async_stream_early_close_and_application_span(destinations: Destination
         )
         with app_tracer.start_as_current_span("handler") as app_span:
             stream = await client.chat.completions.create(
-                model="m", messages=MESSAGES, stream=True, request_id="r-async"
+                model="m", messages=MESSAGES, stream=True, request_id=rid("async")
             )
             async with stream:
                 async for _chunk in stream:
@@ -187,7 +197,7 @@ def test_async_stream_early_close_and_application_span(destinations: Destination
     (span,) = [
         s
         for s in destinations.otlp_spans()
-        if _attributes(s).get("pipeclient.request_id") == "r-async"
+        if _attributes(s).get("pipeclient.request_id") == rid("async")
     ]
     assert span.parent_span_id.hex() == app_span_id
     assert _attributes(span)["pipeclient.closed_early"] is True
@@ -230,10 +240,10 @@ def test_capture_telemetry_records_payloads_without_sending(
         client = pipeclient.Client(
             backends=[MockBackend().backend()], telemetry=destinations.telemetry()
         )
-        client.chat.completions.create(model="m", messages=MESSAGES, request_id="r-cap")
+        client.chat.completions.create(model="m", messages=MESSAGES, request_id=rid("cap"))
         client.close()
     assert set(captured) == {"posthog", "langfuse", "otlp:collector"}
-    assert captured["posthog"][0]["properties"]["$ai_request_id"] == "r-cap"
+    assert captured["posthog"][0]["properties"]["$ai_request_id"] == rid("cap")
     assert CANARY not in captured.text("posthog")
     assert CANARY in captured.text("langfuse") and CANARY in captured.text("otlp:collector")
     for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
@@ -302,16 +312,16 @@ def test_non_streamed_calls_have_no_time_to_first_token(destinations: Destinatio
     client = pipeclient.Client(
         backends=[MockBackend().backend()], telemetry=destinations.telemetry()
     )
-    client.chat.completions.create(model="m", messages=MESSAGES, request_id="plain")
+    client.chat.completions.create(model="m", messages=MESSAGES, request_id=rid("plain"))
     list(
         client.chat.completions.create(
-            model="m", messages=MESSAGES, stream=True, request_id="streamed"
+            model="m", messages=MESSAGES, stream=True, request_id=rid("streamed")
         )
     )
     client.close()
     events = {e["properties"]["$ai_request_id"]: e for e in destinations.posthog_events()}
-    assert "$ai_time_to_first_token" not in events["plain"]["properties"]
-    assert events["streamed"]["properties"]["$ai_time_to_first_token"] > 0
+    assert "$ai_time_to_first_token" not in events[rid("plain")]["properties"]
+    assert events[rid("streamed")]["properties"]["$ai_time_to_first_token"] > 0
 
 
 def test_a_script_that_exits_without_close_still_delivers(destinations: Destinations) -> None:
@@ -322,14 +332,14 @@ def test_a_script_that_exits_without_close_still_delivers(destinations: Destinat
         f"client = pipeclient.Client(backends=[MockBackend().backend()], "
         f"telemetry=json.loads({telemetry!r}))\n"
         "client.chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'x'}],"
-        " request_id='at-exit')\n"
+        f" request_id={rid('at-exit')!r})\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
-        assert b"at-exit" in server.all_bytes(), server.url
+        assert rid("at-exit").encode() in server.all_bytes(), server.url
     assert "Traceback" not in result.stderr
 
 

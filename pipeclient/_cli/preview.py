@@ -6,12 +6,10 @@ import dataclasses
 import time
 from typing import Any
 
-from .._client.backends import gateway_url_from_env
+from .._builder import build_pipeline
+from .._client.backends import Backend, backends_from_arguments, gateway_url_from_env
 from .._config.settings import TelemetrySettings
-from .._pipeline import build_sinks
-from .._sinks.gateway.sink import GatewaySink, GatewayTarget
-from .._telemetry.dispatch import Dispatcher
-from .._telemetry.privacy import PrivacyStep
+from .._exceptions import PipeclientError
 from .._telemetry.record import CallRecord, new_span_id, new_trace_id
 
 __all__ = ["preview", "sample_call"]
@@ -59,23 +57,28 @@ def sample_call() -> CallRecord:
 
 
 def preview(settings: TelemetrySettings) -> dict[str, Any]:
-    sinks = build_sinks(settings)
+    """What each destination would receive for `sample_call()`: the client's own pipeline
+    (builder, privacy step and encoders, with the keys of the backends the environment
+    configures), recording instead of sending."""
     captured: dict[str, list[dict[str, Any]]] = {}
     record = sample_call()
+    backends = _environment_backends()
     gateway_url = gateway_url_from_env()
+    gateways: dict[str, tuple[str, str]] = {}
     if gateway_url and not settings.do_not_track:
         # The same sample call, had its backend been the gateway.
-        sinks.append(GatewaySink({record.backend: GatewayTarget(gateway_url, "-")}))
+        gateways[record.backend] = (gateway_url, "-")
         record = dataclasses.replace(record, gateway=True, base_url=gateway_url)
-    if sinks:
-        dispatcher = Dispatcher(
-            sinks,
-            PrivacyStep(settings.config.privacy),
-            max_queue=1,
-            flush_timeout=settings.config.export.flush_timeout_s,
-            capture=captured,
-        )
-        dispatcher.submit(record)
+    pipeline = build_pipeline(
+        settings,
+        gateways=gateways,
+        api_keys={b.name: b.api_key.get_secret_value() for b in backends},
+        secrets=[b.api_key.get_secret_value() for b in backends]
+        + [value for b in backends for value in b.headers.values()],
+        capture=captured,
+    )
+    if pipeline is not None:
+        pipeline.emit(record)
     return {
         "do_not_track": settings.do_not_track,
         "sample_call": {
@@ -86,3 +89,12 @@ def preview(settings: TelemetrySettings) -> dict[str, Any]:
         },
         "destinations": captured,
     }
+
+
+def _environment_backends() -> list[Backend]:
+    """The backends a `Client()` would build from the environment; none when it would
+    fail (the preview then knows no backend key to scrub)."""
+    try:
+        return backends_from_arguments(None, None)
+    except PipeclientError:
+        return []

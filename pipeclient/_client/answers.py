@@ -18,10 +18,9 @@ from .._exceptions import (
     APIError,
     APIResponseValidationError,
     APITimeoutError,
-    replace_secrets,
-    scrub_secrets,
     status_error_class,
 )
+from .._privacy.known_secrets import KnownSecrets
 from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 from .backends import Backend
 from .call import Call
@@ -60,12 +59,12 @@ def transport_error(exc: httpx.HTTPError, call: Call, backend: Backend) -> tuple
 
 
 def status_error(
-    response: httpx.Response, call: Call, backend: Backend, secrets: tuple[str, ...]
+    response: httpx.Response, call: Call, backend: Backend, secrets: KnownSecrets
 ) -> tuple[APIError, bool, float | None]:
     """(error, retryable, wait hint) for a 3xx/4xx/5xx answer whose body has been read."""
     status = response.status_code
     call.tracker.http_status = status
-    text = replace_secrets(response.text, secrets)
+    text = secrets.replace(response.text)
     body: Any = text
     code: str | None = None
     if 300 <= status < 400:
@@ -88,7 +87,7 @@ def status_error(
                 code = str(raw_code) if raw_code is not None else None
             else:
                 message = error
-            detail = scrub_secrets(str(message), secrets)
+            detail = secrets.scrub(str(message))
     failure = status_error_class(status)(
         f"backend {backend.name!r} answered {status}: {detail} (request id {call.request_id})",
         request_id=call.request_id,

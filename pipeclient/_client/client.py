@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import httpx
 
-from .._config.settings import DefaultSettings, load_settings_or_defaults, where_value
+from .._config.settings import DefaultSettings, load_settings_or_defaults
 from .._exceptions import APIError, ConfigError, GatewayTelemetryRequiredError
-from .._telemetry.record import CallRecord, CallTracker, ErrorInfo, Operation, TraceRecord
+from .._privacy.known_secrets import KnownSecrets
+from .._telemetry.record import CallTracker, ErrorInfo, Operation
 from .._telemetry.report import FlushReport
 from .._telemetry.trace import Trace, TraceParent, current_parent
 from .._version import __version__
@@ -37,8 +38,7 @@ if TYPE_CHECKING:
     # never loads it (DESIGN 3).
     from .._config.models import TelemetryConfig
     from .._config.settings import TelemetrySettings
-    from .._sinks.audit import AuditSink
-    from .._telemetry.dispatch import Dispatcher
+    from .._telemetry.pipeline import Pipeline
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 
@@ -134,17 +134,13 @@ class _BaseClient:
         self._gateway_url = gateway_url_from_env()
         self._gateway = {b.name: is_gateway(b, self._gateway_url) for b in self.backends}
         # Every secret the client knows, scrubbed from provider text before it is shown.
-        self._secrets = tuple(
-            {b.api_key.get_secret_value() for b in self.backends}
-            | {value for b in self.backends for value in b.headers.values() if len(value) >= 8}
+        self._secrets = KnownSecrets(
+            [b.api_key.get_secret_value() for b in self.backends]
+            + [value for b in self.backends for value in b.headers.values()]
         )
         self._http_lock = threading.Lock()
-        # Where finished calls go: the dispatcher, when some stream is on (never under
-        # DO_NOT_TRACK), and listeners (tests).
-        self._record_listeners: list[Callable[[CallRecord | TraceRecord], None]] = []
-        self._dispatcher: Dispatcher | None = None
-        self._capture_content = False
-        self._audit_now: AuditSink | None = None
+        # Where finished calls go, when a stream, the gateway or the audit log is on.
+        self._telemetry: Pipeline | None = None
         self._settings: TelemetrySettings | DefaultSettings = settings
         self._do_not_track = settings.do_not_track
         if isinstance(settings, DefaultSettings) and (
@@ -166,57 +162,25 @@ class _BaseClient:
     def _start_telemetry(
         self, settings: TelemetrySettings, redact: Callable[[str], str] | None
     ) -> None:
-        from .._pipeline import build_sinks
+        from .._builder import build_pipeline
 
-        sinks = build_sinks(settings)
-        if not settings.do_not_track and any(self._gateway.values()):
-            from .._sinks.gateway.sink import GatewaySink, GatewayTarget
-
-            gateways = {
-                backend.name: GatewayTarget(backend.base_url, backend.api_key.get_secret_value())
-                for backend in self.backends
-                if self._gateway[backend.name]
-            }
-            # Mandatory whenever the gateway is a backend; no setting turns it off.
-            sinks.append(GatewaySink(gateways))
-        # The audit log is local, not telemetry: it follows only its own setting. Written on
-        # the caller's thread when durable (before the call returns) or under DO_NOT_TRACK
-        # (no worker thread may exist then); else by the dispatcher, flushed at close.
-        audit = settings.config.audit
-        if audit.enabled:
-            from .._sinks.audit import build_audit_sink
-
-            audit_sink = build_audit_sink(
-                path=audit.path,
-                user_id=audit.user_id,
-                durable=audit.durable,
-                api_keys={b.name: b.api_key.get_secret_value() for b in self.backends},
-                source=where_value(("audit", "path"), settings.sources),
-            )
-            if audit.durable or settings.do_not_track:
-                self._audit_now = audit_sink
-            else:
-                sinks.append(audit_sink)
-        if sinks:
-            from .._telemetry.dispatch import CAPTURE, Dispatcher
-            from .._telemetry.privacy import PrivacyStep, telemetry_secrets
-
-            config = settings.config
-            self._dispatcher = Dispatcher(
-                sinks,
-                PrivacyStep(
-                    config.privacy,
-                    secrets=(*self._secrets, *telemetry_secrets(config)),
-                    redact=redact,
-                ),
-                max_queue=config.export.max_queue,
-                flush_timeout=config.export.flush_timeout_s,
-                capture=CAPTURE.get(),
-            )
-            self._capture_content = any(sink.receives_content for sink in sinks)
-            # Flushed at close() or at exit (one hook for all clients, one deadline); a
-            # collected client only stops taking records, never blocking the collecting thread.
-            weakref.finalize(self, self._dispatcher.release).atexit = False
+        pipeline = build_pipeline(
+            settings,
+            gateways={
+                b.name: (b.base_url, b.api_key.get_secret_value())
+                for b in self.backends
+                if self._gateway[b.name]
+            },
+            api_keys={b.name: b.api_key.get_secret_value() for b in self.backends},
+            secrets=self._secrets,
+            redact=redact,
+        )
+        if pipeline is None:
+            return
+        self._telemetry = pipeline
+        # Flushed at close() or at exit (one hook for all clients, one deadline); a
+        # collected client only stops taking records, never blocking the collecting thread.
+        weakref.finalize(self, pipeline.release).atexit = False
 
     def __repr__(self) -> str:
         names = ", ".join(f"{b.name}={b.base_url}" for b in self.backends)
@@ -230,45 +194,22 @@ class _BaseClient:
     def privacy_counts(self) -> dict[str, int]:
         """Redactions so far, per detector ("email", "secret", "api_key", "hook", ...) and
         records whose content was dropped ("hook_failed"): numbers, never what was found."""
-        return self._dispatcher.privacy.counts() if self._dispatcher is not None else {}
+        return self._telemetry.counts() if self._telemetry is not None else {}
 
     # -- building a call -------------------------------------------------------------
 
-    def _emitting(self) -> bool:
-        return bool(self._dispatcher or self._audit_now or self._record_listeners)
-
     def _close_telemetry(self) -> FlushReport | None:
-        if self._audit_now is not None:
-            self._audit_now.shutdown(0.0)
-        return self._dispatcher.close() if self._dispatcher is not None else None
+        return self._telemetry.close() if self._telemetry is not None else None
 
-    def trace(self, name: str) -> Trace:
-        """`with client.trace("name"):` groups the calls inside under one trace id."""
-        return Trace(name, self._emit, current_parent())
+    def trace(self, name: str, *, no_log: bool | None = None) -> Trace:
+        """`with client.trace("name"):` groups the calls inside under one trace id.
 
-    def _emit(self, record: CallRecord | TraceRecord) -> None:
-        if self._audit_now is not None and isinstance(record, CallRecord):
-            try:
-                self._audit_now.write(record)
-            except Exception as exc:  # a lost audit line is reported every time
-                logger.error(
-                    "pipeclient: the audit line of request %s could not be written (%s)",
-                    record.request_id,
-                    type(exc).__name__,
-                )
-        if self._dispatcher is not None:
-            try:
-                self._dispatcher.submit(record)
-            except Exception as exc:  # telemetry never fails a call
-                self._dispatcher.count("dropped", 1)
-                self._dispatcher.warn_once(
-                    "submit", "telemetry could not be queued (%s)", type(exc).__name__
-                )
-        for listener in self._record_listeners:
-            try:
-                listener(record)
-            except Exception:
-                logger.exception("a call record listener failed")
+        A no-log block (`no_log=True`, or a no-log client) sends nothing of itself and
+        makes every call inside it no-log."""
+        if no_log is None:
+            no_log = self.no_log or all(backend.no_log for backend in self.backends)
+        emit = self._telemetry.emit if self._telemetry is not None else None
+        return Trace(name, emit, current_parent(), no_log=bool(no_log))
 
     def _start(
         self,
@@ -300,6 +241,7 @@ class _BaseClient:
                     key="extra_headers['X-Request-Id']",
                 )
             request_id = given
+        supplied = request_id is not None
         rid = check_request_id(request_id)
         if extra_body:
             if "stream" in extra_body:
@@ -309,7 +251,10 @@ class _BaseClient:
                     key="extra_body",
                 )
             body.update(extra_body)
+        telemetry = self._telemetry
         quiet = self.no_log if no_log is None else bool(no_log)
+        if trace is not None and trace.no_log:  # nothing of a no-log block leaves
+            quiet = True
         tracker = CallTracker(
             request_id=rid,
             operation=operation,
@@ -317,8 +262,9 @@ class _BaseClient:
             stream=bool(body.get("stream")),
             no_log=quiet,
             trace=trace,
-            capture_content=self._capture_content and not quiet,
-            emit=self._emit if self._emitting() else None,
+            capture_content=telemetry is not None and telemetry.wants_content and not quiet,
+            request_id_supplied=supplied,
+            emit=telemetry.emit if telemetry is not None else None,
         )
         return Call(
             path=path,
@@ -558,7 +504,7 @@ class Client(_BaseClient):
     def flush(self, timeout: float | None = None) -> FlushReport | None:
         """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
         handed to every destination; report what was sent, dropped or failed."""
-        return self._dispatcher.flush(timeout) if self._dispatcher is not None else None
+        return self._telemetry.flush(timeout) if self._telemetry is not None else None
 
     def close(self) -> FlushReport | None:
         """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
@@ -718,12 +664,12 @@ class AsyncClient(_BaseClient):
     async def flush(self, timeout: float | None = None) -> FlushReport | None:
         """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
         handed to every destination, without blocking the event loop."""
-        dispatcher = self._dispatcher
-        if dispatcher is None:
+        telemetry = self._telemetry
+        if telemetry is None:
             return None
         import anyio.to_thread
 
-        return await anyio.to_thread.run_sync(dispatcher.flush, timeout)
+        return await anyio.to_thread.run_sync(telemetry.flush, timeout)
 
     async def close(self) -> FlushReport | None:
         """Flush telemetry (within `[export] flush_timeout_s`) and close connections;

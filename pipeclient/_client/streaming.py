@@ -20,8 +20,8 @@ from .._exceptions import (
     APIError,
     APIResponseValidationError,
     StreamInterruptedError,
-    scrub_secrets,
 )
+from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.record import CallTracker, ErrorInfo
 from ..types import ChatCompletionChunk, ChoiceDelta
 
@@ -107,7 +107,7 @@ class _ChunkReader:
         *,
         hide_usage: bool,
         backend: str,
-        secrets: tuple[str, ...],
+        secrets: KnownSecrets,
     ) -> None:
         self.tracker = tracker
         self.response = response
@@ -199,7 +199,7 @@ class _ChunkReader:
         error = payload.get("error") if isinstance(payload, dict) else None
         if error is not None or event == "error":
             message = error.get("message") if isinstance(error, dict) else error
-            text = scrub_secrets(str(message or data), self.secrets)
+            text = self.secrets.scrub(str(message or data))
             return APIError(
                 f"backend {self.backend!r} sent an error event mid-stream: {text} "
                 f"(request id {self.request_id})",

@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
+from .known_secrets import KNOWN_SECRET, MIN_KNOWN_SECRET_LENGTH, KnownSecrets, placeholder
+
 __all__ = [
     "DETECTOR_ORDER",
     "KNOWN_SECRET",
@@ -28,17 +30,10 @@ __all__ = [
 
 # Secrets first (a token may hold digits that look like a card or a phone), then the rest.
 DETECTOR_ORDER = ("secret", "email", "credit_card", "phone", "ip")
-KNOWN_SECRET = "api_key"  # the counter (and placeholder) of the client's own secrets
-# Shorter values ("test", "x") are not real keys, and replacing them would mangle text.
-MIN_KNOWN_SECRET_LENGTH = 8
 # No detector matches fewer characters ("a@b.co"; known secrets are longer).
 _SHORTEST_MATCH = 6
 
 Accept = Callable[[re.Match[str]], "tuple[int, int] | None"]
-
-
-def placeholder(kind: str) -> str:
-    return f"[REDACTED:{kind}]"
 
 
 class Detector:
@@ -338,13 +333,7 @@ class Redactor:
     __slots__ = ("_detectors", "_secrets", "active")
 
     def __init__(self, detectors: Iterable[str] = (), secrets: Iterable[str] = ()) -> None:
-        known: set[str] = set()
-        for secret in secrets:
-            if isinstance(secret, str):
-                # A header value "Bearer <token>": the token alone is a secret too.
-                known.update((secret.strip(), *secret.split()[1:2]))
-        known = {secret for secret in known if len(secret) >= MIN_KNOWN_SECRET_LENGTH}
-        self._secrets = tuple(sorted(known, key=len, reverse=True))  # longest first
+        self._secrets = secrets if isinstance(secrets, KnownSecrets) else KnownSecrets(secrets)
         wanted = set(detectors)
         for name in wanted - set(DETECTOR_ORDER):
             build_detector(name)  # raises, naming the known detectors
@@ -357,10 +346,7 @@ class Redactor:
             text.startswith("data:") and ";base64," in text[:256]  # an inline image or file
         ):
             return text
-        for secret in self._secrets:
-            if secret in text:
-                counts[KNOWN_SECRET] = counts.get(KNOWN_SECRET, 0) + text.count(secret)
-                text = text.replace(secret, placeholder(KNOWN_SECRET))
+        text = self._secrets.replace(text, counts)
         for detector in self._detectors:
             text, found = detector.redact(text)
             if found:

@@ -28,13 +28,16 @@ _MAX_COUNT = 10**15  # larger is not a token count; it would also leave the fast
 
 class AuditSink(Sink):
     name = "audit"
-    receives_content = False
-    custom = True  # no_log calls write no line
 
     def __init__(
-        self, log: AuditLog, *, user_id_for: Callable[[CallRecord], str | None] | None = None
+        self,
+        log: AuditLog | None,
+        *,
+        user_id: str,
+        user_id_for: Callable[[CallRecord], str | None] | None = None,
     ) -> None:
-        self.log = log
+        self.log = log  # None: encode only (`capture_telemetry()`, `telemetry preview`)
+        self.user_id = user_id
         self._user_id_for = user_id_for
 
     def __repr__(self) -> str:
@@ -44,19 +47,17 @@ class AuditSink(Sink):
         if not isinstance(record, CallRecord):
             return []  # a trace block is not a request
         user_id = self._user_id_for(record) if self._user_id_for else None
-        return [audit_fields(record, user_id or self.log.user_id)]
+        return [audit_fields(record, user_id or self.user_id)]
 
     def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+        if self.log is None:
+            raise RuntimeError("this audit sink only encodes; it has no log to write to")
         for fields in payloads:
             self.log.append(fields)
 
-    def write(self, record: CallRecord) -> None:
-        """Append one call's line now, on the caller's thread: durable mode's path."""
-        if not record.no_log:
-            self.send(self.encode(record), 0.0)
-
     def shutdown(self, timeout: float) -> None:
-        self.log.close()
+        if self.log is not None:
+            self.log.close()
 
 
 def build_audit_sink(
@@ -66,6 +67,7 @@ def build_audit_sink(
     durable: bool,
     api_keys: Mapping[str, str],
     source: str | None = None,
+    open_log: bool = True,
 ) -> AuditSink:
     """The sink `[audit]` asks for; raises ConfigError now if the path is unusable.
 
@@ -74,10 +76,12 @@ def build_audit_sink(
     """
     fingerprints = {name: fingerprint(key) for name, key in api_keys.items() if key}
     fallback = user_id or next(iter(fingerprints.values()), "anonymous")
-    log = AuditLog(path, user_id=fallback, durable=durable, source=source)
+    log = AuditLog(path, user_id=fallback, durable=durable, source=source) if open_log else None
     if user_id:
-        return AuditSink(log)
-    return AuditSink(log, user_id_for=lambda record: fingerprints.get(record.backend))
+        return AuditSink(log, user_id=fallback)
+    return AuditSink(
+        log, user_id=fallback, user_id_for=lambda record: fingerprints.get(record.backend)
+    )
 
 
 def audit_fields(record: CallRecord, user_id: str) -> dict[str, Any]:

@@ -74,7 +74,6 @@ class LangfuseSink(Sink):
     name = "langfuse"
 
     def __init__(self, config: LangfuseConfig, *, service_name: str = "pipeclient") -> None:
-        self.receives_content = config.capture_content
         self._host = config.host.rstrip("/")
         self._public_key = config.public_key
         self._secret_key = config.secret_key
@@ -87,7 +86,7 @@ class LangfuseSink(Sink):
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"LangfuseSink(host={self._host!r}, capture_content={self.receives_content})"
+        return f"LangfuseSink(host={self._host!r})"
 
     # -- records to OTLP/JSON ---------------------------------------------------------------
 
@@ -283,7 +282,8 @@ def _trace_span(record: TraceRecord) -> Payload:
     start_ns = _nanos(record.started_at)
     attributes: dict[str, Any] = {
         OBSERVATION_TYPE: "span",
-        TRACE_NAME: record.name,
+        # The outermost block's name on every span: Langfuse keeps whichever arrives last.
+        TRACE_NAME: record.trace_name or record.name,
         f"{OBSERVATION_METADATA}.outcome": record.outcome,
     }
     return _span(

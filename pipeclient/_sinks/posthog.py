@@ -67,7 +67,6 @@ class PostHogSink(Sink):
     name = "posthog"
 
     def __init__(self, config: PostHogConfig) -> None:
-        self.receives_content = not config.redact
         self._api_key = config.api_key
         self._host = config.host
         self._distinct_id = config.distinct_id.strip()
@@ -78,7 +77,7 @@ class PostHogSink(Sink):
         self._closed = False
 
     def __repr__(self) -> str:  # never the API key
-        return f"PostHogSink(host={self._host!r}, redact={not self.receives_content})"
+        return f"PostHogSink(host={self._host!r})"
 
     # -- encode: records to PostHog events, pure -------------------------------------------
 
@@ -119,8 +118,7 @@ class PostHogSink(Sink):
             props["$ai_stop_reason"] = record.finish_reasons[0]
         if record.error is not None:
             props["$ai_error"] = self._error_text(record.error, record.http_status)
-        if self.receives_content:
-            self._add_content(props, record)
+        self._add_content(props, record)
         event = "$ai_embedding" if record.operation == "embeddings" else "$ai_generation"
         return self._event(
             event,
@@ -131,6 +129,9 @@ class PostHogSink(Sink):
         )
 
     def _add_content(self, props: dict[str, Any], record: CallRecord) -> None:
+        """The view's content, when it has any (the privacy step decides)."""
+        if record.input is None and record.output is None:
+            return
         content = record.input
         if content is not None:
             if record.operation == "chat" and isinstance(content, dict):
@@ -206,7 +207,7 @@ class PostHogSink(Sink):
 
     def _error_text(self, error: ErrorInfo, http_status: int | None) -> str:
         summary = _error_summary(error, http_status)
-        if self.receives_content and error.message:
+        if error.message:  # error text: only in a view that may carry content
             return f"{summary} - {error.message}"
         return summary
 

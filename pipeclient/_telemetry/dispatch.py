@@ -21,15 +21,14 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from contextvars import ContextVar
 from typing import Any
 
-from .privacy import PrivacyStep
-from .record import CallRecord, TraceRecord
+from .fanout import Fanout
+from .privacy import PrivacyStep, Record
 from .report import FlushReport
-from .sink import Payload, Sink
+from .sink import Sink
 
-__all__ = ["CAPTURE", "Dispatcher", "FlushReport"]
+__all__ = ["Dispatcher", "FlushReport"]
 
 logger = logging.getLogger("pipeclient")
 
@@ -43,11 +42,6 @@ LANE_LINGER_S = 0.5
 WORKER_LINGER_S = 0.05
 # Content waiting in the queue is bounded in bytes too (large prompts), not only in count.
 MAX_QUEUED_CONTENT_BYTES = 64 * 1024 * 1024
-
-# Set by pipeclient.testing.capture_telemetry(): payloads are recorded, never sent.
-CAPTURE: ContextVar[dict[str, list[Payload]] | None] = ContextVar(
-    "pipeclient_capture", default=None
-)
 
 
 class _Counter:
@@ -176,28 +170,19 @@ class _Lane:
 
 
 class Dispatcher:
-    def __init__(
-        self,
-        sinks: Sequence[Sink],
-        privacy: PrivacyStep,
-        *,
-        max_queue: int,
-        flush_timeout: float,
-        capture: dict[str, list[Payload]] | None = None,
-    ) -> None:
-        self.sinks = tuple(sinks)
-        self.privacy = privacy
+    def __init__(self, fanout: Fanout, *, max_queue: int, flush_timeout: float) -> None:
+        self.fanout = fanout
+        self.sinks: tuple[Sink, ...] = tuple(route.sink for route in fanout.routes)
+        self.privacy: PrivacyStep = fanout.privacy
         self.flush_timeout = flush_timeout
         self.max_queue = max_queue
-        self._capture = capture
         self._accepting = True
         self._closed = False
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self._reset()
-        if capture is None:
-            _LIVE.add(self)
-            _register_exit_hook()
+        _LIVE.add(self)
+        _register_exit_hook()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
@@ -235,15 +220,12 @@ class Dispatcher:
 
     # -- the caller's side: never blocks -------------------------------------------------
 
-    def submit(self, record: CallRecord | TraceRecord) -> bool:
+    def submit(self, record: Record) -> bool:
         if not self._accepting:
             return False
         if self._pid != os.getpid():  # forked: the parent's queue, threads and counts
             self._after_fork()
         self.count("submitted", 1)
-        if self._capture is not None:
-            self._process([record])
-            return True
         size = _content_size(record)
         if size and self._content_bytes + size > MAX_QUEUED_CONTENT_BYTES:
             return self._drop(
@@ -268,6 +250,11 @@ class Dispatcher:
                 self._content_bytes += size
         return True
 
+    def lost(self, exc: Exception) -> None:
+        """A record that could not be queued (a bug, never the caller's problem)."""
+        self.count("dropped", 1)
+        self.warn_once("submit", "telemetry could not be queued (%s)", type(exc).__name__)
+
     def _drop(self, key: str, message: str, *args: Any) -> bool:
         self.count("dropped", 1)
         self.warn_once(key, message, *args)
@@ -283,6 +270,7 @@ class Dispatcher:
             self._lock = threading.Lock()
             self._warned = set()
             self._reset()
+        self.privacy.after_fork()
         for sink in self.sinks:
             sink.after_fork()
 
@@ -321,46 +309,26 @@ class Dispatcher:
             if len(records) < len(batch):
                 return
 
-    def _process(self, records: Sequence[CallRecord | TraceRecord]) -> None:
-        privacy = self.privacy
-        content_views: dict[int, CallRecord | TraceRecord] = {}
-        metadata_views: dict[int, CallRecord | TraceRecord] = {}
-        # The gateway (billing) first: nothing else may delay it.
-        for sink in sorted(self.sinks, key=lambda sink: sink.custom):
-            payloads: list[Payload] = []
-            count = 0
-            try:
-                for index, record in enumerate(records):
-                    if isinstance(record, CallRecord) and record.no_log and sink.custom:
-                        continue
-                    views = content_views if sink.receives_content else metadata_views
-                    view = views.get(index)
-                    if view is None:
-                        view = (
-                            privacy.with_content(record)
-                            if sink.receives_content
-                            else privacy.metadata_only(record)
-                        )
-                        views[index] = view
-                    payloads += sink.encode(view)
-                    count += 1
-                packed = sink.pack(payloads) if payloads and self._capture is None else payloads
-            except Exception as exc:
-                self.count_failed(sink.name, len(records))
+    def _process(self, records: Sequence[Record]) -> None:
+        for batch in self.fanout.prepare(records):
+            sink, problem, packed = batch.route.sink, batch.error, None
+            if problem is None and batch.payloads:
+                try:
+                    packed = sink.pack(batch.payloads)
+                except Exception as exc:
+                    problem = exc
+            if problem is not None:
+                self.count_failed(sink.name, batch.records)
                 self.warn_once(
                     sink.name + ".encode",
                     "telemetry to %s could not be prepared (%s)",
                     sink.name,
-                    type(exc).__name__,
+                    type(problem).__name__,
                 )
-                continue
-            if not payloads:
-                self.count_sent(sink.name, count)
-            elif self._capture is not None:
-                self._capture.setdefault(sink.name, []).extend(payloads)
-                self.count_sent(sink.name, count)
+            elif packed is None:  # nothing for this destination: done
+                self.count_sent(sink.name, batch.records)
             else:
-                self._lanes[sink.name].put(packed, count)
+                self._lanes[sink.name].put(packed, batch.records)
 
     # -- flush and close: one deadline -----------------------------------------------------
 
@@ -457,7 +425,7 @@ class Dispatcher:
         self._accepting = False
 
 
-def _content_size(record: CallRecord | TraceRecord) -> int:
+def _content_size(record: Record) -> int:
     body = getattr(record, "request_body", None)
     return len(body) if body else 0
 

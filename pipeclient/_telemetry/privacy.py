@@ -1,100 +1,109 @@
 """The privacy step: the one place that decides what each destination may see.
 
-It runs on the dispatcher's worker, before fan-out. A destination that may not receive
-content (DESIGN 5.2) gets the record with its content and its error text removed; one
-that may gets the content after the `[privacy]` transforms, computed once per record and
-shared by every such destination. Sinks never see more than their view.
+Every record kind (a call, a trace block) goes through `PrivacyStep.view(record,
+audience)` before fan-out, on the dispatcher's worker (or on the caller's thread for a
+durable audit line). The audience says what a destination may receive (DESIGN 5.2); the
+view is the record cut down to exactly that. Sinks render the view and hold no privacy
+rule of their own.
 
-The transforms, in order, on every content string: the client's own secrets (always),
-the `[privacy] pii` detectors, the `redact=` hook, then `content_max_length`. A hook that
-raises (or a transform that fails) drops the record's content: metadata only, counted.
+Free text is content: prompts, completions, tool arguments, error text, and also trace
+block names and request ids the caller chose. A destination that may receive content
+gets it after the `[privacy]` transforms, in order: the client's own secrets (always),
+the `pii` detectors, the `redact=` hook, then `content_max_length`. One that may not gets
+none of it: no content, no error text, trace blocks under a fixed name, and a
+pseudonym for a caller's request id. Nothing of a no-log call or block reaches a custom
+destination; the gateway keeps a no-log call's billing fields only. A hook that raises
+(or a transform that fails) leaves the record without content: metadata only, counted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from secrets import token_bytes
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._config.models import PrivacyConfig, TelemetryConfig
 from .._privacy.detectors import Redactor
-from .record import CallRecord, TraceRecord, input_of
+from .._privacy.walk import map_strings
+from .record import CallRecord, ErrorInfo, TraceRecord, input_of
 
-__all__ = ["HOOK", "HOOK_FAILED", "PrivacyStep", "map_strings", "telemetry_secrets"]
+if TYPE_CHECKING:
+    from .._config.models import (
+        LangfuseConfig,
+        OtlpConfig,
+        PostHogConfig,
+        PrivacyConfig,
+        TelemetryConfig,
+    )
+
+__all__ = [
+    "AUDIT",
+    "CONTENT",
+    "GATEWAY",
+    "HOOK",
+    "HOOK_FAILED",
+    "METADATA",
+    "TRACE_PLACEHOLDER",
+    "Audience",
+    "PrivacyStep",
+    "Record",
+    "audience_of",
+    "telemetry_secrets",
+]
 
 logger = logging.getLogger("pipeclient")
+
+Record = CallRecord | TraceRecord
 
 TRUNCATION_MARK = "…[truncated]"
 HOOK = "hook"  # counter: strings the redact= hook changed
 HOOK_FAILED = "hook_failed"  # counter: records whose content was dropped: the hook raised
 FAILED = "redaction_failed"  # counter: records whose content was dropped: a detector failed
-
-# Values of "role" and "type" that are the message's structure, not its content: no
-# transform (nor the hook) may change them.
-_STRUCTURE_WORDS = frozenset(
-    {
-        "system",
-        "developer",
-        "user",
-        "assistant",
-        "tool",
-        "function",
-        "text",
-        "image_url",
-        "input_audio",
-        "file",
-        "refusal",
-        "json_object",
-        "json_schema",
-        "object",
-        "array",
-        "string",
-        "number",
-        "integer",
-        "boolean",
-        "null",
-    }
-)
-_STRUCTURE_KEYS = ("role", "type")
+# What a destination that may not receive content sees of a trace block's name.
+TRACE_PLACEHOLDER = "pipeclient.trace"
+# An error type or code that is one word (a class name, "rate_limit_exceeded") is
+# metadata; anything longer or with spaces is the provider's text.
+_WORD = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# A caller's request id in this form carries no text: it is treated as a generated one.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
-def map_strings(value: Any, transform: Callable[[str], str]) -> Any:
-    """`value` with `transform` applied to every string in it, keys excepted (and roles
-    and part types, which are structure).
+class Audience(NamedTuple):
+    """What one destination may see."""
 
-    Tool-call arguments are JSON inside a string: they are transformed inside, so they
-    stay valid JSON (and unchanged, byte for byte, when nothing inside changed).
-    """
-    if isinstance(value, str):
-        return transform(value)
-    if isinstance(value, list | tuple):
-        return [map_strings(item, transform) for item in value]
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if key == "arguments" and isinstance(item, str):
-                out[key] = _map_json_text(item, transform)
-            elif key in _STRUCTURE_KEYS and item in _STRUCTURE_WORDS:
-                out[key] = item
-            else:
-                out[key] = map_strings(item, transform)
-        return out
-    return value
+    #: content and free text, after the `[privacy]` transforms (else none of it)
+    content: bool = False
+    #: a custom stream: nothing of no-log calls and blocks. False: the gateway's billing
+    #: stream, which keeps a no-log call's billing fields
+    custom: bool = True
+    #: receives trace blocks (the gateway and the audit log file calls only)
+    traces: bool = True
+    #: request ids as the caller chose them: the gateway's billing key (it has received
+    #: it already, as the call's X-Request-Id) and the local audit log's lookup key
+    own_ids: bool = False
 
 
-def _map_json_text(text: str, transform: Callable[[str], str]) -> str:
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return transform(text)
-    mapped = map_strings(parsed, transform)
-    if mapped == parsed:
-        return text
-    return json.dumps(mapped, ensure_ascii=False)
+CONTENT = Audience(content=True)
+METADATA = Audience()
+GATEWAY = Audience(custom=False, traces=False, own_ids=True)
+AUDIT = Audience(traces=False, own_ids=True)
+
+
+def audience_of(table: PostHogConfig | LangfuseConfig | OtlpConfig) -> Audience:
+    """DESIGN 5.2 for the custom streams: PostHog gets content only with `redact =
+    false`, Langfuse and OTLP with `capture_content = true`."""
+    redact = getattr(table, "redact", None)
+    if redact is not None:
+        return METADATA if redact else CONTENT
+    return CONTENT if getattr(table, "capture_content", False) else METADATA
 
 
 def telemetry_secrets(config: TelemetryConfig) -> tuple[str, ...]:
@@ -110,7 +119,7 @@ class _HookFailed(Exception):
 
 
 class PrivacyStep:
-    """Views of records, per destination: metadata only, or content after transforms.
+    """Views of records, per audience.
 
     `secrets`: values (API keys, header values) scrubbed from content whatever `pii` says.
     `redact`: the application's own `Callable[[str], str]`, after the detectors.
@@ -132,53 +141,92 @@ class PrivacyStep:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._warned = threading.Lock()  # held once the failure was logged
+        # Pseudonyms of caller-chosen ids: the same within this client, so destinations
+        # agree, and not reversible by hashing guesses (the key never leaves the process).
+        self._pseudonym_key = _new_key()
 
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
 
-    def _count(self, found: Mapping[str, int]) -> None:
-        if found:
-            with self._lock:
-                for name, number in found.items():
-                    self._counts[name] = self._counts.get(name, 0) + number
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._warned = threading.Lock()
 
-    def metadata_only(self, record: CallRecord | TraceRecord) -> CallRecord | TraceRecord:
+    def view(self, record: Record, audience: Audience) -> Record | None:
+        """What this audience may see of the record; None: nothing at all."""
+        if record.no_log and audience.custom:
+            return None
         if isinstance(record, TraceRecord):
-            return record
-        return _without_content(record)
+            if not audience.traces:
+                return None
+            return self._trace_content(record) if audience.content else _trace_metadata(record)
+        if audience.content:
+            return self._call_content(record)
+        view = _call_metadata(record)
+        if _free_text_id(record) and not audience.own_ids:
+            view = dataclasses.replace(view, request_id=self._pseudonym(record.request_id))
+        return view
 
-    def with_content(self, record: CallRecord | TraceRecord) -> CallRecord | TraceRecord:
-        if isinstance(record, TraceRecord):
-            return record
+    # -- content views -------------------------------------------------------------------
+
+    def _call_content(self, record: CallRecord) -> CallRecord:
         found: dict[str, int] = {}
         try:
             content = record.input
             if record.request_body is not None:
                 content = input_of(record.operation, json.loads(record.request_body))
             error = record.error
-            view = dataclasses.replace(
-                record,
-                request_body=None,
-                input=self._clean(content, found),
-                output=self._clean(record.output, found),
-                error=(
-                    dataclasses.replace(error, message=self._clean(error.message, found))
-                    if error is not None and error.message
-                    else error
-                ),
-            )
+            changes: dict[str, Any] = {
+                "request_body": None,
+                "input": self._clean(content, found),
+                "output": self._clean(record.output, found),
+                "trace_name": self._clean(record.trace_name, found),
+            }
+            if error is not None and error.message:
+                changes["error"] = dataclasses.replace(
+                    error, message=self._clean(error.message, found)
+                )
+            if _free_text_id(record):
+                changes["request_id"] = self._clean(record.request_id, found)
+            view = dataclasses.replace(record, **changes)
         except Exception as exc:
-            # Fail closed: no content rather than content that was not cleaned.
-            hook_failed = isinstance(exc, _HookFailed)
-            failed = {HOOK_FAILED if hook_failed else FAILED: 1}
-            self._count(failed)
-            self._warn_once(exc.__cause__ if hook_failed and exc.__cause__ else exc, hook_failed)
-            return dataclasses.replace(
-                _without_content(record), redactions=MappingProxyType(failed)
-            )
+            failed = self._failed(exc)
+            metadata = _call_metadata(record)
+            if _free_text_id(record):
+                metadata = dataclasses.replace(
+                    metadata, request_id=self._pseudonym(record.request_id)
+                )
+            return dataclasses.replace(metadata, redactions=MappingProxyType(failed))
         self._count(found)
         return dataclasses.replace(view, redactions=MappingProxyType(found)) if found else view
+
+    def _trace_content(self, record: TraceRecord) -> TraceRecord:
+        found: dict[str, int] = {}
+        try:
+            name = self._clean(record.name, found)
+            outer = self._clean(record.trace_name, found) if record.trace_name else ""
+        except Exception as exc:
+            self._failed(exc)
+            return _trace_metadata(record)
+        self._count(found)
+        if name == record.name and outer == record.trace_name:
+            return record
+        return dataclasses.replace(record, name=name or TRACE_PLACEHOLDER, trace_name=outer)
+
+    def _failed(self, exc: Exception) -> dict[str, int]:
+        # Fail closed: no content rather than content that was not cleaned.
+        hook_failed = isinstance(exc, _HookFailed)
+        failed = {HOOK_FAILED if hook_failed else FAILED: 1}
+        self._count(failed)
+        self._warn_once(exc.__cause__ if hook_failed and exc.__cause__ else exc, hook_failed)
+        return failed
+
+    def _count(self, found: Mapping[str, int]) -> None:
+        if found:
+            with self._lock:
+                for name, number in found.items():
+                    self._counts[name] = self._counts.get(name, 0) + number
 
     def _warn_once(self, cause: BaseException, hook_failed: bool) -> None:
         if self._warned.acquire(blocking=False):
@@ -189,6 +237,10 @@ class PrivacyStep:
                 "the redact= hook" if hook_failed else "the [privacy] step",
                 type(cause).__name__,
             )
+
+    def _pseudonym(self, value: str) -> str:
+        digest = hmac.new(self._pseudonym_key, value.encode("utf-8", "replace"), hashlib.sha256)
+        return "rid-" + digest.hexdigest()[:32]
 
     def _clean(self, content: Any, found: dict[str, int]) -> Any:
         if content is None or not self._active:
@@ -215,19 +267,54 @@ class PrivacyStep:
         return map_strings(content, apply)
 
 
-def _without_content(record: CallRecord) -> CallRecord:
-    error = record.error
+# -- metadata views ---------------------------------------------------------------------
+
+
+def _call_metadata(record: CallRecord) -> CallRecord:
+    error = _error_metadata(record.error)
     if (
         record.input is None
         and record.output is None
         and record.request_body is None
-        and (error is None or not error.message)
+        and record.trace_name is None
+        and error == record.error
     ):
         return record
     return dataclasses.replace(
-        record,
-        request_body=None,
-        input=None,
-        output=None,
-        error=dataclasses.replace(error, message=None) if error is not None else None,
+        record, request_body=None, input=None, output=None, error=error, trace_name=None
     )
+
+
+def _trace_metadata(record: TraceRecord) -> TraceRecord:
+    return dataclasses.replace(
+        record,
+        name=TRACE_PLACEHOLDER,
+        trace_name=TRACE_PLACEHOLDER,
+        error=_error_metadata(record.error),
+    )
+
+
+def _error_metadata(error: ErrorInfo | None) -> ErrorInfo | None:
+    """The error's type and code when each is one word; never its message."""
+    if error is None:
+        return None
+    kind = error.type if _IDENTIFIER.fullmatch(error.type) else "Error"
+    code = error.code
+    if (
+        isinstance(code, bool)
+        or not isinstance(code, (int, str))
+        or (isinstance(code, str) and not _WORD.fullmatch(code))
+    ):
+        code = None
+    if kind == error.type and code == error.code and error.message is None:
+        return error
+    return ErrorInfo(kind, code)
+
+
+def _free_text_id(record: CallRecord) -> bool:
+    """A request id the caller chose, other than a UUID, is free text."""
+    return record.request_id_supplied and not _UUID.fullmatch(record.request_id)
+
+
+def _new_key() -> bytes:
+    return token_bytes(32)

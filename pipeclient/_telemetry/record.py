@@ -99,7 +99,8 @@ class CallRecord:
     trace_id: str = ""  # 32 hex: the trace this call belongs to (its own if none)
     span_id: str = ""  # 16 hex: this call
     parent_id: str | None = None  # 16 hex: the enclosing trace span or application span
-    trace_name: str | None = None
+    trace_name: str | None = None  # the outermost trace block's name: free text
+    request_id_supplied: bool = False  # the caller chose the request id: free text
     closed_early: bool = False  # the caller stopped reading a stream before its end
     # Content: present only when some destination may receive it. The request is kept as
     # the bytes sent (a snapshot: the caller may reuse its lists), decoded on the worker.
@@ -118,11 +119,13 @@ class TraceRecord:
     trace_id: str
     span_id: str
     parent_id: str | None
-    name: str
+    name: str  # free text, as the application chose it
     started_at: float
     total_ms: float
     outcome: Literal["ok", "error"]
     error: ErrorInfo | None = None
+    trace_name: str = ""  # the outermost block's name (this one's, for a root block)
+    no_log: bool = False
 
 
 def new_trace_id() -> str:
@@ -152,6 +155,7 @@ class CallTracker:
         "operation",
         "request_body",
         "request_id",
+        "request_id_supplied",
         "started_at",
         "stream",
         "trace",
@@ -169,8 +173,10 @@ class CallTracker:
         trace: Any,
         capture_content: bool,
         emit: Callable[[CallRecord], None] | None,
+        request_id_supplied: bool = False,
     ) -> None:
         self.request_id = request_id
+        self.request_id_supplied = request_id_supplied
         self.operation = operation
         self.body = body
         self.model = str(body.get("model", ""))
@@ -254,7 +260,8 @@ class CallTracker:
                 trace_id=getattr(trace, "trace_id", None) or new_trace_id(),
                 span_id=new_span_id(),
                 parent_id=getattr(trace, "span_id", None),
-                trace_name=getattr(trace, "name", None),
+                trace_name=getattr(trace, "trace_name", None),
+                request_id_supplied=self.request_id_supplied,
                 request_body=self.request_body if self.capture_content else None,
                 output=output if self.capture_content else None,
                 closed_early=closed_early,

@@ -1,10 +1,11 @@
 """The contract every telemetry destination implements.
 
-A sink turns records into its destination's payloads (`encode`, pure and cheap to test)
-and sends payloads (`send`, the only I/O). It knows nothing of the client, the queue or
-the privacy rules: the dispatcher hands it records that the privacy step has already cut
-down to what this destination may see, on the dispatcher's one worker thread. Heavy SDKs
-are imported inside the sink, on first use, never at module import.
+As OpenTelemetry's exporters: a sink turns records into its destination's payloads
+(`encode`, pure and cheap to test) and delivers batches of them (`send`, the only I/O),
+with `force_flush` and `shutdown`; `pack` and `after_fork` are what a background sender
+needs besides. A sink knows nothing of the client, the queue or the privacy rules: it
+renders the view the privacy step made for its audience, whatever fields that view has.
+Heavy SDKs are imported inside the sink, on first use, never at module import.
 """
 
 from __future__ import annotations
@@ -56,10 +57,6 @@ def _finite(value: Any) -> Any:
 class Sink(ABC):
     #: "posthog", "langfuse", "otlp:<name>", "gateway", "audit"
     name: str
-    #: whether this destination may receive content (prompts, completions, error text)
-    receives_content: bool = False
-    #: custom sinks get nothing for no_log calls; the gateway sink keeps billing fields
-    custom: bool = True
 
     @abstractmethod
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:

@@ -21,14 +21,25 @@ __all__ = ["Trace", "TraceParent", "current_parent"]
 
 
 class TraceParent:
-    """What a call needs of its parent: the trace id, the parent span id, a name."""
+    """What a call needs of its parent: the trace and parent span ids, the outermost
+    block's name, and whether the block is no-log (then so is every call inside it)."""
 
-    __slots__ = ("name", "span_id", "trace_id")
+    __slots__ = ("name", "no_log", "span_id", "trace_id", "trace_name")
 
-    def __init__(self, trace_id: str, span_id: str | None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        trace_id: str,
+        span_id: str | None,
+        name: str | None = None,
+        *,
+        trace_name: str | None = None,
+        no_log: bool = False,
+    ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.name = name
+        self.trace_name = trace_name if trace_name is not None else name
+        self.no_log = no_log
 
 
 class Trace(TraceParent):
@@ -41,12 +52,21 @@ class Trace(TraceParent):
         name: str,
         emit: Callable[[TraceRecord], None] | None,
         parent: TraceParent | None = None,
+        *,
+        no_log: bool = False,
     ) -> None:
         if not isinstance(name, str) or not name:
             from .._exceptions import ConfigError
 
             raise ConfigError("must be a non-empty string", source="client.trace()", key="name")
-        super().__init__(parent.trace_id if parent else new_trace_id(), new_span_id(), name)
+        super().__init__(
+            parent.trace_id if parent else new_trace_id(),
+            new_span_id(),
+            name,
+            # Langfuse names a trace after its outermost block, whatever arrives last.
+            trace_name=parent.trace_name if parent and parent.trace_name else name,
+            no_log=no_log or bool(parent and parent.no_log),
+        )
         self.parent_id = parent.span_id if parent else None
         self._emit = emit
         self._token: Token[TraceParent | None] | None = None
@@ -83,6 +103,8 @@ class Trace(TraceParent):
                 total_ms=(time.perf_counter() - self._start) * 1000.0,
                 outcome="error" if exc_type else "ok",
                 error=ErrorInfo(exc_type.__name__, None) if exc_type else None,
+                trace_name=self.trace_name or "",
+                no_log=self.no_log,
             )
         )
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from .._telemetry.dispatch import CAPTURE
+from .._telemetry.recorder import CAPTURE
 
 __all__ = ["CapturedTelemetry", "capture_telemetry"]
 

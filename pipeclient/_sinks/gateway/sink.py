@@ -58,8 +58,6 @@ def default_spool_root() -> Path:
 
 class GatewaySink(Sink):
     name = "gateway"
-    receives_content = False
-    custom = False  # a no-log call still sends its billing event
 
     def __init__(
         self,

@@ -50,7 +50,6 @@ class OtlpSink(Sink):
 
     def __init__(self, config: OtlpConfig, *, service_name: str = "pipeclient") -> None:
         self.name = f"otlp:{config.name}"
-        self.receives_content = config.capture_content
         self._service_name = service_name
         base = config.endpoint.rstrip("/")
         self._endpoint = base

@@ -1,0 +1,126 @@
+"""The pipeline builder: the only code that turns telemetry settings into sinks.
+
+The client, `pipeclient telemetry preview` and `capture_telemetry()` all build their
+telemetry here, so what a preview or a capture shows is what a client sends. Each sink
+gets its audience (what it may see, DESIGN 5.2) from the privacy step's table; under
+DO_NOT_TRACK no custom sink and no gateway sink is built, and no thread can start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from ._config.settings import TelemetrySettings, where_value
+from ._privacy.known_secrets import KnownSecrets
+from ._telemetry.fanout import Fanout, Route
+from ._telemetry.pipeline import Pipeline
+from ._telemetry.privacy import AUDIT, GATEWAY, PrivacyStep, audience_of, telemetry_secrets
+from ._telemetry.recorder import CAPTURE
+from ._telemetry.sink import Payload, Sink
+
+if TYPE_CHECKING:
+    from ._telemetry.dispatch import Dispatcher
+    from ._telemetry.recorder import Recorder
+
+__all__ = ["build_pipeline", "custom_routes"]
+
+
+def custom_routes(settings: TelemetrySettings) -> list[Route]:
+    """The custom streams the configuration enables (none under DO_NOT_TRACK)."""
+    if settings.do_not_track:
+        return []
+    config = settings.config
+    routes: list[Route] = []
+    if config.posthog.enabled:
+        from ._sinks.posthog import PostHogSink
+
+        routes.append(Route(PostHogSink(config.posthog), audience_of(config.posthog)))
+    if config.langfuse.enabled:
+        from ._sinks.langfuse import LangfuseSink
+
+        sink: Sink = LangfuseSink(config.langfuse, service_name=settings.service_name)
+        routes.append(Route(sink, audience_of(config.langfuse)))
+    for table in config.otlp:
+        if settings.otlp_enabled(table):
+            from ._sinks.otlp.sink import OtlpSink
+
+            sink = OtlpSink(table, service_name=settings.service_name)
+            routes.append(Route(sink, audience_of(table)))
+    return routes
+
+
+def build_pipeline(
+    settings: TelemetrySettings,
+    *,
+    gateways: Mapping[str, tuple[str, str]] | None = None,
+    api_keys: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
+    redact: Callable[[str], str] | None = None,
+    capture: dict[str, list[Payload]] | None = None,
+) -> Pipeline | None:
+    """The telemetry of one client; None when nothing is on.
+
+    `gateways`: backend name -> (base URL, API key) of each backend that is the managed
+    gateway; its stream is mandatory, no setting turns it off. `api_keys`: backend name ->
+    key, for the audit log's default user ids. `secrets`: the client's own, scrubbed from
+    content. `capture`: record payloads there instead of sending them (else the store of
+    an enclosing `capture_telemetry()`, if any).
+    """
+    config = settings.config
+    if capture is None:
+        capture = CAPTURE.get()
+    routes = custom_routes(settings)
+    if gateways and not settings.do_not_track:
+        from ._sinks.gateway.sink import GatewaySink, GatewayTarget
+
+        targets = {name: GatewayTarget(url, key) for name, (url, key) in gateways.items()}
+        routes.append(Route(GatewaySink(targets), GATEWAY))
+    # The audit log is local, not telemetry: it follows only its own setting. Written at
+    # once when durable (before the call returns) or under DO_NOT_TRACK (no worker thread
+    # may exist then); else by the dispatcher, flushed at close.
+    audit_now: Sink | None = None
+    audit = config.audit
+    if audit.enabled:
+        from ._sinks.audit import build_audit_sink
+
+        audit_sink = build_audit_sink(
+            path=audit.path,
+            user_id=audit.user_id,
+            durable=audit.durable,
+            api_keys=api_keys or {},
+            source=where_value(("audit", "path"), settings.sources),
+            open_log=capture is None,
+        )
+        if capture is None and (audit.durable or settings.do_not_track):
+            audit_now = audit_sink
+        else:
+            routes.append(Route(audit_sink, AUDIT))
+    if not routes and audit_now is None:
+        return None
+    privacy = PrivacyStep(
+        config.privacy,
+        secrets=KnownSecrets(secrets) + telemetry_secrets(config),
+        redact=redact,
+    )
+    exporter: Dispatcher | Recorder | None = None
+    if routes:
+        fanout = Fanout(routes, privacy)
+        if capture is not None:
+            from ._telemetry.recorder import Recorder
+
+            exporter = Recorder(fanout, capture)
+        else:
+            from ._telemetry.dispatch import Dispatcher
+
+            exporter = Dispatcher(
+                fanout,
+                max_queue=config.export.max_queue,
+                flush_timeout=config.export.flush_timeout_s,
+            )
+    return Pipeline(
+        privacy,
+        exporter,
+        audit_now=audit_now,
+        wants_content=any(route.audience.content for route in routes),
+    )

@@ -1,0 +1,63 @@
+"""Fan-out: a batch of records to each destination's payloads, through the privacy step.
+
+Pure work, no I/O: the dispatcher's worker runs it before handing payloads to the lanes,
+and the recorder (`capture_telemetry()`, `telemetry preview`) runs it in place of sending.
+Views are computed once per audience and shared by every destination with that audience.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+from .privacy import Audience, PrivacyStep, Record
+from .sink import Payload, Sink
+
+__all__ = ["Batch", "Fanout", "Route"]
+
+
+class Route(NamedTuple):
+    """A destination and what it may see."""
+
+    sink: Sink
+    audience: Audience
+
+
+class Batch(NamedTuple):
+    """One destination's share of a batch of records."""
+
+    route: Route
+    payloads: list[Payload]
+    records: int  # records this destination accepted (its views that were not None)
+    error: Exception | None = None  # encoding failed: the whole share is lost
+
+
+class Fanout:
+    def __init__(self, routes: Sequence[Route], privacy: PrivacyStep) -> None:
+        # The gateway (billing) first: nothing else may delay it.
+        self.routes = tuple(sorted(routes, key=lambda route: route.audience.custom))
+        self.privacy = privacy
+
+    @property
+    def names(self) -> list[str]:
+        return [route.sink.name for route in self.routes]
+
+    def prepare(self, records: Sequence[Record]) -> Iterator[Batch]:
+        privacy = self.privacy
+        views: dict[Audience, list[Any]] = {}
+        for route in self.routes:
+            audience = route.audience
+            shown = views.get(audience)
+            if shown is None:
+                shown = views[audience] = [privacy.view(record, audience) for record in records]
+            payloads: list[Payload] = []
+            count = 0
+            try:
+                for view in shown:
+                    if view is not None:
+                        payloads += route.sink.encode(view)
+                        count += 1
+            except Exception as exc:
+                yield Batch(route, [], len(records), exc)
+                continue
+            yield Batch(route, payloads, count)
