@@ -1,5 +1,5 @@
 """The audit log: its line, its chain, its writers under concurrency and crashes, verify,
-show, and the `pipeclient audit` commands (run as a user runs them: a subprocess)."""
+show, and the `pipeclient audit` commands."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from pipeclient._telemetry.dispatch import Dispatcher
 from pipeclient._telemetry.privacy import PrivacyStep
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import PrivacyConfig
+from tests.conftest import RunCli
 
 PINNED = {
     "user_id",
@@ -644,76 +645,62 @@ def test_find_lines_by_request_and_by_user(tmp_path: Path) -> None:
 # -- the commands ---------------------------------------------------------------------------
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIPECLIENT_", "OPENAI_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeclient", "audit", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=cwd,
-        timeout=60,
-    )
-
-
-def test_cli_verify(tmp_path: Path) -> None:
+def test_cli_verify(cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     lines = write_log(path, 5)
-    ok = run_cli("verify", str(path))
+    ok = cli("audit", "verify", str(path))
     head = verify(path).anchor
     assert ok.returncode == 0, ok.stderr
     assert f"head {head}" in ok.stdout and "5 lines" in ok.stdout
-    assert run_cli("verify", str(path), "--expect-head", head).returncode == 0
+    assert cli("audit", "verify", str(path), "--expect-head", head).returncode == 0
 
     path.write_bytes(lines[0] + lines[2] + lines[3] + lines[4])
-    broken = run_cli("verify", str(path))
+    broken = cli("audit", "verify", str(path))
     assert broken.returncode == 1
     assert "line 2: deleted" in broken.stdout and "Traceback" not in broken.stderr
 
     path.write_bytes(b"".join(lines[:3]))
-    assert run_cli("verify", str(path)).returncode == 0
-    truncated = run_cli("verify", str(path), "--expect-head", head)
+    assert cli("audit", "verify", str(path)).returncode == 0
+    truncated = cli("audit", "verify", str(path), "--expect-head", head)
     assert truncated.returncode == 1 and "truncated" in truncated.stdout
 
     path.write_bytes(b"".join(lines[:3]) + lines[3][:40])
-    torn = run_cli("verify", str(path))
+    torn = cli("audit", "verify", str(path))
     assert torn.returncode == 0 and "line 4" in torn.stdout and "crash" in torn.stdout
 
 
-def test_cli_verify_usage_errors(tmp_path: Path) -> None:
+def test_cli_verify_usage_errors(cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     write_log(path, 2)
-    missing = run_cli("verify", str(tmp_path / "nope.jsonl"))
+    missing = cli("audit", "verify", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
-    bad_anchor = run_cli("verify", str(path), "--expect-head", "banana")
+    bad_anchor = cli("audit", "verify", str(path), "--expect-head", "banana")
     assert bad_anchor.returncode == 2 and "SEQ:HASH" in bad_anchor.stderr
-    assert run_cli("verify", str(tmp_path)).returncode == 2
-    assert run_cli("verify", "--bogus").returncode == 2
+    assert cli("audit", "verify", str(tmp_path)).returncode == 2
+    assert cli("audit", "verify", "--bogus").returncode == 2
 
 
-def test_cli_verify_defaults_to_the_configured_path(tmp_path: Path) -> None:
+def test_cli_verify_defaults_to_the_configured_path(cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "configured.jsonl"
     write_log(path, 3)
-    result = run_cli("verify", env={"PIPECLIENT_AUDIT__PATH": str(path)})
+    result = cli("audit", "verify", env={"PIPECLIENT_AUDIT__PATH": str(path)})
     assert result.returncode == 0 and "3 lines" in result.stdout
-    unset = run_cli("verify", cwd=tmp_path)
+    unset = cli("audit", "verify", cwd=tmp_path)
     assert unset.returncode == 2 and ".pipelex/audit.jsonl" in unset.stderr
 
 
-def test_cli_show(tmp_path: Path) -> None:
+def test_cli_show(cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     write_log(path, 4)
-    shown = run_cli("show", str(path), "--request-id", "req-2")
+    shown = cli("audit", "show", str(path), "--request-id", "req-2")
     assert shown.returncode == 0
     assert [json.loads(line)["x_request_id"] for line in shown.stdout.splitlines()] == ["req-2"]
-    by_user = run_cli("show", str(path), "--user-id", "user-1")
+    by_user = cli("audit", "show", str(path), "--user-id", "user-1")
     assert by_user.returncode == 0 and len(by_user.stdout.splitlines()) == 4
-    nothing = run_cli("show", str(path), "--request-id", "absent")
+    nothing = cli("audit", "show", str(path), "--request-id", "absent")
     assert (nothing.returncode, nothing.stdout) == (0, "") and "no line" in nothing.stderr
-    assert run_cli("show", str(path)).returncode == 2
-    assert run_cli("show", str(tmp_path / "nope"), "--request-id", "x").returncode == 2
+    assert cli("audit", "show", str(path)).returncode == 2
+    assert cli("audit", "show", str(tmp_path / "nope"), "--request-id", "x").returncode == 2
 
 
 # -- through the client ---------------------------------------------------------------------
