@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from pipeclient._telemetry.dispatch import Dispatcher
 from pipeclient._telemetry.privacy import PrivacyStep
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import PrivacyConfig
-from tests.conftest import RunCli
+from tests.conftest import RunCli, wait_until
 
 PINNED = {
     "user_id",
@@ -516,21 +515,19 @@ def test_written_lines_are_rfc8785_and_fast_checks_agree_with_slow_ones(
 
 WRITER = textwrap.dedent(
     """
-    import sys, threading, time
-    from pathlib import Path
+    import sys, threading
     from pipeclient._audit.log import AuditLog
     from pipeclient._sinks.audit import audit_fields
     from tests.test_audit import call_record
 
     path, name, threads, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    go = Path(path + ".go")
     log = AuditLog(path, user_id=name)
     def work(thread):
         for i in range(count):
             log.append(audit_fields(call_record(request_id=f"{name}-{thread}-{i}"), name))
     workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    while not go.exists():
-        time.sleep(0.001)
+    print("ready", flush=True)
+    sys.stdin.read()  # the parent closes stdin when every writer is ready
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -543,16 +540,32 @@ def spawn_writer(path: Path, name: str, threads: int, count: int) -> subprocess.
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root))
     command = [sys.executable, "-c", WRITER, str(path), name, str(threads), str(count)]
-    return subprocess.Popen(command, env=env)
+    return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def start_together(writers: list[subprocess.Popen[bytes]]) -> None:
+    """Once every writer has imported and opened the log, let them all go at once."""
+    for writer in writers:
+        assert writer.stdout is not None
+        assert writer.stdout.readline() == b"ready\n", "a writer exited before it was ready"
+    for writer in writers:
+        assert writer.stdin is not None
+        writer.stdin.close()
+
+
+def reap(writer: subprocess.Popen[bytes], timeout: float) -> int:
+    code = writer.wait(timeout=timeout)
+    assert writer.stdout is not None
+    writer.stdout.close()
+    return code
 
 
 def test_threads_in_several_processes_make_one_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     processes, threads, count = 4, 8, 500
     writers = [spawn_writer(path, f"p{n}", threads, count) for n in range(processes)]
-    time.sleep(1.0)  # let them all import and open the log, then start together
-    (tmp_path / "audit.jsonl.go").touch()
-    assert all(writer.wait(timeout=60) == 0 for writer in writers)
+    start_together(writers)
+    assert [reap(writer, timeout=60) for writer in writers] == [0] * processes
     result = verify(path)
     total = processes * threads * count
     assert (result.ok, result.lines, result.head_seq, result.torn) == (True, total, total, ())
@@ -565,13 +578,13 @@ def test_threads_in_several_processes_make_one_chain(tmp_path: Path) -> None:
 
 def test_a_killed_writer_leaves_a_log_the_next_writer_continues(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    (tmp_path / "audit.jsonl.go").touch()
     writer = spawn_writer(path, "doomed", 4, 1_000_000)
-    deadline = time.monotonic() + 30
-    while (not path.exists() or path.stat().st_size < 200_000) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    start_together([writer])
+    wait_until(
+        lambda: path.exists() and path.stat().st_size >= 200_000, 30, "200 kB of audit lines"
+    )
     writer.send_signal(signal.SIGKILL)
-    writer.wait(timeout=10)
+    reap(writer, timeout=10)
     before = verify(path)
     assert before.ok and before.head_seq > 100, before.message
     with AuditLog(path, user_id="next") as log:
