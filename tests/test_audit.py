@@ -36,7 +36,8 @@ from pipeclient._telemetry.dispatch import Dispatcher
 from pipeclient._telemetry.privacy import PrivacyStep
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import PrivacyConfig
-from tests.conftest import RunCli, wait_until
+
+from .conftest import RunCli, wait_until
 
 PINNED = {
     "user_id",

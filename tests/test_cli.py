@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pipeclient.testing import Fault, MockBackend
-from tests.conftest import RunCli
+
+from .conftest import RunCli
 
 
 def run_process(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

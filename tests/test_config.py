@@ -21,7 +21,8 @@ from pipeclient import ConfigError, TelemetryConfig, do_not_track
 from pipeclient._config.models import default_file_text
 from pipeclient._config.settings import find_telemetry_file, load_settings
 from pipeclient.testing import MockBackend
-from tests.conftest import RunCli
+
+from .conftest import RunCli
 
 
 def write(path: Path, text: str) -> Path:
