@@ -241,6 +241,7 @@ def test_stream_cut_midway_raises_typed_error_and_is_not_replayed() -> None:
 
 
 def test_early_break_closes_the_connection() -> None:
+    # chunk_delay: the stream is still being sent when the loop leaves it
     mock = MockBackend(reply=" ".join(["word"] * 200), chunk_delay=0.01)
     with mock.serve() as server, pipeclient.Client(backends=[server.backend()]) as client:
         records = listen(client)

@@ -450,7 +450,7 @@ def test_backends_point_at_the_mock() -> None:
 
 
 def test_async_client_through_the_same_transport() -> None:
-    mock = MockBackend(chunk_delay=0.001)
+    mock = MockBackend(chunk_delay=0.001)  # the delays take the async path under test
 
     async def main() -> tuple[str, str]:
         async with httpx.AsyncClient(transport=mock.transport, base_url=MOCK_URL) as client:
@@ -482,6 +482,7 @@ def test_keep_alive_reuses_one_connection() -> None:
 
 
 def test_a_client_leaving_a_slow_stream_counts_as_aborted() -> None:
+    # chunk_delay: the stream is still being sent when the client leaves it
     mock = MockBackend(reply="word " * 400, chunk_delay=0.005)
     with mock.serve() as server, httpx.Client(base_url=server.url) as client:
         with client.stream("POST", "/chat/completions", json={**HELLO, "stream": True}) as r:

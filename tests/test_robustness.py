@@ -440,6 +440,7 @@ def test_async_cancellation_ends_the_record() -> None:
 
 
 def test_async_early_break_over_loopback() -> None:
+    # chunk_delay: the stream is still being sent when the loop leaves it
     mock = MockBackend(reply=" ".join(["w"] * 100), chunk_delay=0.005)
 
     async def run() -> list[Any]:
