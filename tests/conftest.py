@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,3 +68,55 @@ def listen(client: Any) -> Records:
     records = Records()
     client._telemetry = _Listener(records, client._telemetry)
     return records
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Wait for a condition no event announces (a server-side count, a file's size)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout} s waiting for {what}")
+        time.sleep(0.005)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+RunCli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunCli:
+    """`cli("audit", "verify", env={...}, cwd=...)`: the `pipeclient` command in this process.
+
+    Each call sees the test's environment plus `env`, in `cwd` if given, as a fresh process
+    would; nothing it sets outlives the call.
+    """
+    from pipeclient._cli.main import main
+
+    def run(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> CliResult:
+        capsys.readouterr()
+        # A process that configures no logging prints warnings on stderr (logging.lastResort).
+        stderr_log = logging.StreamHandler(sys.stderr)
+        stderr_log.setLevel(logging.WARNING)
+        root = logging.getLogger()
+        with monkeypatch.context() as scoped:
+            for name, value in (env or {}).items():
+                scoped.setenv(name, value)
+            if cwd is not None:
+                scoped.chdir(cwd)
+            root.addHandler(stderr_log)
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse: --help and usage errors
+                code = int(exit_.code or 0)
+            finally:
+                root.removeHandler(stderr_log)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run

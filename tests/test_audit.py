@@ -1,5 +1,5 @@
 """The audit log: its line, its chain, its writers under concurrency and crashes, verify,
-show, and the `pipeclient audit` commands (run as a user runs them: a subprocess)."""
+show, and the `pipeclient audit` commands."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,8 @@ from pipeclient._telemetry.pipeline import Pipeline
 from pipeclient._telemetry.privacy import AUDIT, PrivacyStep
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import PrivacyConfig
+
+from .conftest import RunCli, wait_until
 
 PINNED = {
     "user_id",
@@ -528,21 +529,19 @@ def test_written_lines_are_rfc8785_and_fast_checks_agree_with_slow_ones(
 
 WRITER = textwrap.dedent(
     """
-    import sys, threading, time
-    from pathlib import Path
+    import sys, threading
     from pipeclient._audit.log import AuditLog
     from pipeclient._sinks.audit import audit_fields
     from tests.test_audit import call_record
 
     path, name, threads, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    go = Path(path + ".go")
     log = AuditLog(path, user_id=name)
     def work(thread):
         for i in range(count):
             log.append(audit_fields(call_record(request_id=f"{name}-{thread}-{i}"), name))
     workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    while not go.exists():
-        time.sleep(0.001)
+    print("ready", flush=True)
+    sys.stdin.read()  # the parent closes stdin when every writer is ready
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -555,16 +554,32 @@ def spawn_writer(path: Path, name: str, threads: int, count: int) -> subprocess.
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root))
     command = [sys.executable, "-c", WRITER, str(path), name, str(threads), str(count)]
-    return subprocess.Popen(command, env=env)
+    return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def start_together(writers: list[subprocess.Popen[bytes]]) -> None:
+    """Once every writer has imported and opened the log, let them all go at once."""
+    for writer in writers:
+        assert writer.stdout is not None
+        assert writer.stdout.readline() == b"ready\n", "a writer exited before it was ready"
+    for writer in writers:
+        assert writer.stdin is not None
+        writer.stdin.close()
+
+
+def reap(writer: subprocess.Popen[bytes], timeout: float) -> int:
+    code = writer.wait(timeout=timeout)
+    assert writer.stdout is not None
+    writer.stdout.close()
+    return code
 
 
 def test_threads_in_several_processes_make_one_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     processes, threads, count = 4, 8, 500
     writers = [spawn_writer(path, f"p{n}", threads, count) for n in range(processes)]
-    time.sleep(1.0)  # let them all import and open the log, then start together
-    (tmp_path / "audit.jsonl.go").touch()
-    assert all(writer.wait(timeout=60) == 0 for writer in writers)
+    start_together(writers)
+    assert [reap(writer, timeout=60) for writer in writers] == [0] * processes
     result = verify(path)
     total = processes * threads * count
     assert (result.ok, result.lines, result.head_seq, result.torn) == (True, total, total, ())
@@ -577,13 +592,13 @@ def test_threads_in_several_processes_make_one_chain(tmp_path: Path) -> None:
 
 def test_a_killed_writer_leaves_a_log_the_next_writer_continues(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    (tmp_path / "audit.jsonl.go").touch()
     writer = spawn_writer(path, "doomed", 4, 1_000_000)
-    deadline = time.monotonic() + 30
-    while (not path.exists() or path.stat().st_size < 200_000) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    start_together([writer])
+    wait_until(
+        lambda: path.exists() and path.stat().st_size >= 200_000, 30, "200 kB of audit lines"
+    )
     writer.send_signal(signal.SIGKILL)
-    writer.wait(timeout=10)
+    reap(writer, timeout=10)
     before = verify(path)
     assert before.ok and before.head_seq > 100, before.message
     with AuditLog(path, user_id="next") as log:
@@ -657,76 +672,62 @@ def test_find_lines_by_request_and_by_user(tmp_path: Path) -> None:
 # -- the commands ---------------------------------------------------------------------------
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIPECLIENT_", "OPENAI_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeclient", "audit", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=cwd,
-        timeout=60,
-    )
-
-
-def test_cli_verify(tmp_path: Path) -> None:
+def test_cli_verify(cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     lines = write_log(path, 5)
-    ok = run_cli("verify", str(path))
+    ok = cli("audit", "verify", str(path))
     head = verify(path).anchor
     assert ok.returncode == 0, ok.stderr
     assert f"head {head}" in ok.stdout and "5 lines" in ok.stdout
-    assert run_cli("verify", str(path), "--expect-head", head).returncode == 0
+    assert cli("audit", "verify", str(path), "--expect-head", head).returncode == 0
 
     path.write_bytes(lines[0] + lines[2] + lines[3] + lines[4])
-    broken = run_cli("verify", str(path))
+    broken = cli("audit", "verify", str(path))
     assert broken.returncode == 1
     assert "line 2: deleted" in broken.stdout and "Traceback" not in broken.stderr
 
     path.write_bytes(b"".join(lines[:3]))
-    assert run_cli("verify", str(path)).returncode == 0
-    truncated = run_cli("verify", str(path), "--expect-head", head)
+    assert cli("audit", "verify", str(path)).returncode == 0
+    truncated = cli("audit", "verify", str(path), "--expect-head", head)
     assert truncated.returncode == 1 and "truncated" in truncated.stdout
 
     path.write_bytes(b"".join(lines[:3]) + lines[3][:40])
-    torn = run_cli("verify", str(path))
+    torn = cli("audit", "verify", str(path))
     assert torn.returncode == 0 and "line 4" in torn.stdout and "crash" in torn.stdout
 
 
-def test_cli_verify_usage_errors(tmp_path: Path) -> None:
+def test_cli_verify_usage_errors(cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     write_log(path, 2)
-    missing = run_cli("verify", str(tmp_path / "nope.jsonl"))
+    missing = cli("audit", "verify", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
-    bad_anchor = run_cli("verify", str(path), "--expect-head", "banana")
+    bad_anchor = cli("audit", "verify", str(path), "--expect-head", "banana")
     assert bad_anchor.returncode == 2 and "SEQ:HASH" in bad_anchor.stderr
-    assert run_cli("verify", str(tmp_path)).returncode == 2
-    assert run_cli("verify", "--bogus").returncode == 2
+    assert cli("audit", "verify", str(tmp_path)).returncode == 2
+    assert cli("audit", "verify", "--bogus").returncode == 2
 
 
-def test_cli_verify_defaults_to_the_configured_path(tmp_path: Path) -> None:
+def test_cli_verify_defaults_to_the_configured_path(cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "configured.jsonl"
     write_log(path, 3)
-    result = run_cli("verify", env={"PIPECLIENT_AUDIT__PATH": str(path)})
+    result = cli("audit", "verify", env={"PIPECLIENT_AUDIT__PATH": str(path)})
     assert result.returncode == 0 and "3 lines" in result.stdout
-    unset = run_cli("verify", cwd=tmp_path)
+    unset = cli("audit", "verify", cwd=tmp_path)
     assert unset.returncode == 2 and ".pipelex/audit.jsonl" in unset.stderr
 
 
-def test_cli_show(tmp_path: Path) -> None:
+def test_cli_show(cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     write_log(path, 4)
-    shown = run_cli("show", str(path), "--request-id", "req-2")
+    shown = cli("audit", "show", str(path), "--request-id", "req-2")
     assert shown.returncode == 0
     assert [json.loads(line)["x_request_id"] for line in shown.stdout.splitlines()] == ["req-2"]
-    by_user = run_cli("show", str(path), "--user-id", "user-1")
+    by_user = cli("audit", "show", str(path), "--user-id", "user-1")
     assert by_user.returncode == 0 and len(by_user.stdout.splitlines()) == 4
-    nothing = run_cli("show", str(path), "--request-id", "absent")
+    nothing = cli("audit", "show", str(path), "--request-id", "absent")
     assert (nothing.returncode, nothing.stdout) == (0, "") and "no line" in nothing.stderr
-    assert run_cli("show", str(path)).returncode == 2
-    assert run_cli("show", str(tmp_path / "nope"), "--request-id", "x").returncode == 2
+    assert cli("audit", "show", str(path)).returncode == 2
+    assert cli("audit", "show", str(tmp_path / "nope"), "--request-id", "x").returncode == 2
 
 
 # -- through the client ---------------------------------------------------------------------

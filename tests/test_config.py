@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,15 +22,7 @@ from pipeclient._config.models import default_file_text
 from pipeclient._config.settings import find_telemetry_file, load_settings
 from pipeclient.testing import MockBackend
 
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeclient", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=60,
-    )
+from .conftest import RunCli
 
 
 def write(path: Path, text: str) -> Path:
@@ -43,9 +34,9 @@ def write(path: Path, text: str) -> Path:
 # -- init and round trip ---------------------------------------------------------------
 
 
-def test_init_writes_a_file_that_loads_back_into_the_defaults(tmp_path: Path) -> None:
+def test_init_writes_a_file_that_loads_back_into_the_defaults(cli: RunCli, tmp_path: Path) -> None:
     target = tmp_path / "conf" / "telemetry.toml"
-    result = run_cli("init", "telemetry", "--path", str(target))
+    result = cli("init", "telemetry", "--path", str(target))
     assert result.returncode == 0, result.stderr
     assert TelemetryConfig.model_validate(tomllib.loads(target.read_text())) == TelemetryConfig()
     assert load_settings(file=target).config == TelemetryConfig()
@@ -59,23 +50,23 @@ def test_init_writes_a_file_that_loads_back_into_the_defaults(tmp_path: Path) ->
             assert "#" in line, f"no comment on: {line}"
 
 
-def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+def test_init_refuses_to_overwrite_without_force(cli: RunCli, tmp_path: Path) -> None:
     target = write(tmp_path / "telemetry.toml", "# mine\n")
-    refused = run_cli("init", "telemetry", "--path", str(target))
+    refused = cli("init", "telemetry", "--path", str(target))
     assert refused.returncode == 2 and "--force" in refused.stderr
     assert target.read_text() == "# mine\n"
-    forced = run_cli("init", "telemetry", "--path", str(target), "--force")
+    forced = cli("init", "telemetry", "--path", str(target), "--force")
     assert forced.returncode == 0 and target.read_text() == default_file_text()
 
 
-def test_init_default_path_is_pipelex_in_the_current_directory() -> None:
-    assert run_cli("init", "telemetry").returncode == 0
+def test_init_default_path_is_pipelex_in_the_current_directory(cli: RunCli) -> None:
+    assert cli("init", "telemetry").returncode == 0
     assert Path(".pipelex/telemetry.toml").read_text() == default_file_text()
 
 
-def test_init_into_an_unwritable_place_fails_cleanly(tmp_path: Path) -> None:
+def test_init_into_an_unwritable_place_fails_cleanly(cli: RunCli, tmp_path: Path) -> None:
     blocker = write(tmp_path / "file", "x")
-    result = run_cli("init", "telemetry", "--path", str(blocker / "telemetry.toml"))
+    result = cli("init", "telemetry", "--path", str(blocker / "telemetry.toml"))
     assert result.returncode != 0 and "cannot write" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -295,7 +286,7 @@ def test_placeholders(tmp_path: Path) -> None:
     ],
 )
 def test_bad_files_name_file_key_and_reason(
-    tmp_path: Path, text: str, key: str | None, reason: str
+    cli: RunCli, tmp_path: Path, text: str, key: str | None, reason: str
 ) -> None:
     path = write(tmp_path / "telemetry.toml", text)
     with pytest.raises(ConfigError) as caught:
@@ -306,7 +297,7 @@ def test_bad_files_name_file_key_and_reason(
         assert f"key {key!r}" in message or f"key '{key}" in message
     assert reason in message
 
-    result = run_cli("telemetry", "status", env={"PIPECLIENT_TELEMETRY_FILE": str(path)})
+    result = cli("telemetry", "status", env={"PIPECLIENT_TELEMETRY_FILE": str(path)})
     assert result.returncode == 2
     assert str(path) in result.stderr and reason in result.stderr
     assert "Traceback" not in result.stderr
@@ -365,7 +356,7 @@ def test_bad_configuration_fails_client_construction(tmp_path: Path) -> None:
 # -- status ----------------------------------------------------------------------------
 
 
-def test_status_reports_each_stream_with_reasons_and_sources(tmp_path: Path) -> None:
+def test_status_reports_each_stream_with_reasons_and_sources(cli: RunCli, tmp_path: Path) -> None:
     path = write(
         tmp_path / "t.toml",
         '[posthog]\nenabled = true\napi_key = "phc_secret_value"\nredact = false\n'
@@ -379,7 +370,7 @@ def test_status_reports_each_stream_with_reasons_and_sources(tmp_path: Path) -> 
         "OTEL_SDK_DISABLED": "true",
         "PIPECLIENT_GATEWAY_URL": "https://gateway.example/v1",
     }
-    result = run_cli("telemetry", "status", "--json", env=env)
+    result = cli("telemetry", "status", "--json", env=env)
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     streams = {stream["stream"]: stream for stream in status["streams"]}
@@ -397,13 +388,11 @@ def test_status_reports_each_stream_with_reasons_and_sources(tmp_path: Path) -> 
     assert sources["langfuse.secret_key"] == "env LANGFUSE_SECRET_KEY"
     assert "phc_secret_value" not in result.stdout and "sk-lf-secret" not in result.stdout
 
-    text = run_cli("telemetry", "status", env=env)
+    text = cli("telemetry", "status", env=env)
     assert text.returncode == 0 and "ON  posthog" in text.stdout
     assert "phc_secret_value" not in text.stdout
 
-    dnt = json.loads(
-        run_cli("telemetry", "status", "--json", env={**env, "DO_NOT_TRACK": "1"}).stdout
-    )
+    dnt = json.loads(cli("telemetry", "status", "--json", env={**env, "DO_NOT_TRACK": "1"}).stdout)
     assert dnt["do_not_track"] is True
     assert not any(s["on"] for s in dnt["streams"] if s["stream"] != "audit")
     gateway = next(s for s in dnt["streams"] if s["stream"] == "gateway")
@@ -428,12 +417,12 @@ def test_status_reports_each_stream_with_reasons_and_sources(tmp_path: Path) -> 
         ),
     ],
 )
-def test_bad_environment_shapes(environ: dict[str, str], expected: str) -> None:
+def test_bad_environment_shapes(cli: RunCli, environ: dict[str, str], expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(environ=environ)
     assert expected in str(caught.value)
     assert "phc_in_a_list" not in str(caught.value)
-    result = run_cli("telemetry", "status", env=environ)
+    result = cli("telemetry", "status", env=environ)
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
@@ -583,9 +572,9 @@ def test_a_broken_project_file_is_an_error_not_a_fallback(tmp_path: Path) -> Non
         '[posthog]\nredact_properties = [["a"]]\n',
     ],
 )
-def test_odd_toml_values_are_clean_errors(tmp_path: Path, text: str) -> None:
+def test_odd_toml_values_are_clean_errors(cli: RunCli, tmp_path: Path, text: str) -> None:
     path = write(tmp_path / "t.toml", text)
-    result = run_cli("telemetry", "status", "--file", str(path))
+    result = cli("telemetry", "status", "--file", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert str(path) in result.stderr
 
@@ -609,15 +598,15 @@ def test_model_instances_as_arguments() -> None:
     assert load_settings(config, environ={}).config.audit.user_id == "assigned"
 
 
-def test_status_gateway_agrees_with_the_client() -> None:
-    result = run_cli("telemetry", "status", env={"PIPECLIENT_GATEWAY_URL": "notaurl"})
+def test_status_gateway_agrees_with_the_client(cli: RunCli) -> None:
+    result = cli("telemetry", "status", env={"PIPECLIENT_GATEWAY_URL": "notaurl"})
     assert result.returncode == 2 and "PIPECLIENT_GATEWAY_URL" in result.stderr
 
 
-def test_status_survives_a_looping_audit_path(tmp_path: Path) -> None:
+def test_status_survives_a_looping_audit_path(cli: RunCli, tmp_path: Path) -> None:
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
-    result = run_cli("telemetry", "status", env={"PIPECLIENT_AUDIT__PATH": str(loop)})
+    result = cli("telemetry", "status", env={"PIPECLIENT_AUDIT__PATH": str(loop)})
     assert result.returncode == 0 and "Traceback" not in result.stderr
 
 
@@ -637,14 +626,14 @@ def test_generated_comments_match_the_pinned_ones() -> None:
         assert line in text, line
 
 
-def test_init_refuses_symlinks_and_directories(tmp_path: Path) -> None:
+def test_init_refuses_symlinks_and_directories(cli: RunCli, tmp_path: Path) -> None:
     target = tmp_path / "real.toml"
     link = tmp_path / "link.toml"
     link.symlink_to(target)  # dangling
-    result = run_cli("init", "telemetry", "--path", str(link), "--force")
+    result = cli("init", "telemetry", "--path", str(link), "--force")
     assert result.returncode == 2 and "symbolic link" in result.stderr
     assert not target.exists()
     folder = tmp_path / "folder"
     folder.mkdir()
-    result = run_cli("init", "telemetry", "--path", str(folder))
+    result = cli("init", "telemetry", "--path", str(folder))
     assert result.returncode == 2 and "is a directory" in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 
 import pytest
@@ -12,7 +11,7 @@ import pipeclient
 from pipeclient import Backend, RetryPolicy
 from pipeclient.testing import Fault, MockBackend, refused_url
 
-from .conftest import listen
+from .conftest import listen, wait_until
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 FAST = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.02)
@@ -241,6 +240,7 @@ def test_stream_cut_midway_raises_typed_error_and_is_not_replayed() -> None:
 
 
 def test_early_break_closes_the_connection() -> None:
+    # chunk_delay: the stream is still being sent when the loop leaves it
     mock = MockBackend(reply=" ".join(["word"] * 200), chunk_delay=0.01)
     with mock.serve() as server, pipeclient.Client(backends=[server.backend()]) as client:
         records = listen(client)
@@ -250,9 +250,7 @@ def test_early_break_closes_the_connection() -> None:
             if index == 3:
                 break
         # No gc.collect(): leaving the loop closes the stream at once (no reference cycle).
-        deadline = time.monotonic() + 5
-        while server.aborted_streams == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: server.aborted_streams, 5, "the server to see the stream aborted")
         assert server.aborted_streams == 1
     (record,) = records
     assert record.closed_early and record.outcome == "ok"

@@ -23,6 +23,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pipeclient import Backend
 from pipeclient.testing import Fault, MockBackend, MockServer, RecordedRequest, refused_url
 
+from .conftest import wait_until
+
 MOCK_URL = "http://mock.pipeclient.invalid/v1"
 HELLO = {"model": "gpt-test", "messages": [{"role": "user", "content": "hello mock world"}]}
 TOOLS = [
@@ -448,7 +450,7 @@ def test_backends_point_at_the_mock() -> None:
 
 
 def test_async_client_through_the_same_transport() -> None:
-    mock = MockBackend(chunk_delay=0.001)
+    mock = MockBackend(chunk_delay=0.001)  # the delays take the async path under test
 
     async def main() -> tuple[str, str]:
         async with httpx.AsyncClient(transport=mock.transport, base_url=MOCK_URL) as client:
@@ -480,15 +482,14 @@ def test_keep_alive_reuses_one_connection() -> None:
 
 
 def test_a_client_leaving_a_slow_stream_counts_as_aborted() -> None:
+    # chunk_delay: the stream is still being sent when the client leaves it
     mock = MockBackend(reply="word " * 400, chunk_delay=0.005)
     with mock.serve() as server, httpx.Client(base_url=server.url) as client:
         with client.stream("POST", "/chat/completions", json={**HELLO, "stream": True}) as r:
             for index, _line in enumerate(r.iter_lines()):
                 if index == 3:
                     break
-        deadline = time.monotonic() + 5
-        while server.aborted_streams == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: server.aborted_streams, 5, "the server to see the stream aborted")
         assert server.aborted_streams == 1
 
 
@@ -508,8 +509,7 @@ def test_leaving_serve_does_not_wait_for_hanging_clients() -> None:
 
         hanging = threading.Thread(target=hang)
         hanging.start()
-        while len(mock.requests) < 1:
-            time.sleep(0.01)
+        wait_until(lambda: mock.requests, 5, "the hanging request to reach the server")
     assert isinstance(server, MockServer)
     hanging.join(timeout=5)
     idle.close()

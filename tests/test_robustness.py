@@ -14,7 +14,7 @@ import pipeclient
 from pipeclient import Backend, ConfigError, RetryPolicy
 from pipeclient.testing import Fault, MockBackend
 
-from .conftest import listen
+from .conftest import listen, wait_until
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 FAST = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.02)
@@ -174,8 +174,7 @@ def test_cooldown_ends_and_success_restores_health() -> None:
         for _ in range(2):
             client.chat.completions.create(model="m", messages=MESSAGES)
         assert client._pool.cooling_down(client.backends[0])
-        threading.Event().wait(0.1)
-        assert not client._pool.cooling_down(client.backends[0])
+        wait_until(lambda: not client._pool.cooling_down(client.backends[0]), 5, "the cooldown")
         client.chat.completions.create(model="m", messages=MESSAGES)
     assert len(flaky.requests) == 3
 
@@ -407,7 +406,9 @@ def test_async_stream_dropped_unread_releases_its_connection() -> None:
             response = stream.response
             del stream
             gc.collect()
-            await asyncio.sleep(0.05)
+            # The finaliser schedules the close on this loop: wait for that task.
+            pending = asyncio.all_tasks() - {asyncio.current_task()}
+            await asyncio.wait_for(asyncio.gather(*pending), timeout=5)
             return response.is_closed, len(records)
 
     closed, count = asyncio.run(run())
@@ -415,14 +416,19 @@ def test_async_stream_dropped_unread_releases_its_connection() -> None:
 
 
 def test_async_cancellation_ends_the_record() -> None:
-    mock = MockBackend()
-    mock.push(Fault(delay=5.0))
-
     async def run() -> list[Any]:
+        arrived = asyncio.Event()
+
+        def reply(body: dict[str, Any]) -> str:
+            arrived.set()  # the request reached the backend, which now waits out the delay
+            return "late"
+
+        mock = MockBackend(reply=reply)
+        mock.push(Fault(delay=5.0))
         async with pipeclient.AsyncClient(backends=[mock.backend()]) as client:
             records = listen(client)
             task = asyncio.create_task(client.chat.completions.create(model="m", messages=MESSAGES))
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(arrived.wait(), timeout=5)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -434,6 +440,7 @@ def test_async_cancellation_ends_the_record() -> None:
 
 
 def test_async_early_break_over_loopback() -> None:
+    # chunk_delay: the stream is still being sent when the loop leaves it
     mock = MockBackend(reply=" ".join(["w"] * 100), chunk_delay=0.005)
 
     async def run() -> list[Any]:
