@@ -43,11 +43,15 @@ class _Listener:
         self.records = records
         self.inner = inner
         self.wants_content = bool(inner and inner.wants_content)
+        self.audit_now = inner.audit_now if inner is not None else None
 
-    def emit(self, record: Any) -> None:
+    def emit(self, record: Any, deferred: Any = None) -> None:
         self.records.append(record)
         if self.inner is not None:
-            self.inner.emit(record)
+            self.inner.emit(record, deferred)
+
+    def write_audits(self, records: list[Any]) -> None:
+        self.inner.write_audits(records)
 
     def flush(self, timeout: float | None = None) -> Any:
         return self.inner.flush(timeout) if self.inner is not None else None

@@ -799,3 +799,55 @@ def test_unwritable_audit_path_fails_client_construction(tmp_path: Path) -> None
             telemetry={"audit": {"enabled": True, "path": str(tmp_path / "dir.jsonl")}},
         )
     assert "dir.jsonl" in str(caught.value) and "audit.path" in str(caught.value)
+
+
+# -- AsyncClient: a durable line is written before the call returns, off the event loop ---
+
+
+@pytest.mark.parametrize("mode", ["durable", "do-not-track"])
+def test_async_client_writes_audit_lines_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    import asyncio
+
+    import pipeclient
+    from pipeclient.testing import MockBackend
+
+    if mode == "do-not-track":
+        monkeypatch.setenv("DO_NOT_TRACK", "1")
+    path = tmp_path / "audit.jsonl"
+    writers: list[int] = []
+    real_append = AuditLog.append
+
+    def append(self: AuditLog, line: Any) -> dict[str, Any]:
+        writers.append(threading.get_ident())
+        return real_append(self, line)
+
+    monkeypatch.setattr(AuditLog, "append", append)
+    telemetry = {"audit": {"enabled": True, "path": str(path), "durable": mode == "durable"}}
+    messages = [{"role": "user", "content": "hi"}]
+
+    async def main() -> list[int]:
+        loop_thread = threading.get_ident()
+        client = pipeclient.AsyncClient(backends=[MockBackend().backend()], telemetry=telemetry)
+        await client.chat.completions.create(model="m", messages=messages, request_id="a-1")
+        seen = [len(lines_of(path))]  # written before the call returned
+        stream = await client.chat.completions.create(
+            model="m", messages=messages, stream=True, request_id="a-2"
+        )
+        async for _ in stream:
+            pass
+        seen.append(len(lines_of(path)))
+        stream = await client.chat.completions.create(
+            model="m", messages=messages, stream=True, request_id="a-3"
+        )
+        async with stream:
+            await stream.__anext__()  # closed early: the line is written at close
+        seen.append(len(lines_of(path)))
+        await client.close()
+        assert loop_thread not in writers
+        return seen
+
+    assert asyncio.run(main()) == [1, 2, 3]
+    assert [line["x_request_id"] for line in lines_of(path)] == ["a-1", "a-2", "a-3"]
+    assert len(writers) == 3

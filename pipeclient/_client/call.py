@@ -6,12 +6,15 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .._exceptions import ConfigError
 from .._telemetry.record import CallTracker
+
+if TYPE_CHECKING:
+    from .._telemetry.pipeline import DeferredAudit
 from .backends import Backend, check_header_value
 
 __all__ = ["Call", "check_messages", "check_request_id", "check_timeout"]
@@ -98,7 +101,16 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
 class Call:
     """A call's request id, body, headers and timeout, and the tracker of its record."""
 
-    __slots__ = ("_encoded", "body", "headers", "path", "stream", "timeout", "tracker")
+    __slots__ = (
+        "_encoded",
+        "body",
+        "deferred",
+        "headers",
+        "path",
+        "stream",
+        "timeout",
+        "tracker",
+    )
 
     def __init__(
         self,
@@ -114,6 +126,7 @@ class Call:
         self.headers = headers
         self.timeout = timeout
         self.tracker = tracker
+        self.deferred: DeferredAudit | None = None  # AsyncClient's durable audit lines
         self.stream = bool(body.get("stream"))
         self._encoded: dict[bool, bytes] = {False: encode_body(body)}
         if tracker.capture_content:

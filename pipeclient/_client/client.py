@@ -7,6 +7,7 @@ written twice, once sync and once async, and read the same. Errors are raised ou
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -86,6 +87,9 @@ def _check_backends(backends: Sequence[Backend]) -> tuple[Backend, ...]:
 
 
 class _BaseClient:
+    # AsyncClient: a durable audit line is written in a worker thread, awaited.
+    _defers_audit = False
+
     def __init__(
         self,
         backends: Sequence[Backend] | None = None,
@@ -252,6 +256,15 @@ class _BaseClient:
                 )
             body.update(extra_body)
         telemetry = self._telemetry
+        emit: Callable[[Any], None] | None = None
+        deferred = None
+        if telemetry is not None:
+            emit = telemetry.emit
+            if self._defers_audit and telemetry.audit_now is not None:
+                from .._telemetry.pipeline import DeferredAudit
+
+                deferred = DeferredAudit()
+                emit = functools.partial(telemetry.emit, deferred=deferred)
         quiet = self.no_log if no_log is None else bool(no_log)
         if trace is not None and trace.no_log:  # nothing of a no-log block leaves
             quiet = True
@@ -264,15 +277,17 @@ class _BaseClient:
             trace=trace,
             capture_content=telemetry is not None and telemetry.wants_content and not quiet,
             request_id_supplied=supplied,
-            emit=telemetry.emit if telemetry is not None else None,
+            emit=emit,
         )
-        return Call(
+        call = Call(
             path=path,
             body=body,
             headers={**self._default_headers, **headers},
             timeout=self._timeout if timeout is NOT_GIVEN else check_timeout(timeout),
             tracker=tracker,
         )
+        call.deferred = deferred
+        return call
 
     def _request_for(self, call: Call, backend: Backend) -> httpx.Request:
         call.tracker.attempt(
@@ -540,6 +555,8 @@ async def _aprepend(first: str | None, lines: AsyncIterator[str]) -> AsyncIterat
 class AsyncClient(_BaseClient):
     """The asyncio (and trio) client: `await` calls, `async for` streams."""
 
+    _defers_audit = True
+
     def __init__(self, backends: Sequence[Backend] | None = None, **options: Any) -> None:
         super().__init__(backends, **options)
         self._http: dict[str, httpx.AsyncClient] = {}
@@ -648,9 +665,13 @@ class AsyncClient(_BaseClient):
                 await answer.response.aclose()
         except BaseException as exc:
             _abandon(call, exc)
+            await self._settle(call)
             raise
         if error is not None:
-            raise self._fail(call, error)
+            failure = self._fail(call, error)
+            await self._settle(call)
+            raise failure
+        await self._settle(call)
         return result  # type: ignore[return-value]
 
     async def _stream(self, call: Call) -> AsyncStream:
@@ -658,8 +679,25 @@ class AsyncClient(_BaseClient):
             answer = await self._send(call)
         except BaseException as exc:
             _abandon(call, exc)
+            await self._settle(call)
             raise
-        return AsyncStream(self._reader(call, answer, _aprepend(answer.first, answer.lines)))
+        reader = self._reader(call, answer, _aprepend(answer.first, answer.lines))
+        if call.deferred is None:
+            return AsyncStream(reader)
+        return AsyncStream(
+            reader, settle=functools.partial(self._settle, call), deferred=call.deferred
+        )
+
+    async def _settle(self, call: Call) -> None:
+        """Write the call's durable audit line in a worker thread, before it returns."""
+        deferred, telemetry = call.deferred, self._telemetry
+        if deferred is None:
+            return
+        records = deferred.take()
+        if records and telemetry is not None:
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(telemetry.write_audits, records)
 
     async def flush(self, timeout: float | None = None) -> FlushReport | None:
         """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be

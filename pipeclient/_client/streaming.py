@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -27,6 +27,8 @@ from ..types import ChatCompletionChunk, ChoiceDelta
 
 if TYPE_CHECKING:
     import asyncio  # loaded by the event loop itself: a sync client never imports it
+
+    from .._telemetry.pipeline import DeferredAudit
 
 __all__ = ["AsyncStream", "Stream"]
 
@@ -336,9 +338,17 @@ def _chunks(reader: _ChunkReader) -> Generator[ChatCompletionChunk, None, None]:
 class AsyncStream:
     """An async iterator of `ChatCompletionChunk`; also an async context manager."""
 
-    def __init__(self, reader: _ChunkReader) -> None:
+    def __init__(
+        self,
+        reader: _ChunkReader,
+        settle: Callable[[], Awaitable[None]] | None = None,
+        deferred: DeferredAudit | None = None,
+    ) -> None:
         self._reader = reader
         self._iterator = _async_chunks(reader)  # no reference back: see Stream
+        # Awaited once the stream has ended: the durable audit line, off the event loop.
+        self._settle = settle
+        self._deferred = deferred
 
     @property
     def request_id(self) -> str:
@@ -352,12 +362,24 @@ class AsyncStream:
         return self
 
     async def __anext__(self) -> ChatCompletionChunk:
-        return await self._iterator.__anext__()
+        if self._settle is None:
+            return await self._iterator.__anext__()
+        try:
+            return await self._iterator.__anext__()
+        except BaseException:
+            await self._settled()
+            raise
 
     async def close(self) -> None:
         await self._iterator.aclose()
         self._reader.finish(closed_early=True)
+        await self._settled()
         await self._reader.response.aclose()
+
+    async def _settled(self) -> None:
+        settle, self._settle = self._settle, None
+        if settle is not None:
+            await settle()
 
     async def __aenter__(self) -> AsyncStream:
         return self
@@ -371,6 +393,9 @@ class AsyncStream:
         reader = getattr(self, "_reader", None)
         if reader is None or reader.tracker.finished:
             return
+        deferred = getattr(self, "_deferred", None)
+        if deferred is not None:  # nobody will await it now: the line is written at once
+            deferred.open = False
         reader.finish(closed_early=True)
         if reader.response.is_closed:
             return

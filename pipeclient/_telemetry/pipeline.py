@@ -20,9 +20,26 @@ if TYPE_CHECKING:
     from .recorder import Recorder
     from .sink import Sink
 
-__all__ = ["Pipeline"]
+__all__ = ["DeferredAudit", "Pipeline"]
 
 logger = logging.getLogger("pipeclient")
+
+
+class DeferredAudit:
+    """An async call's durable audit lines, held until the call awaits their write in a
+    worker thread (an fsync must not block the event loop). Once closed, lines are
+    written at once: a stream dropped unread still leaves its line."""
+
+    __slots__ = ("open", "records")
+
+    def __init__(self) -> None:
+        self.open = True
+        self.records: list[Record] = []
+
+    def take(self) -> list[Record]:
+        self.open = False
+        records, self.records = self.records, []
+        return records
 
 
 class Pipeline:
@@ -40,9 +57,12 @@ class Pipeline:
         #: whether a call must keep its content: some destination may receive it
         self.wants_content = wants_content
 
-    def emit(self, record: Record) -> None:
+    def emit(self, record: Record, deferred: DeferredAudit | None = None) -> None:
         if self.audit_now is not None:
-            self.write_audit(record)
+            if deferred is not None and deferred.open:
+                deferred.records.append(record)
+            else:
+                self.write_audit(record)
         exporter = self.exporter
         if exporter is None:
             return
@@ -66,6 +86,10 @@ class Pipeline:
                 "(an id the caller chose)" if record.request_id_supplied else record.request_id,
                 type(exc).__name__,
             )
+
+    def write_audits(self, records: list[Record]) -> None:
+        for record in records:
+            self.write_audit(record)
 
     def flush(self, timeout: float | None = None) -> FlushReport | None:
         return self.exporter.flush(timeout) if self.exporter is not None else None
