@@ -168,8 +168,8 @@ def test_timeout_error_when_nothing_answers() -> None:
 def test_weighted_choice_between_healthy_backends() -> None:
     backends = [MockBackend().backend("heavy", weight=3), MockBackend().backend("light", weight=1)]
     client = pipeclient.Client(backends=backends)
-    client._pool.rng.seed(7)
-    firsts = Counter(client._pool.plan()[0].name for _ in range(4000))
+    client._router.rng.seed(7)
+    firsts = Counter(client._router.order()[0].name for _ in range(4000))
     assert 0.70 < firsts["heavy"] / 4000 < 0.80
 
 
@@ -190,7 +190,7 @@ def test_backend_that_keeps_failing_cools_down() -> None:
     with pipeclient.Client(backends=backends, retry_policy=policy) as client:
         for _ in range(3):
             client.chat.completions.create(model="m", messages=MESSAGES)
-        assert client._pool.cooling_down(client.backends[0])
+        assert client._router.cooling_down(client.backends[0])
         for _ in range(5):
             client.chat.completions.create(model="m", messages=MESSAGES)
     # After three failures in a row, the flaky backend is tried last, so it saw no more calls.

@@ -162,7 +162,7 @@ def test_health_counts_calls_not_attempts() -> None:
     backends = [flaky.backend("flaky"), steady.backend("steady", weight=0)]
     with pipeclient.Client(backends=backends, retry_policy=policy) as client:
         client.chat.completions.create(model="m", messages=MESSAGES)
-        assert not client._pool.cooling_down(client.backends[0])
+        assert not client._router.cooling_down(client.backends[0])
 
 
 def test_cooldown_ends_and_success_restores_health() -> None:
@@ -173,8 +173,8 @@ def test_cooldown_ends_and_success_restores_health() -> None:
     with pipeclient.Client(backends=backends, retry_policy=policy) as client:
         for _ in range(2):
             client.chat.completions.create(model="m", messages=MESSAGES)
-        assert client._pool.cooling_down(client.backends[0])
-        wait_until(lambda: not client._pool.cooling_down(client.backends[0]), 5, "the cooldown")
+        assert client._router.cooling_down(client.backends[0])
+        wait_until(lambda: not client._router.cooling_down(client.backends[0]), 5, "the cooldown")
         client.chat.completions.create(model="m", messages=MESSAGES)
     assert len(flaky.requests) == 3
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 import httpx
 
 from .._config.settings import DefaultSettings, load_settings_or_defaults
-from .._exceptions import APIError, ConfigError, GatewayTelemetryRequiredError
+from .._exceptions import APIError, ConfigError
 from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.record import CallTracker, ErrorInfo, Operation
 from .._telemetry.report import FlushReport
@@ -27,10 +27,11 @@ from .._telemetry.trace import Trace, TraceParent, current_parent
 from .._version import __version__
 from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 from . import answers as _answers
-from .backends import Backend, backends_from_arguments, gateway_url_from_env, is_gateway
+from .backends import Backend, backends_from_arguments, gateway_url_from_env
 from .call import Call, check_headers, check_request_id, check_timeout
 from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
-from .retry import BackendPool, RetryPolicy
+from .retry import RetryPolicy
+from .router import CallRoute, Router
 from .streaming import AsyncStream, Stream, _ChunkReader
 
 if TYPE_CHECKING:
@@ -134,9 +135,6 @@ class _BaseClient:
         self._policy = retry_policy or RetryPolicy(
             max_retries=2 if max_retries is None else max_retries
         )
-        self._pool = BackendPool(self.backends, self._policy)
-        self._gateway_url = gateway_url_from_env()
-        self._gateway = {b.name: is_gateway(b, self._gateway_url) for b in self.backends}
         # Every secret the client knows, scrubbed from provider text before it is shown.
         self._secrets = KnownSecrets(
             [b.api_key.get_secret_value() for b in self.backends]
@@ -146,9 +144,14 @@ class _BaseClient:
         # Where finished calls go, when a stream, the gateway or the audit log is on.
         self._telemetry: Pipeline | None = None
         self._settings: TelemetrySettings | DefaultSettings = settings
-        self._do_not_track = settings.do_not_track
+        self._router = Router(
+            self.backends,
+            self._policy,
+            gateway_url=gateway_url_from_env(),
+            do_not_track=settings.do_not_track,
+        )
         if isinstance(settings, DefaultSettings) and (
-            settings.do_not_track or not any(self._gateway.values())
+            settings.do_not_track or not self._router.gateways
         ):
             # Every stream and the audit log are off by default, and no gateway stream is
             # due: nothing to start, and the telemetry machinery is never imported.
@@ -171,9 +174,7 @@ class _BaseClient:
         pipeline = build_pipeline(
             settings,
             gateways={
-                b.name: (b.base_url, b.api_key.get_secret_value())
-                for b in self.backends
-                if self._gateway[b.name]
+                b.name: (b.base_url, b.api_key.get_secret_value()) for b in self._router.gateways
             },
             api_keys={b.name: b.api_key.get_secret_value() for b in self.backends},
             secrets=self._secrets,
@@ -192,8 +193,7 @@ class _BaseClient:
 
     def is_gateway(self, backend: Backend) -> bool:
         """Whether calls to this backend go to the managed gateway."""
-        known = self._gateway.get(backend.name)
-        return is_gateway(backend, self._gateway_url) if known is None else known
+        return self._router.is_gateway(backend)
 
     def privacy_counts(self) -> dict[str, int]:
         """Redactions so far, per detector ("email", "secret", "api_key", "hook", ...) and
@@ -313,26 +313,15 @@ class _BaseClient:
             extensions={"timeout": call.timeout},
         )
 
-    def _plan(self, call: Call) -> list[Backend]:
-        """The backends to try. Under DO_NOT_TRACK the gateway is never one of them: it
-        requires its telemetry stream. With no other backend, the call fails here, before
-        any network I/O."""
-        plan = self._pool.plan()
-        if not self._do_not_track:
-            return plan
-        usable = [backend for backend in plan if not self.is_gateway(backend)]
-        if usable:
-            return usable
-        names = ", ".join(repr(backend.name) for backend in plan)
-        refusal = GatewayTelemetryRequiredError(
-            f"backend {names} is the managed gateway, which requires its metadata telemetry "
-            f"stream, and the environment variable DO_NOT_TRACK is set: the call was not sent. "
-            f"Unset DO_NOT_TRACK to use the gateway, or call a backend that is not the "
-            f"gateway (request id {call.request_id})"
-        )
-        refusal.request_id = call.request_id
-        call.tracker.finish(error=ErrorInfo(type(refusal).__name__, None))
-        raise refusal
+    def _route(self, call: Call) -> CallRoute:
+        """The call's route; under DO_NOT_TRACK with only the gateway, the refusal, raised
+        before any network I/O."""
+        route, refusal = self._router.route(call.request_id)
+        if refusal is not None:
+            call.tracker.finish(error=ErrorInfo(type(refusal).__name__, None))
+            raise refusal
+        assert route is not None
+        return route
 
     def _fail(self, call: Call, error: APIError) -> APIError:
         code = getattr(error, "status_code", None)
@@ -362,36 +351,6 @@ class _BaseClient:
 def _abandon(call: Call, exc: BaseException) -> None:
     """End the record of a call that stopped on something other than an APIError."""
     call.tracker.finish(error=ErrorInfo(type(exc).__name__, None))
-
-
-class _Attempts:
-    """One call's attempts: who failed, and who may be tried again when."""
-
-    __slots__ = ("failures", "not_before")
-
-    def __init__(self) -> None:
-        self.failures: dict[str, int] = {}
-        self.not_before: dict[str, float] = {}
-
-    def order(self, plan: list[Backend]) -> list[Backend]:
-        """The plan, with backends that may be tried at once before those still waiting."""
-        if not self.not_before:
-            return plan
-        return sorted(plan, key=lambda backend: self.not_before.get(backend.name, 0.0))
-
-    def wait_for(self, backend: Backend) -> float:
-        return self.not_before.get(backend.name, 0.0) - time.monotonic()
-
-    def failed(self, client: _BaseClient, backend: Backend, hint: float | None) -> None:
-        count = self.failures.get(backend.name, 0) + 1
-        self.failures[backend.name] = count
-        policy = client._policy
-        wait = min(hint, policy.max_retry_after) if hint is not None else None
-        if wait is None:
-            wait = policy.backoff(count, client._pool.rng)
-        self.not_before[backend.name] = time.monotonic() + wait
-        if count == 1:  # a backend's health counts calls, not attempts
-            client._pool.failed(backend, hint)
 
 
 class Client(_BaseClient):
@@ -468,17 +427,16 @@ class Client(_BaseClient):
 
     def _send(self, call: Call) -> _Answer:
         """Send with retries and failover; return the first 2xx answer."""
-        attempts = _Attempts()
+        route = self._route(call)
         last: APIError | None = None
-        plan = self._plan(call)
-        for _ in range(self._policy.max_retries + 1):
-            for backend in attempts.order(plan):
-                wait = attempts.wait_for(backend)
+        for _ in range(route.rounds):
+            for backend in route.order():
+                wait = route.wait_for(backend)
                 if wait > 0:
                     time.sleep(wait)
                 answer, error, retry, hint = self._attempt(call, backend)
                 if answer is not None:
-                    self._pool.succeeded(backend)
+                    route.succeeded(backend)
                     return answer
                 assert error is not None
                 if not retry:
@@ -489,7 +447,7 @@ class Client(_BaseClient):
                     call.request_id,
                     type(error).__name__,
                 )
-                attempts.failed(self, backend, hint)
+                route.failed(backend, hint)
                 last = error
         assert last is not None
         raise self._exhausted(call, last)
@@ -628,19 +586,18 @@ class AsyncClient(_BaseClient):
 
     async def _send(self, call: Call) -> _Answer:
         """Send with retries and failover; return the first 2xx answer."""
-        attempts = _Attempts()
+        route = self._route(call)
         last: APIError | None = None
-        plan = self._plan(call)
-        for _ in range(self._policy.max_retries + 1):
-            for backend in attempts.order(plan):
-                wait = attempts.wait_for(backend)
+        for _ in range(route.rounds):
+            for backend in route.order():
+                wait = route.wait_for(backend)
                 if wait > 0:
                     import anyio
 
                     await anyio.sleep(wait)
                 answer, error, retry, hint = await self._attempt(call, backend)
                 if answer is not None:
-                    self._pool.succeeded(backend)
+                    route.succeeded(backend)
                     return answer
                 assert error is not None
                 if not retry:
@@ -651,7 +608,7 @@ class AsyncClient(_BaseClient):
                     call.request_id,
                     type(error).__name__,
                 )
-                attempts.failed(self, backend, hint)
+                route.failed(backend, hint)
                 last = error
         assert last is not None
         raise self._exhausted(call, last)

@@ -1,18 +1,16 @@
-"""Which backend to try next, and how long to wait first. No I/O here."""
+"""The retry policy and the server's hints (status, Retry-After). No I/O here."""
 
 from __future__ import annotations
 
 import email.utils
 import random
-import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._exceptions import ConfigError
-from .backends import Backend
 
-__all__ = ["BackendPool", "RetryPolicy", "retry_after_seconds", "should_retry_status"]
+__all__ = ["RetryPolicy", "retry_after_seconds", "should_retry_status"]
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
 
@@ -84,69 +82,3 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     if parsed is None:
         return None
     return max(0.0, email.utils.mktime_tz(parsed) - time.time())
-
-
-class _Health:
-    __slots__ = ("cooldown_until", "failures_in_a_row")
-
-    def __init__(self) -> None:
-        self.failures_in_a_row = 0
-        self.cooldown_until = 0.0
-
-
-class BackendPool:
-    """The client's backends with their health, shared by all its calls."""
-
-    def __init__(self, backends: Sequence[Backend], policy: RetryPolicy) -> None:
-        self.backends = tuple(backends)
-        self.policy = policy
-        self._health = {backend.name: _Health() for backend in self.backends}
-        self._lock = threading.Lock()
-        self.rng = random.Random()
-
-    def plan(self) -> list[Backend]:
-        """The order to try backends in for one call.
-
-        Healthy weighted backends first, in a weighted random order (the first one is a
-        weighted choice), then weight-0 standbys, then backends cooling down.
-        """
-        if len(self.backends) == 1:
-            return [self.backends[0]]
-        now = time.monotonic()
-        rng = self.rng
-
-        def sort_key(backend: Backend) -> tuple[int, float]:
-            cooling = self._health[backend.name].cooldown_until > now
-            if cooling:
-                return (2, -rng.random())
-            if backend.weight == 0:
-                return (1, -rng.random())
-            # Efraimidis-Spirakis: u ** (1 / w) sorted descending is a weighted shuffle.
-            return (0, -(rng.random() ** (1.0 / backend.weight)))
-
-        return sorted(self.backends, key=sort_key)
-
-    def succeeded(self, backend: Backend) -> None:
-        health = self._health[backend.name]
-        if health.failures_in_a_row:
-            with self._lock:
-                health.failures_in_a_row = 0
-                health.cooldown_until = 0.0
-
-    def failed(self, backend: Backend, retry_after: float | None = None) -> None:
-        """One call failed on this backend (counted once per call, not per attempt).
-
-        A server's Retry-After also keeps the backend at the back until it has passed.
-        """
-        health = self._health[backend.name]
-        with self._lock:
-            health.failures_in_a_row += 1
-            now = time.monotonic()
-            if health.failures_in_a_row >= self.policy.cooldown_after:
-                health.cooldown_until = max(health.cooldown_until, now + self.policy.cooldown)
-            if retry_after:
-                wait = min(retry_after, self.policy.max_retry_after)
-                health.cooldown_until = max(health.cooldown_until, now + wait)
-
-    def cooling_down(self, backend: Backend) -> bool:
-        return self._health[backend.name].cooldown_until > time.monotonic()
