@@ -237,8 +237,8 @@ def test_an_error_call_is_level_error_with_type_and_code(server: CaptureServer) 
     span = _spans(body)[0]
     attributes = _attributes(span)
     assert attributes["langfuse.observation.level"] == "ERROR"
-    assert attributes["langfuse.observation.status_message"] == "RateLimitError (HTTP 429)"
-    assert span["status"] == {"code": 2, "message": "RateLimitError (HTTP 429)"}
+    assert attributes["langfuse.observation.status_message"] == "RateLimitError: 429"
+    assert span["status"] == {"code": 2, "message": "RateLimitError: 429"}
     assert attributes["langfuse.observation.metadata.http_status"] == 429
     assert attributes["langfuse.observation.metadata.attempts"] == 3
     assert attributes["langfuse.observation.model.name"] == "gpt-4o-mini"
@@ -250,7 +250,7 @@ def test_a_provider_error_code_is_named(server: CaptureServer) -> None:
     body = _post(server, _sink(server.url), _call(outcome="error", error=error))
     attributes = _attributes(_spans(body)[0])
     assert attributes["langfuse.observation.status_message"] == (
-        "BadRequestError (context_length_exceeded)"
+        "BadRequestError: context_length_exceeded"
     )
 
 
@@ -318,7 +318,7 @@ def test_content_arrives_when_the_sink_receives_it(server: CaptureServer) -> Non
         "content": f"{CANARY} said",
     }
     assert attributes["langfuse.observation.status_message"] == (
-        f"RateLimitError (HTTP 429): slow down {CANARY}"
+        f"RateLimitError: 429 - slow down {CANARY}"
     )
     # error text stays out of the OTLP span status even here
     assert CANARY not in json.dumps(span["status"])

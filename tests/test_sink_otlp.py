@@ -389,7 +389,7 @@ def test_an_error_call_has_an_error_status_with_its_type_and_code_only(
 
     span = only_span(collector)
     assert span.status.code == Status.StatusCode.STATUS_CODE_ERROR
-    assert span.status.message == "RateLimitError (429)"
+    assert span.status.message == "RateLimitError: 429"
     attributes = attributes_of(span.attributes)
     assert attributes[error_attributes.ERROR_TYPE] == "RateLimitError"
     assert attributes["pipeclient.error.code"] == "429"
@@ -643,7 +643,7 @@ def test_content_arrives_in_the_conventions_message_format(
         }
     ]
     failed = spans["c" * 16]
-    assert failed.status.message == f"RateLimitError (429): quota exceeded for '{CANARY} error'"
+    assert failed.status.message == f"RateLimitError: 429 - quota exceeded for '{CANARY} error'"
     assert attributes_of(failed.events[0].attributes)[exception_attributes.EXCEPTION_MESSAGE] == (
         f"quota exceeded for '{CANARY} error'"
     )
@@ -673,7 +673,7 @@ def test_no_content_leaves_when_the_record_has_none(collector: CaptureServer) ->
         assert not content_keys & set(attributes_of(span.attributes))
         for event in span.events:
             assert exception_attributes.EXCEPTION_MESSAGE not in attributes_of(event.attributes)
-        assert span.status.message in ("", "RateLimitError (429)")
+        assert span.status.message in ("", "RateLimitError: 429")
 
 
 # -- isolation -------------------------------------------------------------------------------

@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 from .._audit.log import AuditLog, fingerprint
 from .._telemetry.record import CallRecord, TraceRecord
-from .._telemetry.sink import Payload, Sink
+from .._telemetry.sink import Payload, Sink, rfc3339
 
 __all__ = ["AuditSink", "audit_fields", "build_audit_sink"]
 
@@ -93,7 +92,7 @@ def audit_fields(record: CallRecord, user_id: str) -> dict[str, Any]:
         error = {"type": kind if _WORD.fullmatch(kind) else "Error", "code": _code(code)}
     return {
         "user_id": _text(user_id),
-        "timestamp": _rfc3339(record.started_at),
+        "timestamp": rfc3339(record.started_at),
         "endpoint": _endpoint(record.base_url, record.operation),
         "method": "POST",
         "model": _text(record.model),
@@ -115,11 +114,6 @@ def _endpoint(base_url: str, operation: str) -> str:
     except ValueError:
         prefix = ""
     return _text(prefix + _PATHS.get(operation, "/" + operation))
-
-
-def _rfc3339(started_at: float) -> str:
-    moment = datetime.fromtimestamp(started_at, timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms(value: float | None) -> int | float | None:

@@ -36,7 +36,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._telemetry.record import CallRecord, ErrorInfo, TraceRecord
-from .._telemetry.sink import Payload, Sink, json_text, strict_json
+from .._telemetry.sink import (
+    Payload,
+    Sink,
+    error_summary,
+    json_text,
+    strict_json,
+    with_message,
+)
 from .._version import __version__
 
 if TYPE_CHECKING:
@@ -315,12 +322,11 @@ def _span(
 ) -> Payload:
     status: Payload = {}  # unset, as instrumentation leaves a span that went well
     if failed:
-        summary = _error_summary(error)
+        summary = error_summary(error)
         attributes[OBSERVATION_LEVEL] = "ERROR"
-        # Error text is content: it reaches this sink only when it may receive content,
-        # and then only in the Langfuse status message, never in the OTLP span status.
-        message = error.message if error is not None else None
-        attributes[OBSERVATION_STATUS_MESSAGE] = f"{summary}: {message}" if message else summary
+        # Error text is content: it is in a view only where content may go, and then only
+        # in the Langfuse status message, never in the OTLP span status.
+        attributes[OBSERVATION_STATUS_MESSAGE] = with_message(summary, error)
         status = {"code": _STATUS_ERROR, "message": summary}
     span: Payload = {"traceId": trace_id, "spanId": span_id}
     if parent_id:
@@ -335,16 +341,6 @@ def _span(
         status=status,
     )
     return span
-
-
-def _error_summary(error: ErrorInfo | None) -> str:
-    if error is None:
-        return "error"
-    if error.code is None:
-        return error.type
-    if isinstance(error.code, int):
-        return f"{error.type} (HTTP {error.code})"
-    return f"{error.type} ({error.code})"
 
 
 def _attribute(key: str, value: Any) -> Payload:

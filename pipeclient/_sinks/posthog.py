@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._telemetry.record import CallRecord, ErrorInfo, TraceRecord
-from .._telemetry.sink import Payload, Sink
+from .._telemetry.sink import Payload, Sink, error_summary, public_url, with_message
 
 if TYPE_CHECKING:
     import requests
@@ -87,7 +87,7 @@ class PostHogSink(Sink):
         return [self._call_event(record)]
 
     def _call_event(self, record: CallRecord) -> Payload:
-        base_url = _public_url(record.base_url)
+        base_url = public_url(record.base_url)
         props: dict[str, Any] = {
             "$ai_trace_id": record.trace_id,
             "$ai_span_id": record.span_id,
@@ -149,7 +149,7 @@ class PostHogSink(Sink):
                 if key in props:
                     props[key] = _TOO_LARGE
             if record.error is not None:
-                props["$ai_error"] = _error_summary(record.error, record.http_status)
+                props["$ai_error"] = error_summary(record.error, record.http_status)
 
     def _trace_events(self, record: TraceRecord) -> list[Payload]:
         props: dict[str, Any] = {
@@ -206,10 +206,8 @@ class PostHogSink(Sink):
         }
 
     def _error_text(self, error: ErrorInfo, http_status: int | None) -> str:
-        summary = _error_summary(error, http_status)
-        if error.message:  # error text: only in a view that may carry content
-            return f"{summary} - {error.message}"
-        return summary
+        # error text: only in a view that may carry content
+        return with_message(error_summary(error, http_status), error)
 
     # -- send: the SDK's own batch request --------------------------------------------------
 
@@ -288,30 +286,6 @@ def _chunks(payloads: Sequence[Payload]) -> list[list[Payload]]:
 
 def _json_size(value: Any) -> int:
     return len(json.dumps(value, default=str))
-
-
-def _error_summary(error: ErrorInfo, http_status: int | None) -> str:
-    """`RateLimitError: 429 rate_limit_exceeded`: the type and codes, never the text."""
-    name = error.type if _ERROR_WORD.fullmatch(error.type) else "Error"
-    code = error.code
-    status = code if isinstance(code, int) and not isinstance(code, bool) else http_status
-    parts = [str(status)] if status is not None else []
-    if isinstance(code, str) and _ERROR_WORD.fullmatch(code) and code not in parts:
-        parts.append(code)
-    return f"{name}: {' '.join(parts)}" if parts else name
-
-
-def _public_url(url: str) -> str:
-    """The base URL without credentials or query: scheme, host, port and path."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return ""
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
 
 
 def _provider(base_url: str) -> str:

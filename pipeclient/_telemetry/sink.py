@@ -12,13 +12,25 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
-from .record import CallRecord, TraceRecord
+from .record import CallRecord, ErrorInfo, TraceRecord
 
-__all__ = ["Payload", "Sink", "json_text", "strict_json"]
+__all__ = [
+    "Payload",
+    "Sink",
+    "error_summary",
+    "json_text",
+    "public_url",
+    "rfc3339",
+    "strict_json",
+    "with_message",
+]
 
 Payload = dict[str, Any]  # JSON-able: exactly what goes on the wire (or, for OTLP, the span)
 
@@ -52,6 +64,48 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
+
+
+_WORD = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+def error_summary(error: ErrorInfo | None, http_status: int | None = None) -> str:
+    """`RateLimitError: 429 rate_limit_exceeded`: the type and codes, never the text. Every
+    destination names an error this way."""
+    if error is None:
+        return f"Error: {http_status}" if http_status else "Error"
+    name = error.type if _WORD.fullmatch(error.type) else "Error"
+    code = error.code
+    status = code if isinstance(code, int) and not isinstance(code, bool) else http_status
+    parts = [str(status)] if status is not None else []
+    if isinstance(code, str) and _WORD.fullmatch(code) and code not in parts:
+        parts.append(code)
+    return f"{name}: {' '.join(parts)}" if parts else name
+
+
+def with_message(summary: str, error: ErrorInfo | None) -> str:
+    """The summary and, in a view that may carry it, the error's text."""
+    message = error.message if error is not None else None
+    return f"{summary} - {message}" if message else summary
+
+
+def public_url(url: str) -> str:
+    """scheme://host[:port]/path: never user info, a query or a fragment."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return ""
+    if not parts.hostname:
+        return ""
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+def rfc3339(seconds: float) -> str:
+    """An epoch time as RFC 3339 UTC with milliseconds: `2026-12-07T10:48:33.123Z`."""
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Sink(ABC):

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..._telemetry.record import CallRecord
+from ..._telemetry.sink import rfc3339
 from ..._version import __version__
 
 __all__ = ["SCHEMA", "GatewayBillingEvent", "GatewayEvent", "gateway_event"]
@@ -125,18 +125,13 @@ def _parameters(recorded: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _timestamp(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def gateway_event(record: CallRecord) -> dict[str, Any]:
     """The event for a call, validated by the allowlisting model; a no-log call's is the
     billing event."""
     usage = GatewayUsage(input_tokens=record.input_tokens, output_tokens=record.output_tokens)
     common: dict[str, Any] = {
         "request_id": record.request_id,
-        "timestamp": _timestamp(record.started_at),
+        "timestamp": rfc3339(record.started_at),
         "operation": record.operation,
         "model": record.model[:256],
         "usage": usage,

@@ -20,10 +20,9 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..._telemetry.record import CallRecord, ErrorInfo, TraceRecord, new_span_id, new_trace_id
-from ..._telemetry.sink import Payload, Sink
+from ..._telemetry.sink import Payload, Sink, error_summary, public_url, with_message
 from .genai import (
     OPERATIONS,
     content_attributes,
@@ -63,7 +62,7 @@ class OtlpSink(Sink):
         self._metrics_exported_at = -math.inf
 
     def __repr__(self) -> str:  # never the headers: they carry tokens
-        return f"OtlpSink(name={self.name!r}, endpoint={_safe_url(self._endpoint)!r})"
+        return f"OtlpSink(name={self.name!r}, endpoint={public_url(self._endpoint)!r})"
 
     # -- encode: pure, no SDK ------------------------------------------------------------
 
@@ -93,7 +92,7 @@ class OtlpSink(Sink):
         if not delivered:
             raise OtlpExportError(
                 f"{self.name}: {len(spans)} span(s) were not accepted by "
-                f"{_safe_url(self._traces_url)}"
+                f"{public_url(self._traces_url)}"
             )
 
     def force_flush(self, timeout: float) -> bool:
@@ -241,10 +240,8 @@ def _span(
 def _status(error: ErrorInfo | None) -> Payload:
     if error is None:  # the conventions leave successful spans UNSET
         return {"code": "UNSET", "description": None}
-    description = error.type if error.code is None else f"{error.type} ({error.code})"
-    if error.message:  # content: present only for a destination that may receive it
-        description = f"{description}: {error.message}"
-    return {"code": "ERROR", "description": description}
+    # The error's text is in the view only for a destination that may receive content.
+    return {"code": "ERROR", "description": with_message(error_summary(error), error)}
 
 
 def _error_events(error: ErrorInfo | None, at: int) -> list[Payload]:
@@ -277,9 +274,3 @@ def _is_id(value: str | None, length: int) -> bool:
         return int(value, 16) != 0
     except ValueError:
         return False
-
-
-def _safe_url(url: str) -> str:
-    """scheme://host[:port]/path: never user info or a query string."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
