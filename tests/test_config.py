@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import pipeclient
 from pipeclient import ConfigError, TelemetryConfig, do_not_track
+from pipeclient._builder import custom_routes
 from pipeclient._config.models import default_file_text
 from pipeclient._config.settings import find_telemetry_file, load_settings
 from pipeclient.testing import MockBackend
@@ -118,9 +119,9 @@ def test_do_not_track_turns_every_custom_stream_off_but_not_audit(tmp_path: Path
         'public_key = "p"\nsecret_key = "s"\n[[otlp]]\nenabled = true\n[audit]\nenabled = true\n',
     )
     on = load_settings(file=path, environ={})
-    assert on.any_custom_stream
+    assert custom_routes(on)
     off = load_settings(file=path, environ={"DO_NOT_TRACK": "1"})
-    assert off.do_not_track and not off.any_custom_stream
+    assert off.do_not_track and not custom_routes(off)
     assert off.config.audit.enabled
 
 
@@ -154,7 +155,7 @@ def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
 def test_no_file_means_every_stream_off(tmp_path: Path) -> None:
     settings = load_settings(environ={}, cwd=tmp_path, home=tmp_path)
     assert settings.file is None and settings.config == TelemetryConfig()
-    assert not settings.any_custom_stream and not settings.config.audit.enabled
+    assert not custom_routes(settings) and not settings.config.audit.enabled
 
 
 def test_precedence_argument_over_environment_over_file(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ class Router:
         rng = self.rng
 
         def sort_key(backend: Backend) -> tuple[int, float]:
-            if self._health[backend.name].cooldown_until > now:
+            if self.cooling_down(backend, now):
                 return (2, -rng.random())
             if backend.weight == 0:
                 return (1, -rng.random())
@@ -136,8 +136,9 @@ class Router:
                 wait = min(retry_after, self.policy.max_retry_after)
                 health.cooldown_until = max(health.cooldown_until, now + wait)
 
-    def cooling_down(self, backend: Backend) -> bool:
-        return self._health[backend.name].cooldown_until > self.clock()
+    def cooling_down(self, backend: Backend, now: float | None = None) -> bool:
+        """Whether the backend waits at the back of every route (cooldown, Retry-After)."""
+        return self._health[backend.name].cooldown_until > (self.clock() if now is None else now)
 
 
 class CallRoute:

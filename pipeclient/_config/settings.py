@@ -75,15 +75,6 @@ class TelemetrySettings:
     def otlp_enabled(self, table: OtlpConfig) -> bool:
         return table.enabled and not self.do_not_track and not self.otel_sdk_disabled
 
-    @property
-    def any_custom_stream(self) -> bool:
-        config = self.config
-        return not self.do_not_track and (
-            config.posthog.enabled
-            or config.langfuse.enabled
-            or any(self.otlp_enabled(table) for table in config.otlp)
-        )
-
 
 # What the default settings still read from the environment (besides the variables
 # `configures_telemetry` has found unset).
