@@ -16,11 +16,11 @@ import pytest
 
 import pipeclient
 from pipeclient._cli.preview import sample_call
-from pipeclient._telemetry.dispatch import Dispatcher
+from pipeclient._telemetry.dispatch import SEND_TIMEOUT_S, Dispatcher
 from pipeclient._telemetry.fanout import Fanout, Route
 from pipeclient._telemetry.privacy import Audience, PrivacyStep
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
-from pipeclient._telemetry.sink import Payload, Sink
+from pipeclient._telemetry.sink import ExportError, Payload, Sink
 from pipeclient.config import PrivacyConfig
 from pipeclient.testing import MockBackend
 
@@ -227,3 +227,47 @@ def test_do_not_track_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert client._telemetry is None and client.flush() is None
     after = {thread.name for thread in threading.enumerate()}
     assert "pipeclient-telemetry" not in after - before
+
+
+class FlakySink(RecordingSink):
+    """Fails its first sends with a transient error, then delivers; says where it loaded."""
+
+    def __init__(self, name: str, failures: int, *, transient: bool = True) -> None:
+        super().__init__(name)
+        self.failures = failures
+        self.transient = transient
+        self.timeouts: list[float] = []
+        self.prepared_on: list[str] = []
+
+    def prepare(self) -> None:
+        self.prepared_on.append(threading.current_thread().name)
+
+    def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+        self.timeouts.append(timeout)
+        if self.failures:
+            self.failures -= 1
+            raise ExportError("collector unavailable", transient=self.transient)
+        super().send(payloads, timeout)
+
+
+def test_a_transient_failure_is_retried_and_the_batch_delivered() -> None:
+    flaky = FlakySink("flaky", failures=2)
+    work = dispatcher(flaky, flush=0.5)
+    work.submit(record())
+    report = work.flush(10.0)
+    assert report.sent == {"flaky": 1} and report.failed == {"flaky": 0}
+    assert len(flaky.sent) == 1 and len(flaky.timeouts) == 3
+    # The send's own limit is not the flush deadline (a slow first send still delivers).
+    assert min(flaky.timeouts) >= SEND_TIMEOUT_S
+    # The SDK is loaded on the destination's own thread, before its first send.
+    assert flaky.prepared_on == ["pipeclient-flaky"]
+    work.close()
+
+
+def test_a_permanent_failure_is_not_retried() -> None:
+    broken = FlakySink("broken", failures=5, transient=False)
+    work = dispatcher(broken)
+    work.submit(record())
+    report = work.flush(10.0)
+    assert report.failed == {"broken": 1} and len(broken.timeouts) == 1
+    work.close()

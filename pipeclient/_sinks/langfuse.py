@@ -37,6 +37,7 @@ import httpx
 
 from .._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from .._telemetry.sink import (
+    ExportError,
     Payload,
     Sink,
     error_summary,
@@ -73,7 +74,7 @@ _KIND_CLIENT = 3
 _STATUS_ERROR = 2
 
 
-class LangfuseExportError(RuntimeError):
+class LangfuseExportError(ExportError):
     """Langfuse did not take a batch. The message never quotes keys, headers or content."""
 
 
@@ -129,20 +130,28 @@ class LangfuseSink(Sink):
                 request_options={"timeout_in_seconds": max(timeout, 0.001), "max_retries": 0},
             )
         except httpx.TimeoutException:
-            problem = LangfuseExportError(f"Langfuse did not answer within {timeout:.1f} s")
+            problem = LangfuseExportError(
+                f"Langfuse did not answer within {timeout:.1f} s", transient=True
+            )
         except httpx.HTTPError as exc:
             problem = LangfuseExportError(
-                f"the connection to Langfuse failed ({type(exc).__name__})"
+                f"the connection to Langfuse failed ({type(exc).__name__})", transient=True
             )
         if problem is not None:
             # Raised here, outside the handler: no __context__ keeps the httpx request and
             # its Authorization header.
             raise problem
         if not 200 <= answer.status_code < 300:
-            raise LangfuseExportError(f"Langfuse answered HTTP {answer.status_code}")
+            status = answer.status_code
+            raise LangfuseExportError(
+                f"Langfuse answered HTTP {status}", transient=status >= 500 or status in (408, 429)
+            )
         rejected = _rejected_spans(answer.content)
         if rejected:
             raise LangfuseExportError(f"Langfuse rejected {rejected} of the spans sent")
+
+    def prepare(self) -> None:
+        _sdk()
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()  # the client is rebuilt on first use (pid check)

@@ -232,6 +232,18 @@ class PostHogSink(Sink):
                 session=session,
             )
 
+    def prepare(self) -> None:
+        from posthog.request import batch_post  # noqa: F401 - the SDK, imported now
+
+    def retryable(self, error: Exception) -> bool:
+        """A refused connection, a timeout, or PostHog answering 429 or 5xx."""
+        status = getattr(error, "status", None)
+        if isinstance(status, int):
+            return status >= 500 or status == 429
+        import requests
+
+        return isinstance(error, (requests.ConnectionError, requests.Timeout, TimeoutError))
+
     def _client(self) -> tuple[Callable[..., Any], requests.Session, str]:
         with self._lock:
             if self._closed:

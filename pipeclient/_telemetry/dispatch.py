@@ -40,6 +40,11 @@ _STOP = object()
 # the wait.
 LANE_LINGER_S = 0.5
 WORKER_LINGER_S = 0.05
+# One send's own limit. Not the flush deadline: `flush` and `close` stop waiting at theirs,
+# while a send that needs longer (a slow collector, a large batch) may still deliver.
+SEND_TIMEOUT_S = 10.0
+# A send that failed for a transient reason is tried again after these pauses.
+RETRY_DELAYS_S = (0.25, 1.0)
 # Content waiting in the queue is bounded in bytes too (large prompts), not only in count.
 MAX_QUEUED_CONTENT_BYTES = 64 * 1024 * 1024
 
@@ -119,6 +124,10 @@ class _Lane:
             )
             return
         self.queued.add(count)
+        self.start()
+        self.queue.put((payloads, count))
+
+    def start(self) -> None:
         if self.thread is None:
             with self.lock:
                 if self.thread is None:
@@ -126,10 +135,18 @@ class _Lane:
                         target=self._run, name=f"pipeclient-{self.sink.name}", daemon=True
                     )
                     self.thread.start()
-        self.queue.put((payloads, count))
 
     def _run(self) -> None:
         owner, sink = self.owner, self.sink
+        try:  # the SDK's import happens here, while the first records linger
+            sink.prepare()
+        except Exception as exc:
+            owner.warn_once(
+                sink.name + ".prepare",
+                "telemetry to %s could not load what it needs (%s)",
+                sink.name,
+                type(exc).__name__,
+            )
         stopping = False
         while not stopping:
             item = self.queue.get()
@@ -150,9 +167,19 @@ class _Lane:
                 payloads += more[0]
                 count += more[1]
             try:
-                sink.send(payloads, owner.flush_timeout)
-                owner.count_sent(sink.name, count)
+                self._deliver(payloads, count)
+            finally:
+                self.queued.add(-count)
+
+    def _deliver(self, payloads: list[Any], count: int) -> None:
+        owner, sink = self.owner, self.sink
+        for attempt in range(len(RETRY_DELAYS_S) + 1):
+            try:
+                sink.send(payloads, owner.send_timeout)
             except Exception as exc:
+                if attempt < len(RETRY_DELAYS_S) and owner._accepting and sink.retryable(exc):
+                    time.sleep(RETRY_DELAYS_S[attempt])
+                    continue
                 owner.count_failed(sink.name, count)
                 # The class name only: an SDK's message may quote what it tried to send.
                 owner.warn_once(
@@ -161,8 +188,9 @@ class _Lane:
                     sink.name,
                     type(exc).__name__,
                 )
-            finally:
-                self.queued.add(-count)
+                return
+            owner.count_sent(sink.name, count)
+            return
 
     def stop(self) -> None:
         if self.thread is not None:
@@ -175,6 +203,7 @@ class Dispatcher:
         self.sinks: tuple[Sink, ...] = tuple(route.sink for route in fanout.routes)
         self.privacy: PrivacyStep = fanout.privacy
         self.flush_timeout = flush_timeout
+        self.send_timeout = max(flush_timeout, SEND_TIMEOUT_S)
         self.max_queue = max_queue
         self._accepting = True
         self._closed = False
@@ -282,6 +311,8 @@ class Dispatcher:
                 )
                 thread.start()
                 self._thread = thread
+        for lane in self._lanes.values():  # each loads its SDK while records linger
+            lane.start()
 
     # -- the worker: privacy, encoding, hand-off to the lanes -----------------------------
 

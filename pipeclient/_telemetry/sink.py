@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from .record import CallRecord, ErrorInfo, TraceRecord
 
 __all__ = [
+    "ExportError",
     "Payload",
     "Sink",
     "error_summary",
@@ -108,6 +109,18 @@ def rfc3339(seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class ExportError(RuntimeError):
+    """A send that did not deliver. `transient`: it may succeed if tried again soon (a
+    refused connection, a timeout, a 5xx), and the destination's lane tries again. The
+    message never quotes keys, headers or content."""
+
+    transient = False
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
 class Sink(ABC):
     #: "posthog", "langfuse", "otlp:<name>", "gateway", "audit"
     name: str
@@ -128,6 +141,15 @@ class Sink(ABC):
     def send(self, payloads: Sequence[Any], timeout: float) -> None:
         """Deliver a batch (of payloads, or of what `pack` made of them), giving up after
         about `timeout` seconds. May raise."""
+
+    def prepare(self) -> None:  # noqa: B027 - optional to override
+        """Load what sending needs (the SDK and its encoders). Run on the destination's
+        sender thread as soon as the first record arrives, so that no send's deadline
+        pays for an import."""
+
+    def retryable(self, error: Exception) -> bool:
+        """Whether a failed send may succeed if tried again soon."""
+        return isinstance(error, ExportError) and error.transient
 
     def force_flush(self, timeout: float) -> bool:
         """Push out anything the sink buffers itself. True when all was delivered."""

@@ -79,6 +79,15 @@ class OtelRuntime:
         self.session = _bounded_session()(allowed)
         self.in_flight: list[Any] = []
 
+    def load(self) -> None:
+        """Import the exporters and their protobuf encoders now, not in a send."""
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: F401
+            OTLPMetricExporter,
+        )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: F401
+            OTLPSpanExporter,
+        )
+
     def replay(self, payloads: Sequence[Payload]) -> tuple[list[ReadableSpan], bool]:
         """The spans, with the payloads' own ids, and whether measurements were recorded:
         a malformed payload raises before anything of its batch is kept."""

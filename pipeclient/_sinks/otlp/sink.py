@@ -22,7 +22,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..._telemetry.record import CallRecord, ErrorInfo, TraceRecord, new_span_id, new_trace_id
-from ..._telemetry.sink import Payload, Sink, error_summary, public_url, with_message
+from ..._telemetry.sink import (
+    ExportError,
+    Payload,
+    Sink,
+    error_summary,
+    public_url,
+    with_message,
+)
 from .genai import (
     OPERATIONS,
     content_attributes,
@@ -39,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["OtlpExportError", "OtlpSink"]
 
 
-class OtlpExportError(RuntimeError):
+class OtlpExportError(ExportError):
     """An OTLP export that did not reach the collector (the reason is logged by the SDK)."""
 
 
@@ -73,14 +80,20 @@ class OtlpSink(Sink):
 
     # -- send: the SDK, on the dispatcher's worker ------------------------------------------
 
+    def prepare(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._ensure_runtime().load()
+
     def send(self, payloads: Sequence[Payload], timeout: float) -> None:
-        deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
             if self._closed:
                 raise OtlpExportError(f"{self.name} is shut down")
             if not payloads:
                 return
             runtime = self._ensure_runtime()
+            runtime.load()  # (done by prepare) an import is not part of the send's time
+            deadline = time.monotonic() + max(0.0, timeout)
             spans, measured = runtime.replay(payloads)  # a malformed payload raises here
             self._metrics_pending = self._metrics_pending or measured
             delivered = runtime.export_spans(spans, deadline)
@@ -92,7 +105,8 @@ class OtlpSink(Sink):
         if not delivered:
             raise OtlpExportError(
                 f"{self.name}: {len(spans)} span(s) were not accepted by "
-                f"{public_url(self._traces_url)}"
+                f"{public_url(self._traces_url)}",
+                transient=not self._closed,
             )
 
     def force_flush(self, timeout: float) -> bool:
