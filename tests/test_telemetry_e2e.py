@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 import pipeclient
 from pipeclient.testing import CaptureServer, Fault, MockBackend, capture_telemetry
+
+from .conftest import RunCli
 
 
 def rid(name: str) -> str:
@@ -250,26 +253,29 @@ def test_capture_telemetry_records_payloads_without_sending(
         assert server.requests == []
 
 
-def test_preview_shows_each_enabled_stream(destinations: Destinations) -> None:
+def test_preview_shows_each_enabled_stream(cli: RunCli, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
     env = {
         "PIPECLIENT_POSTHOG__ENABLED": "true",
         "POSTHOG_API_KEY": "phc_preview",
         "PIPECLIENT_OTLP__0__ENABLED": "true",
         "PIPECLIENT_OTLP__0__CAPTURE_CONTENT": "false",
+        "PIPECLIENT_AUDIT__ENABLED": "true",
+        "PIPECLIENT_AUDIT__PATH": str(audit),
+        "PIPECLIENT_API_KEY": "sk-preview-backend-key-77",
+        "PIPECLIENT_BASE_URL": "https://api.example.com/v1",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeclient", "telemetry", "preview"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin", **env},
-        timeout=60,
-    )
+    result = cli("telemetry", "preview", env=env)
     assert result.returncode == 0, result.stderr
     preview = json.loads(result.stdout)
-    assert set(preview["destinations"]) == {"posthog", "otlp:collector"}
+    # The client's own pipeline: the audit line too, written nowhere.
+    assert set(preview["destinations"]) == {"posthog", "otlp:collector", "audit"}
+    assert not audit.exists()
+    (line,) = preview["destinations"]["audit"]
+    assert line["user_id"].startswith("sha256:") and line["model"] == "gpt-4o-mini"
     text = json.dumps(preview["destinations"])
     assert "jane.doe@example.com" not in text  # neither destination may receive content
-    assert "phc_preview" not in result.stdout
+    assert "phc_preview" not in result.stdout and "sk-preview-backend-key-77" not in text
 
 
 @pytest.mark.timeout(60)
