@@ -8,14 +8,58 @@ keyword-only extras (`request_id`, `no_log`, `trace`, `timeout`, `extra_headers`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 from .call import check_messages
 
 if TYPE_CHECKING:
-    from .client import AsyncClient, Client
+    from .._telemetry.record import Operation
+    from .call import Call
     from .streaming import AsyncStream, Stream
+
+ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
+
+
+class Caller(Protocol):
+    """What a resource needs of `Client`: start a call, then send it."""
+
+    def _start(
+        self,
+        operation: Operation,
+        path: str,
+        body: dict[str, Any],
+        *,
+        request_id: str | None,
+        no_log: bool | None,
+        trace: Any,
+        timeout: Any,
+        extra_headers: Mapping[str, str] | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> Call: ...
+    def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
+    def _stream(self, call: Call) -> Stream: ...
+
+
+class AsyncCaller(Protocol):
+    """What a resource needs of `AsyncClient`."""
+
+    def _start(
+        self,
+        operation: Operation,
+        path: str,
+        body: dict[str, Any],
+        *,
+        request_id: str | None,
+        no_log: bool | None,
+        trace: Any,
+        timeout: Any,
+        extra_headers: Mapping[str, str] | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> Call: ...
+    async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
+    async def _stream(self, call: Call) -> AsyncStream: ...
+
 
 __all__ = ["AsyncChat", "AsyncEmbeddings", "AsyncImages", "Chat", "Embeddings", "Images"]
 
@@ -55,7 +99,7 @@ def _chat_body(
 
 
 class Completions:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     @overload
@@ -101,12 +145,12 @@ class Completions:
 
 
 class Chat:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Caller) -> None:
         self.completions = Completions(client)
 
 
 class Embeddings:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     def create(
@@ -120,7 +164,7 @@ class Embeddings:
 
 
 class Images:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     def generate(self, *, prompt: str, model: str | None = None, **params: Any) -> ImagesResponse:
@@ -134,7 +178,7 @@ class Images:
 
 
 class AsyncCompletions:
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncCaller) -> None:
         self._client = client
 
     @overload
@@ -180,12 +224,12 @@ class AsyncCompletions:
 
 
 class AsyncChat:
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncCaller) -> None:
         self.completions = AsyncCompletions(client)
 
 
 class AsyncEmbeddings:
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncCaller) -> None:
         self._client = client
 
     async def create(
@@ -199,7 +243,7 @@ class AsyncEmbeddings:
 
 
 class AsyncImages:
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncCaller) -> None:
         self._client = client
 
     async def generate(
