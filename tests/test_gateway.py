@@ -351,7 +351,11 @@ def test_no_free_text_reaches_the_gateway_stream(
                 ):
                     raise ValueError(f"app failed on {canary}")
             else:
-                client.embeddings.create(model="e", input=[canary], **common)
+                # `metadata` is not an embeddings parameter: it goes as a provider field.
+                extra = {**common["extra_body"], "metadata": common["metadata"]}
+                options = {**common, "extra_body": extra}
+                del options["metadata"]
+                client.embeddings.create(model="e", input=[canary], **options)
         except (pipeclient.APIError, ValueError):
             pass
     arrived = mock.events[before:]

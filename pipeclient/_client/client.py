@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import httpx
+from typing_extensions import Unpack
 
 from .._config.settings import DefaultSettings, load_settings_or_defaults
 from .._exceptions import APIError, ConfigError
@@ -29,6 +30,7 @@ from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 from . import answers as _answers
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
 from .call import Call, check_headers, check_request_id, check_timeout
+from .params import ClientOptions, reject_unexpected
 from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from .retry import RetryPolicy
 from .router import CallRoute, Router
@@ -356,7 +358,10 @@ def _abandon(call: Call, exc: BaseException) -> None:
 class Client(_BaseClient):
     """The synchronous client. Thread-safe; reuse one per process."""
 
-    def __init__(self, backends: Sequence[Backend] | None = None, **options: Any) -> None:
+    def __init__(
+        self, backends: Sequence[Backend] | None = None, **options: Unpack[ClientOptions]
+    ) -> None:
+        reject_unexpected(options, ClientOptions, "Client()", body_hint=False)
         super().__init__(backends, **options)
         self._http: dict[str, httpx.Client] = {}
         self.chat = Chat(self)
@@ -515,7 +520,10 @@ class AsyncClient(_BaseClient):
 
     _defers_audit = True
 
-    def __init__(self, backends: Sequence[Backend] | None = None, **options: Any) -> None:
+    def __init__(
+        self, backends: Sequence[Backend] | None = None, **options: Unpack[ClientOptions]
+    ) -> None:
+        reject_unexpected(options, ClientOptions, "AsyncClient()", body_hint=False)
         super().__init__(backends, **options)
         self._http: dict[str, httpx.AsyncClient] = {}
         self.chat = AsyncChat(self)

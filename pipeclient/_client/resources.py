@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
+from typing_extensions import Unpack
+
 from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 from .call import check_messages
+from .params import ChatParams, EmbeddingParams, ImageParams, reject_unexpected
 
 if TYPE_CHECKING:
     from .._telemetry.record import Operation
@@ -109,7 +112,7 @@ class Completions:
         model: str,
         messages: Iterable[Mapping[str, Any]],
         stream: Literal[False] = False,
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> ChatCompletion: ...
 
     @overload
@@ -119,12 +122,17 @@ class Completions:
         model: str,
         messages: Iterable[Mapping[str, Any]],
         stream: Literal[True],
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> Stream: ...
 
     @overload
     def create(
-        self, *, model: str, messages: Iterable[Mapping[str, Any]], stream: bool, **params: Any
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: bool,
+        **params: Unpack[ChatParams],
     ) -> ChatCompletion | Stream: ...
 
     def create(
@@ -133,11 +141,13 @@ class Completions:
         model: str,
         messages: Iterable[Mapping[str, Any]],
         stream: bool = False,
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> ChatCompletion | Stream:
         """POST /chat/completions. With `stream=True`, returns an iterable `Stream`."""
-        extras = _Extras.split(params)
-        body = _chat_body(model, messages, stream, params)
+        reject_unexpected(params, ChatParams, "chat.completions.create()")
+        given: dict[str, Any] = dict(params)
+        extras = _Extras.split(given)
+        body = _chat_body(model, messages, stream, given)
         call = self._client._start("chat", "/chat/completions", body, **extras)
         if stream:
             return self._client._stream(call)
@@ -154,11 +164,13 @@ class Embeddings:
         self._client = client
 
     def create(
-        self, *, model: str, input: str | list[Any], **params: Any
+        self, *, model: str, input: str | list[Any], **params: Unpack[EmbeddingParams]
     ) -> CreateEmbeddingResponse:
         """POST /embeddings."""
-        extras = _Extras.split(params)
-        body = {"model": model, "input": input, **params}
+        reject_unexpected(params, EmbeddingParams, "embeddings.create()")
+        given: dict[str, Any] = dict(params)
+        extras = _Extras.split(given)
+        body = {"model": model, "input": input, **given}
         call = self._client._start("embeddings", "/embeddings", body, **extras)
         return self._client._call(call, CreateEmbeddingResponse)
 
@@ -167,10 +179,14 @@ class Images:
     def __init__(self, client: Caller) -> None:
         self._client = client
 
-    def generate(self, *, prompt: str, model: str | None = None, **params: Any) -> ImagesResponse:
+    def generate(
+        self, *, prompt: str, model: str | None = None, **params: Unpack[ImageParams]
+    ) -> ImagesResponse:
         """POST /images/generations."""
-        extras = _Extras.split(params)
-        body: dict[str, Any] = {"prompt": prompt, **params}
+        reject_unexpected(params, ImageParams, "images.generate()")
+        given: dict[str, Any] = dict(params)
+        extras = _Extras.split(given)
+        body: dict[str, Any] = {"prompt": prompt, **given}
         if model is not None:
             body["model"] = model
         call = self._client._start("images", "/images/generations", body, **extras)
@@ -188,7 +204,7 @@ class AsyncCompletions:
         model: str,
         messages: Iterable[Mapping[str, Any]],
         stream: Literal[False] = False,
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> ChatCompletion: ...
 
     @overload
@@ -198,12 +214,17 @@ class AsyncCompletions:
         model: str,
         messages: Iterable[Mapping[str, Any]],
         stream: Literal[True],
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> AsyncStream: ...
 
     @overload
     async def create(
-        self, *, model: str, messages: Iterable[Mapping[str, Any]], stream: bool, **params: Any
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        stream: bool,
+        **params: Unpack[ChatParams],
     ) -> ChatCompletion | AsyncStream: ...
 
     async def create(
@@ -212,11 +233,13 @@ class AsyncCompletions:
         model: str,
         messages: Iterable[Mapping[str, Any]],
         stream: bool = False,
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> ChatCompletion | AsyncStream:
         """POST /chat/completions. With `stream=True`, returns an async-iterable `AsyncStream`."""
-        extras = _Extras.split(params)
-        body = _chat_body(model, messages, stream, params)
+        reject_unexpected(params, ChatParams, "chat.completions.create()")
+        given: dict[str, Any] = dict(params)
+        extras = _Extras.split(given)
+        body = _chat_body(model, messages, stream, given)
         call = self._client._start("chat", "/chat/completions", body, **extras)
         if stream:
             return await self._client._stream(call)
@@ -233,11 +256,13 @@ class AsyncEmbeddings:
         self._client = client
 
     async def create(
-        self, *, model: str, input: str | list[Any], **params: Any
+        self, *, model: str, input: str | list[Any], **params: Unpack[EmbeddingParams]
     ) -> CreateEmbeddingResponse:
         """POST /embeddings."""
-        extras = _Extras.split(params)
-        body = {"model": model, "input": input, **params}
+        reject_unexpected(params, EmbeddingParams, "embeddings.create()")
+        given: dict[str, Any] = dict(params)
+        extras = _Extras.split(given)
+        body = {"model": model, "input": input, **given}
         call = self._client._start("embeddings", "/embeddings", body, **extras)
         return await self._client._call(call, CreateEmbeddingResponse)
 
@@ -247,11 +272,13 @@ class AsyncImages:
         self._client = client
 
     async def generate(
-        self, *, prompt: str, model: str | None = None, **params: Any
+        self, *, prompt: str, model: str | None = None, **params: Unpack[ImageParams]
     ) -> ImagesResponse:
         """POST /images/generations."""
-        extras = _Extras.split(params)
-        body: dict[str, Any] = {"prompt": prompt, **params}
+        reject_unexpected(params, ImageParams, "images.generate()")
+        given: dict[str, Any] = dict(params)
+        extras = _Extras.split(given)
+        body: dict[str, Any] = {"prompt": prompt, **given}
         if model is not None:
             body["model"] = model
         call = self._client._start("images", "/images/generations", body, **extras)

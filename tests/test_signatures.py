@@ -1,0 +1,92 @@
+"""Public signatures spell out their parameters: a typo is caught, by mypy and at run time."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pipeclient
+from pipeclient.testing import MockBackend
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_typo_in_a_request_parameter_is_a_type_error_that_suggests_the_name() -> None:
+    mock = MockBackend()
+    client = pipeclient.Client(backends=[mock.backend()])
+    calls: dict[str, Any] = {
+        "temperature": lambda: client.chat.completions.create(
+            model="m", messages=MESSAGES, temprature=0.2
+        ),
+        "dimensions": lambda: client.embeddings.create(model="e", input=["a"], dimension=8),
+        "size": lambda: client.images.generate(prompt="a cat", sise="1024x1024"),
+    }
+    for meant, call in calls.items():
+        with pytest.raises(TypeError, match=rf"did you mean '{meant}'.*extra_body="):
+            call()
+    assert mock.requests == []  # refused before anything was sent
+
+
+def test_the_async_client_refuses_typos_too() -> None:
+    async def main() -> None:
+        client = pipeclient.AsyncClient(backends=[MockBackend().backend()])
+        with pytest.raises(TypeError, match="did you mean 'max_tokens'"):
+            await client.chat.completions.create(model="m", messages=MESSAGES, max_token=5)
+        await client.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("client_class", [pipeclient.Client, pipeclient.AsyncClient])
+def test_a_typo_in_a_client_option_is_a_type_error(client_class: Any) -> None:
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'max_retry'.*'max_retries'"):
+        client_class(backends=[MockBackend().backend()], max_retry=3)
+
+
+def test_only_the_parameters_given_are_sent_and_extras_never_are() -> None:
+    mock = MockBackend()
+    client = pipeclient.Client(backends=[mock.backend()])
+    client.chat.completions.create(
+        model="m",
+        messages=MESSAGES,
+        temperature=0.2,
+        stop=None,
+        request_id="0c5d3b1a-7e2f-4a6b-8c9d-000000000001",
+        extra_body={"provider_field": 1},
+    )
+    body = mock.requests[0].json()
+    assert body == {
+        "model": "m",
+        "messages": MESSAGES,
+        "temperature": 0.2,
+        "stop": None,  # given as None: sent as null, as openai-python does
+        "provider_field": 1,
+    }
+
+
+@pytest.mark.timeout(180)
+def test_mypy_catches_typos_in_calls_and_client_options(tmp_path: Path) -> None:
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        "import pipeclient\n"
+        "client = pipeclient.Client(max_retry=3)\n"
+        "client.chat.completions.create(model='m', messages=[], temprature=0.2)\n"
+        "client.chat.completions.create(model='m', messages=[], temperature='hot')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=170,
+    )
+    assert result.returncode == 1, result.stdout
+    assert '"max_retry"' in result.stdout, result.stdout
+    assert '"temprature"' in result.stdout, result.stdout
+    assert '"temperature"' in result.stdout and "str" in result.stdout, result.stdout
