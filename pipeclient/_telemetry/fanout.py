@@ -45,11 +45,12 @@ class Fanout:
     def prepare(self, records: Sequence[Record]) -> Iterator[Batch]:
         privacy = self.privacy
         views: dict[Audience, list[Any]] = {}
+        metadata: list[Any] = []  # each record's metadata view, shared by those audiences
         for route in self.routes:
             audience = route.audience
             shown = views.get(audience)
             if shown is None:
-                shown = views[audience] = [privacy.view(record, audience) for record in records]
+                shown = views[audience] = privacy.views(records, audience, metadata)
             payloads: list[Payload] = []
             count = 0
             try:

@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from secrets import token_bytes
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -155,16 +155,32 @@ class PrivacyStep:
 
     def view(self, record: Record, audience: Audience) -> Record | None:
         """What this audience may see of the record; None: nothing at all."""
+        return self._view(record, audience, None)
+
+    def views(self, records: Sequence[Record], audience: Audience, cache: list[Any]) -> list[Any]:
+        """`view` for each record. `cache` (one list per batch, shared by the batch's
+        audiences) keeps each record's metadata view, made once for all the audiences
+        that see metadata only."""
+        if audience.content:
+            return [self._view(record, audience, None) for record in records]
+        if not cache:
+            cache.extend(_metadata(record) for record in records)
+        return [self._view(r, audience, base) for r, base in zip(records, cache, strict=True)]
+
+    def _view(self, record: Record, audience: Audience, base: Record | None) -> Record | None:
         if record.no_log and audience.custom:
             return None
         if isinstance(record, TraceRecord):
             if not audience.traces:
                 return None
-            return self._trace_content(record) if audience.content else _trace_metadata(record)
+            if audience.content:
+                return self._trace_content(record)
+            return base if base is not None else _trace_metadata(record)
         if audience.content:
             return self._call_content(record)
-        view = _call_metadata(record)
+        view = base if base is not None else _call_metadata(record)
         if _free_text_id(record) and not audience.own_ids:
+            assert isinstance(view, CallRecord)
             view = dataclasses.replace(view, request_id=self._pseudonym(record.request_id))
         return view
 
@@ -268,6 +284,10 @@ class PrivacyStep:
 
 
 # -- metadata views ---------------------------------------------------------------------
+
+
+def _metadata(record: Record) -> Record:
+    return _trace_metadata(record) if isinstance(record, TraceRecord) else _call_metadata(record)
 
 
 def _call_metadata(record: CallRecord) -> CallRecord:
