@@ -83,6 +83,21 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
         time.sleep(0.005)
 
 
+def wait_child(pid: int, seconds: float) -> int | None:
+    """A forked child's exit code; a child still running after `seconds` is killed (None)."""
+    import signal
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
 @dataclass(frozen=True)
 class CliResult:
     returncode: int

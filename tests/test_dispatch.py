@@ -24,6 +24,8 @@ from pipeclient._telemetry.sink import ExportError, Payload, Sink
 from pipeclient.config import PrivacyConfig
 from pipeclient.testing import MockBackend
 
+from .conftest import wait_child
+
 CANARY = "CANARY-d41d8cd9"
 
 
@@ -166,7 +168,7 @@ def test_a_forked_child_gets_its_own_worker(tmp_path: Path) -> None:
             os._exit(0 if report.pending == 0 else 3)
         except BaseException:
             os._exit(4)
-    status = _wait_child(pid, seconds=20)
+    status = wait_child(pid, seconds=20)
     assert status == 0
     lines = out.read_text().splitlines()
     assert len(lines) == len(parent_lines) + 1 and lines[-1].startswith(f"{pid} ")
@@ -198,24 +200,8 @@ def test_a_child_forked_while_another_thread_held_the_lock_does_not_hang() -> No
             os._exit(4)
     release.set()
     holder.join(5)
-    assert _wait_child(pid, seconds=20) == 0
+    assert wait_child(pid, seconds=20) == 0
     work.close()
-
-
-def _wait_child(pid: int, seconds: float) -> int | None:
-    """The child's exit code; a child still running after `seconds` is killed (None)."""
-    import signal
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return None
 
 
 def test_do_not_track_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

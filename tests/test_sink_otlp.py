@@ -11,11 +11,9 @@ import atexit
 import concurrent.futures
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -44,6 +42,8 @@ from pipeclient._sinks.otlp.sink import OtlpExportError, OtlpSink
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import OtlpConfig
 from pipeclient.testing import CaptureServer, refused_url
+
+from .conftest import wait_child, wait_until
 
 TOKEN = "Bearer otlp-secret-token-0123456789"
 CANARY = "canary-5e1d-do-not-leak"
@@ -747,18 +747,9 @@ def test_a_forked_child_exits_promptly_after_the_sink_sent(collector: CaptureSer
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child: nothing may run before this line
         os._exit(0)
-    deadline = time.monotonic() + 10.0
-    status = None
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.01)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child hung: a fork handler ran in it")
-    assert os.waitstatus_to_exitcode(status) == 0
+    code = wait_child(pid, 10.0)
+    assert code is not None, "the forked child hung: a fork handler ran in it"
+    assert code == 0
     sink.shutdown(timeout=5.0)
 
 
@@ -948,8 +939,7 @@ def test_shutdown_returns_while_a_send_hangs() -> None:
 
         worker = threading.Thread(target=send)
         worker.start()
-        while not server.requests:
-            time.sleep(0.01)
+        wait_until(lambda: server.requests, 5.0, "the export to reach the collector")
         sink.shutdown(timeout=0.2)  # returns although the worker holds the sink
         worker.join(timeout=5.0)
         assert not worker.is_alive()
