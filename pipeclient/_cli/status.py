@@ -41,14 +41,22 @@ def _settings_of(
     rows = []
     for key in type(table).model_fields:
         name = key_name((*prefix, key))
-        rows.append(
-            {
-                "key": name,
-                "value": _shown(key, getattr(table, key)),
-                "source": _source_label(settings.source_of(name)),
-            }
-        )
+        row = {
+            "key": name,
+            "value": _shown(key, getattr(table, key)),
+            "source": _source_label(settings.source_of(name)),
+        }
+        if name in settings.overridden:  # which layer won, and over which
+            row["overrides"] = _source_label(settings.overridden[name])
+        rows.append(row)
     return rows
+
+
+def _row_text(row: Mapping[str, Any]) -> str:
+    source = row["source"]
+    if row.get("overrides"):
+        source += f", over {row['overrides']}"
+    return f"    {row['key']:<28} = {row['value']!r:<40} [{source}]"
 
 
 def _switch(
@@ -202,9 +210,9 @@ def render_text(status: Mapping[str, Any]) -> str:
             lines.append(f"    sends to: {stream['sends_to']}")
         lines.append(f"    content:  {stream['content']}")
         for row in stream["settings"]:
-            lines.append(f"    {row['key']:<28} = {row['value']!r:<40} [{row['source']}]")
+            lines.append(_row_text(row))
     for title in ("privacy", "export"):
         lines.append(f"\n[{title}]")
         for row in status[title]:
-            lines.append(f"    {row['key']:<28} = {row['value']!r:<40} [{row['source']}]")
+            lines.append(_row_text(row))
     return "\n".join(lines) + "\n"
