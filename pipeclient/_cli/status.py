@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from .._audit.log import check_audit_path
 from .._client.backends import gateway_url_from_env
-from .._config.settings import DEFAULT, TelemetrySettings, key_name
+from .._config.settings import DEFAULT, TelemetrySettings, key_name, where_value
 
 __all__ = ["describe", "render_text"]
 
@@ -141,6 +142,8 @@ def describe(
     streams.append(_gateway(settings, env))
     audit = config.audit
     on, why = _switch(settings, "audit.enabled", audit.enabled, telemetry=False)
+    if on:  # the client's own checks: a path it would refuse is an error here too
+        check_audit_path(audit.path, source=where_value(("audit", "path"), settings.sources))
     if on and settings.do_not_track:
         why += "; DO_NOT_TRACK does not apply: the audit log is local"
     streams.append(
