@@ -1,40 +1,66 @@
 """pipeclient quickstart.
 
-Offline by default: calls go to pipeclient.testing.MockBackend, in-process. Set
-PIPECLIENT_BASE_URL and PIPECLIENT_API_KEY (or OPENAI_API_KEY, optionally OPENAI_BASE_URL)
-to talk to a real OpenAI-compatible backend instead; PIPECLIENT_MODEL picks the model.
+Offline unless you ask: calls go to pipeclient.testing.MockBackend, in-process, and any
+telemetry the environment or .pipelex/telemetry.toml enables is recorded and counted,
+not sent. Nothing leaves the machine, whatever the environment holds.
 
     python examples/quickstart.py
+
+Going online is an explicit choice: `--online` calls the backend the environment names
+(PIPECLIENT_BASE_URL and PIPECLIENT_API_KEY, or OPENAI_API_KEY, optionally
+OPENAI_BASE_URL; PIPECLIENT_MODEL picks the model), sends two small chat calls (which
+your provider may bill) and the telemetry you configured.
+
+    python examples/quickstart.py --online
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
+import sys
 
 import pipeclient
-from pipeclient.testing import Fault, MockBackend
-
-REAL_BACKEND_VARIABLES = (
-    "PIPECLIENT_BASE_URL",
-    "PIPECLIENT_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_API_KEY",
-)
+from pipeclient.testing import Fault, MockBackend, capture_telemetry
 
 
-def main() -> None:
-    online = any(os.environ.get(name) for name in REAL_BACKEND_VARIABLES)
-    if online:
-        client = pipeclient.Client()  # backends from the environment
-        model = os.environ.get("PIPECLIENT_MODEL", "gpt-4o-mini")
-        print(f"Using the backend from the environment: {client.backends[0].base_url}")
-    else:
-        mock = MockBackend()
-        client = pipeclient.Client(backends=[mock.backend()])
-        model = "mock-model"
-        print("Offline: using pipeclient.testing.MockBackend (set PIPECLIENT_BASE_URL and")
-        print("PIPECLIENT_API_KEY, or OPENAI_API_KEY, to call a real backend).")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="pipeclient quickstart (offline by default)")
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="call the real backend named by the environment instead of the offline mock",
+    )
+    online = parser.parse_args(argv).online
+    with contextlib.ExitStack() as offline_only:
+        captured = None if online else offline_only.enter_context(capture_telemetry())
+        if online:
+            try:
+                client = pipeclient.Client()  # backends from the environment
+            except pipeclient.ConfigError as exc:
+                print(f"quickstart --online: {exc}", file=sys.stderr)
+                return 2
+            model = os.environ.get("PIPECLIENT_MODEL", "gpt-4o-mini")
+            print(f"Online: using the backend from the environment: {client.backends[0].base_url}")
+        else:
+            mock = MockBackend()
+            client = pipeclient.Client(backends=[mock.backend()])
+            model = "mock-model"
+            print("Offline: using pipeclient.testing.MockBackend; nothing leaves this machine")
+            print("(run with --online to call the backend your environment names).")
+        try:
+            run_calls(client, model, online)
+        except pipeclient.PipeclientError as exc:  # online: the backend refused or is down
+            print(f"\nquickstart: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        if captured is not None:
+            sent = ", ".join(f"{name}: {len(captured[name])}" for name in sorted(captured))
+            print(f"\ntelemetry recorded, not sent: {sent or 'no stream is enabled'}")
+    return 0
 
+
+def run_calls(client: pipeclient.Client, model: str, online: bool) -> None:
     with client:
         messages = [{"role": "user", "content": "Say hello in five words."}]
 
@@ -76,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -799,6 +800,72 @@ def test_unwritable_audit_path_fails_client_construction(tmp_path: Path) -> None
             telemetry={"audit": {"enabled": True, "path": str(tmp_path / "dir.jsonl")}},
         )
     assert "dir.jsonl" in str(caught.value) and "audit.path" in str(caught.value)
+
+
+def _audit_paths(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    (tmp_path / "dir.jsonl").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "notes.txt").write_text("shopping list\n")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    cases = {
+        "directory": (tmp_path / "dir.jsonl", "it is a directory"),
+        "file as parent": (tmp_path / "a-file" / "audit.jsonl", "Not a directory"),
+        "not an audit log": (tmp_path / "notes.txt", "not a pipeclient audit log"),
+        "symlink loop": (loop, "symbolic links"),
+    }
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        cases["read-only directory"] = (locked / "new" / "audit.jsonl", "Permission denied")
+    return cases
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["directory", "file as parent", "not an audit log", "symlink loop", "read-only directory"],
+)
+def test_status_refuses_the_audit_paths_the_client_refuses(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    import pipeclient
+    from pipeclient.testing import MockBackend
+
+    cases = _audit_paths(tmp_path)
+    if case not in cases:
+        pytest.skip("root writes into read-only directories")
+    path, reason = cases[case]
+    env = {"PIPECLIENT_AUDIT__ENABLED": "true", "PIPECLIENT_AUDIT__PATH": str(path)}
+    with pytest.raises(pipeclient.ConfigError) as caught:
+        build_audit_sink(
+            path=str(path),
+            user_id="u",
+            durable=False,
+            api_keys={},
+            source="environment variable PIPECLIENT_AUDIT__PATH",
+        )
+    message = str(caught.value)
+    assert reason in message and "PIPECLIENT_AUDIT__PATH" in message
+    for arguments in ([], ["--json"]):
+        result = cli("telemetry", "status", *arguments, env=env)
+        assert result.returncode == 2, result.stdout
+        assert message in result.stderr and "Traceback" not in result.stderr
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(pipeclient.ConfigError, match=re.escape(message)):
+        pipeclient.Client(backends=[MockBackend().backend()])
+
+
+def test_status_accepts_a_new_audit_path_without_creating_it(cli: RunCli, tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "deep" / "audit.jsonl"
+    env = {"PIPECLIENT_AUDIT__ENABLED": "true", "PIPECLIENT_AUDIT__PATH": str(path)}
+    result = cli("telemetry", "status", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    audit = next(s for s in json.loads(result.stdout)["streams"] if s["stream"] == "audit")
+    assert audit["on"] and not (tmp_path / "logs").exists()
+    with AuditLog(path, user_id="u") as log:  # the client accepts it too
+        log.append(fields())
+    assert cli("telemetry", "status", env=env).returncode == 0
 
 
 # -- AsyncClient: a durable line is written before the call returns, off the event loop ---

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -43,6 +44,55 @@ def test_no_backend_is_a_configuration_error_without_traceback(cli: RunCli) -> N
     result = cli("chat", "hi")
     assert result.returncode == 2
     assert "PIPECLIENT_BASE_URL" in result.stderr and "Traceback" not in result.stderr
+    # The command's own options and variables, not the library's arguments.
+    assert "--base-url" in result.stderr and "--api-key-env" in result.stderr
+    assert "--mock" in result.stderr and "Client(" not in result.stderr
+
+
+def test_version(cli: RunCli) -> None:
+    import pipeclient
+
+    result = cli("--version")
+    assert (result.returncode, result.stdout) == (0, f"pipeclient {pipeclient.__version__}\n")
+
+
+def test_chat_reads_the_prompt_from_standard_input(
+    cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a prompt\nover two lines\n"))
+    result = cli("chat", "-", "--mock")
+    assert (result.returncode, result.stdout) == (0, "Mock reply to: a prompt\nover two lines\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n"))
+    result = cli("chat", "-", "--mock")
+    assert result.returncode == 2 and "standard input is empty" in result.stderr
+
+
+def test_chat_backend_options(cli: RunCli) -> None:
+    mock = MockBackend()
+    refused = {"PIPECLIENT_BASE_URL": "http://127.0.0.1:9/v1", "PIPECLIENT_API_KEY": "sk-env"}
+    with mock.serve() as server:
+        options = ["--base-url", server.url, "--model", "m2", "--api-key-env", "MY_KEY"]
+        result = cli("chat", "hi", *options, env={**refused, "MY_KEY": "sk-from-my-var"})
+        assert (result.returncode, result.stdout) == (0, "Mock reply to: hi\n"), result.stderr
+        result = cli("chat", "hi", "--base-url", server.url, env=refused)  # the env's key
+        assert result.returncode == 0, result.stderr
+    first, second = mock.requests
+    assert first.json()["model"] == "m2"
+    assert first.headers["authorization"] == "Bearer sk-from-my-var"
+    assert second.headers["authorization"] == "Bearer sk-env"
+
+    result = cli("chat", "hi", "--api-key-env", "UNSET_KEY_VARIABLE")
+    assert result.returncode == 2
+    assert "UNSET_KEY_VARIABLE" in result.stderr and "--api-key-env" in result.stderr
+    result = cli("chat", "hi", "--base-url", "http://127.0.0.1:9/v1")
+    assert result.returncode == 2 and "--api-key-env" in result.stderr
+    assert "PIPECLIENT_API_KEY" in result.stderr
+    bad_url = ["--base-url", "ftp://x", "--api-key-env", "MY_KEY"]
+    result = cli("chat", "hi", *bad_url, env={"MY_KEY": "k"})
+    assert result.returncode == 2 and "option --base-url" in result.stderr
+    assert "not an http(s) URL" in result.stderr
+    result = cli("chat", "hi", "--mock", "--base-url", "http://127.0.0.1:9/v1")
+    assert result.returncode == 2 and "--mock" in result.stderr
 
 
 def test_backend_failure_exits_1_without_traceback(cli: RunCli) -> None:

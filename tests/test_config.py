@@ -453,7 +453,7 @@ def test_replacing_the_otlp_list_drops_the_old_provenance(tmp_path: Path) -> Non
     assert settings.source_of("otlp[0].name") == "env PIPECLIENT_OTLP"
 
 
-def test_otel_variables_fill_only_a_table_whose_endpoint_is_not_configured(
+def test_otel_variables_override_the_file_and_headers_follow_their_collector(
     tmp_path: Path,
 ) -> None:
     environ = {
@@ -461,15 +461,66 @@ def test_otel_variables_fill_only_a_table_whose_endpoint_is_not_configured(
         "OTEL_EXPORTER_OTLP_HEADERS": "x-team-key=HONEYKEY",
     }
     path = write(
-        tmp_path / "t.toml", '[[otlp]]\nname = "local"\nendpoint = "http://internal:4318"\n'
+        tmp_path / "t.toml",
+        '[[otlp]]\nname = "local"\nendpoint = "http://internal:4318"\n'
+        'headers = { x-file-key = "FILEKEY" }\n',
     )
+    # Environment over file; the file's credential is not sent to the substituted collector.
     table = load_settings(file=path, environ=environ).config.otlp[0]
-    assert table.endpoint == "http://internal:4318" and table.headers == {}
+    assert table.endpoint == "http://env-collector:4318"
+    assert table.headers == {"x-team-key": "HONEYKEY"}
+    only_endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env-collector:4318"}
+    assert load_settings(file=path, environ=only_endpoint).config.otlp[0].headers == {}
+    # Headers alone go only to the collector OTEL_EXPORTER_OTLP_ENDPOINT names by default.
+    only_headers = {"OTEL_EXPORTER_OTLP_HEADERS": "x-team-key=HONEYKEY"}
+    table = load_settings(file=path, environ=only_headers).config.otlp[0]
+    assert table.endpoint == "http://internal:4318" and table.headers == {"x-file-key": "FILEKEY"}
+    local = write(tmp_path / "l.toml", '[[otlp]]\nendpoint = "http://localhost:4318/"\n')
+    assert load_settings(file=local, environ=only_headers).config.otlp[0].headers == {
+        "x-team-key": "HONEYKEY"
+    }
+    # A PIPECLIENT_ variable wins over OTEL_*, and OTEL headers never follow it elsewhere.
+    pinned = {**environ, "PIPECLIENT_OTLP__0__ENDPOINT": "http://pinned:4318"}
+    table = load_settings(environ=pinned).config.otlp[0]
+    assert table.endpoint == "http://pinned:4318" and table.headers == {}
     table = load_settings(environ=environ).config.otlp[0]
     assert table.endpoint == "http://env-collector:4318"
     assert table.headers == {"x-team-key": "HONEYKEY"}
     empty = write(tmp_path / "e.toml", "otlp = []\n")
     assert load_settings(file=empty, environ=environ).config.otlp == []
+
+
+def test_ecosystem_hosts_override_the_generated_file_and_status_says_so(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    path = tmp_path / "telemetry.toml"
+    assert cli("init", "telemetry", "--path", str(path)).returncode == 0
+    env = {
+        "PIPECLIENT_TELEMETRY_FILE": str(path),
+        "POSTHOG_HOST": "https://eu.i.posthog.com",
+        "LANGFUSE_HOST": "https://lf.example",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4318",
+    }
+    settings = load_settings(environ=env)
+    assert settings.config.posthog.host == "https://eu.i.posthog.com"
+    assert settings.config.langfuse.host == "https://lf.example"
+    assert settings.config.otlp[0].endpoint == "http://collector.example:4318"
+    result = cli("telemetry", "status", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {
+        row["key"]: row
+        for stream in json.loads(result.stdout)["streams"]
+        for row in stream["settings"]
+    }
+    for key, variable in [
+        ("posthog.host", "POSTHOG_HOST"),
+        ("langfuse.host", "LANGFUSE_HOST"),
+        ("otlp[0].endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ]:
+        assert rows[key]["source"] == f"env {variable}"
+        assert rows[key]["overrides"] == f"file {path}"
+    text = cli("telemetry", "status", env=env).stdout
+    assert f"[env OTEL_EXPORTER_OTLP_ENDPOINT, over file {path}]" in text
 
 
 SECRET = "phc_SECRET_9f8e7d"

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 import threading
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ __all__ = [
     "LINE_KEYS",
     "AuditLog",
     "LineCheck",
+    "check_audit_path",
     "check_line",
     "fingerprint",
     "format_line",
@@ -253,6 +255,76 @@ def format_line(fields: Mapping[str, Any], seq: int, prev_hash: str) -> tuple[by
 _FORK_GUARD = threading.Lock()
 
 
+def check_audit_path(path: str | os.PathLike[str], *, source: str | None = None) -> None:
+    """The ConfigError `AuditLog(path)` would raise, found without creating anything: the
+    client (through AuditLog) and `telemetry status` both ask this."""
+    target = Path(path).expanduser().absolute()
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:  # a symlink loop, a file where a directory should be, ...
+        raise _open_error(target, _reason(exc), source) from None
+    if mode is None:
+        _check_creatable(target, source)
+        return
+    if stat.S_ISDIR(mode):
+        raise _open_error(target, "it is a directory", source)
+    if not os.access(target, os.R_OK | os.W_OK):
+        raise _open_error(target, "Permission denied", source)
+    if not stat.S_ISREG(mode):
+        return  # a device or pipe: nothing to read back
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _open_error(target, _reason(exc), source) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size and _read_head(fd, size) is None:
+            raise ConfigError(_not_a_log(target, size), source=source, key=_CONFIG_KEY)
+    finally:
+        os.close(fd)
+
+
+def _check_creatable(target: Path, source: str | None) -> None:
+    """The file is missing: its nearest existing ancestor must be a writable directory."""
+    ancestor = target.parent
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise _open_error(target, _NOT_A_DIRECTORY, source)
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise _open_error(target, "Permission denied", source)
+
+
+_NOT_A_DIRECTORY = "Not a directory: a file stands where a directory should be"
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, IsADirectoryError):
+        return "it is a directory"
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return _NOT_A_DIRECTORY
+    return exc.strerror or type(exc).__name__
+
+
+def _open_error(path: Path, reason: str, source: str | None) -> ConfigError:
+    return ConfigError(
+        f"cannot open the audit log {str(path)!r} for appending ({reason}); set "
+        "[audit] path (PIPECLIENT_AUDIT__PATH) to a file in a writable directory",
+        source=source,
+        key=_CONFIG_KEY,
+    )
+
+
+def _not_a_log(path: Path, size: int) -> str:
+    return (
+        f"{str(path)!r} is not a pipeclient audit log: no intact audit line "
+        f"in its last {min(size, _TAIL_LIMIT)} bytes; set [audit] path to a new "
+        "file, or look at it with `pipeclient audit verify`"
+    )
+
+
 class AuditLog:
     """An append-only audit file shared safely by threads and processes."""
 
@@ -273,6 +345,7 @@ class AuditLog:
         self._size = -1  # the size our last write left the file at; -1: read the tail
         self._head: tuple[int, str] = (0, GENESIS)
         self._needs_newline = False
+        check_audit_path(self.path, source=source)  # the checks `telemetry status` runs
         self._fd: int | None = self._open()
         try:  # a file that is not an audit log fails here, at construction
             with self._lock, _FileLock(self) as fd:
@@ -338,16 +411,8 @@ class AuditLog:
             created = not path.exists()
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            if isinstance(exc, IsADirectoryError):
-                reason = "it is a directory"
-            elif isinstance(exc, (FileExistsError, NotADirectoryError)):
-                reason = "Not a directory: a file stands where a directory should be"
-            raise self._error(
-                f"cannot open the audit log {str(path)!r} for appending ({reason}); set "
-                "[audit] path (PIPECLIENT_AUDIT__PATH) to a file in a writable directory"
-            ) from None
+        except OSError as exc:  # check_audit_path passed, but the file changed since
+            raise _open_error(path, _reason(exc), self._source) from None
         if created and self.durable:
             _fsync_directory(path.parent)
         return fd
@@ -378,11 +443,7 @@ class AuditLog:
         if size != self._size:
             head = _read_head(fd, size)
             if head is None:
-                raise self._error(
-                    f"{str(self.path)!r} is not a pipeclient audit log: no intact audit line "
-                    f"in its last {min(size, _TAIL_LIMIT)} bytes; set [audit] path to a new "
-                    "file, or look at it with `pipeclient audit verify`"
-                )
+                raise self._error(_not_a_log(self.path, size))
             self._head = head
             self._needs_newline = os.pread(fd, 1, size - 1) != b"\n" if size else False
             self._size = size

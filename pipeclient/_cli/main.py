@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .._exceptions import APIError, ConfigError, PipeclientError
+from .._version import __version__
 
 __all__ = ["main"]
 
@@ -26,15 +27,27 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pipeclient", description="OpenAI-compatible LLM client.")
+    parser.add_argument("--version", action="version", version=f"pipeclient {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
     chat = commands.add_parser("chat", help="send one chat completion and print the answer")
-    chat.add_argument("prompt", help="the user message")
+    chat.add_argument("prompt", help="the user message; '-' reads it from standard input")
     chat.add_argument(
         "--model",
         default=os.environ.get("PIPECLIENT_MODEL", "gpt-4o-mini"),
         help="model name (default: $PIPECLIENT_MODEL or gpt-4o-mini)",
+    )
+    chat.add_argument(
+        "--base-url",
+        help="the backend's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 "
+        "(default: $PIPECLIENT_BASE_URL, else $OPENAI_BASE_URL)",
+    )
+    chat.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="the environment variable holding the API key, so the key stays out of the "
+        "command line (default: PIPECLIENT_API_KEY, else OPENAI_API_KEY)",
     )
     chat.add_argument("--stream", action="store_true", help="print the answer as it arrives")
     chat.add_argument(
@@ -138,16 +151,91 @@ def _telemetry_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_BACKEND_VARIABLES = (
+    "PIPECLIENT_BASE_URL",
+    "PIPECLIENT_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "PIPECLIENT_GATEWAY_URL",
+    "PIPECLIENT_GATEWAY_API_KEY",
+)
+
+_NO_BACKEND = (
+    "no backend to send the prompt to. Pass --base-url URL (with --api-key-env VAR naming "
+    "the variable that holds its key), or set PIPECLIENT_BASE_URL and PIPECLIENT_API_KEY "
+    "(OPENAI_API_KEY alone targets api.openai.com; PIPECLIENT_GATEWAY_URL and "
+    "PIPECLIENT_GATEWAY_API_KEY the managed gateway), or pass --mock to answer offline"
+)
+
+
+def _chat_backends(args: argparse.Namespace) -> list[Any] | None:
+    """The backends the options name; None: the environment's, as `Client()` reads them."""
+    from .._client.backends import DEFAULT_OPENAI_BASE_URL, Backend, _env
+
+    env = os.environ
+    if args.mock:
+        if args.base_url or args.api_key_env:
+            raise ConfigError(
+                "--mock answers offline, so --base-url and --api-key-env do not apply; "
+                "drop one or the other",
+                source="pipeclient chat",
+            )
+        from ..testing import MockBackend
+
+        return [MockBackend().backend()]
+    if not args.base_url and not args.api_key_env:
+        if _env(env, *_BACKEND_VARIABLES) is None:
+            raise ConfigError(_NO_BACKEND, source="pipeclient chat")
+        return None
+    if args.api_key_env:
+        variable = args.api_key_env
+        found = _env(env, variable)
+        if found is None:
+            raise ConfigError(
+                "is not set or is empty; export the API key in it, or drop --api-key-env "
+                "to read PIPECLIENT_API_KEY (or OPENAI_API_KEY)",
+                source=f"environment variable {variable} (named by --api-key-env)",
+            )
+    else:
+        found = _env(env, "PIPECLIENT_API_KEY", "OPENAI_API_KEY")
+        if found is None:
+            raise ConfigError(
+                "--base-url is given but no API key: set PIPECLIENT_API_KEY (or "
+                "OPENAI_API_KEY), or name the variable that holds it with --api-key-env VAR; "
+                "for a server without authentication any placeholder value works",
+                source="pipeclient chat",
+            )
+    key_source, api_key = f"environment variable {found[0]}", found[1]
+    if args.base_url:
+        url_source, base_url = "option --base-url", args.base_url
+    else:
+        found_url = _env(env, "PIPECLIENT_BASE_URL", "OPENAI_BASE_URL")
+        url_source, base_url = (
+            (f"environment variable {found_url[0]}", found_url[1])
+            if found_url
+            else ("the default base URL", DEFAULT_OPENAI_BASE_URL)
+        )
+    source = f"{url_source} with the key from {key_source}"
+    return [Backend(source, name="cli", base_url=base_url, api_key=api_key)]
+
+
 def _chat(args: argparse.Namespace) -> int:
     from .._client.client import Client
 
-    options: dict[str, Any] = {}
-    if args.mock:
-        from ..testing import MockBackend
-
-        options["backends"] = [MockBackend().backend()]
+    prompt: str = args.prompt
+    if prompt == "-":
+        prompt = sys.stdin.read().removesuffix("\n")
+        if not prompt.strip():
+            print(
+                "pipeclient: the prompt read from standard input is empty; pipe the message "
+                "in (echo 'hello' | pipeclient chat -) or pass it as an argument",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    backends = _chat_backends(args)
+    options: dict[str, Any] = {} if backends is None else {"backends": backends}
     with Client(**options) as client:
-        messages = [{"role": "user", "content": args.prompt}]
+        messages = [{"role": "user", "content": prompt}]
         if args.stream:
             for chunk in client.chat.completions.create(
                 model=args.model, messages=messages, stream=True

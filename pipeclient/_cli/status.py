@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from .._audit.log import check_audit_path
 from .._client.backends import gateway_url_from_env
-from .._config.settings import DEFAULT, TelemetrySettings, key_name
+from .._config.settings import DEFAULT, TelemetrySettings, key_name, where_value
 
 __all__ = ["describe", "render_text"]
 
@@ -41,14 +42,22 @@ def _settings_of(
     rows = []
     for key in type(table).model_fields:
         name = key_name((*prefix, key))
-        rows.append(
-            {
-                "key": name,
-                "value": _shown(key, getattr(table, key)),
-                "source": _source_label(settings.source_of(name)),
-            }
-        )
+        row = {
+            "key": name,
+            "value": _shown(key, getattr(table, key)),
+            "source": _source_label(settings.source_of(name)),
+        }
+        if name in settings.overridden:  # which layer won, and over which
+            row["overrides"] = _source_label(settings.overridden[name])
+        rows.append(row)
     return rows
+
+
+def _row_text(row: Mapping[str, Any]) -> str:
+    source = row["source"]
+    if row.get("overrides"):
+        source += f", over {row['overrides']}"
+    return f"    {row['key']:<28} = {row['value']!r:<40} [{source}]"
 
 
 def _switch(
@@ -133,6 +142,8 @@ def describe(
     streams.append(_gateway(settings, env))
     audit = config.audit
     on, why = _switch(settings, "audit.enabled", audit.enabled, telemetry=False)
+    if on:  # the client's own checks: a path it would refuse is an error here too
+        check_audit_path(audit.path, source=where_value(("audit", "path"), settings.sources))
     if on and settings.do_not_track:
         why += "; DO_NOT_TRACK does not apply: the audit log is local"
     streams.append(
@@ -202,9 +213,9 @@ def render_text(status: Mapping[str, Any]) -> str:
             lines.append(f"    sends to: {stream['sends_to']}")
         lines.append(f"    content:  {stream['content']}")
         for row in stream["settings"]:
-            lines.append(f"    {row['key']:<28} = {row['value']!r:<40} [{row['source']}]")
+            lines.append(_row_text(row))
     for title in ("privacy", "export"):
         lines.append(f"\n[{title}]")
         for row in status[title]:
-            lines.append(f"    {row['key']:<28} = {row['value']!r:<40} [{row['source']}]")
+            lines.append(_row_text(row))
     return "\n".join(lines) + "\n"

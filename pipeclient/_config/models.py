@@ -108,8 +108,8 @@ class OtlpConfig(_Table):
     enabled: bool = Field(False, description="export spans and metrics to this endpoint")
     endpoint: str = Field(
         "http://localhost:4318",
-        description="base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: /v1/traces and /v1/metrics "
-        "are appended",
+        description="base URL, as OTEL_EXPORTER_OTLP_ENDPOINT (which overrides the first "
+        "table's): /v1/traces and /v1/metrics are appended",
     )
     headers: dict[str, str] = Field(
         default_factory=dict,
@@ -199,8 +199,11 @@ def _table_type(annotation: Any) -> type[BaseModel]:
 _FILE_HEADER = """\
 # pipeclient telemetry configuration, written by `pipeclient init telemetry`.
 # Every stream is off until you set enabled = true. "${VAR}" and "${VAR:-default}" read
-# the environment. Environment variables override this file (PIPECLIENT_<TABLE>__<KEY>,
-# e.g. PIPECLIENT_POSTHOG__ENABLED=true); DO_NOT_TRACK=1 turns all telemetry off.
+# the environment. Environment variables override this file: PIPECLIENT_<TABLE>__<KEY>
+# (e.g. PIPECLIENT_POSTHOG__ENABLED=true), and POSTHOG_HOST, LANGFUSE_HOST and
+# OTEL_EXPORTER_OTLP_ENDPOINT (the first [[otlp]] table's endpoint) override the hosts
+# written below; `pipeclient telemetry status` shows which value won. DO_NOT_TRACK=1
+# turns all telemetry off.
 # Every key is described in docs/configuration.md.
 """
 

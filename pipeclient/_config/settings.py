@@ -11,9 +11,10 @@ import copy
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -65,6 +66,8 @@ class TelemetrySettings:
     do_not_track: bool
     otel_sdk_disabled: bool
     service_name: str
+    # key name -> the source it replaced: the value in force won over that one
+    overridden: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # the config's repr hides secrets; the sources hold none
         return f"TelemetrySettings(file={self.file}, do_not_track={self.do_not_track})"
@@ -163,6 +166,7 @@ def _load(
         do_not_track=dnt,
         otel_sdk_disabled=otel_disabled,
         service_name=env.get("OTEL_SERVICE_NAME", "").strip() or "pipeclient",
+        overridden=dict(merged.overridden),
     )
 
 
@@ -223,6 +227,13 @@ class _Merged:
 
         self.values: dict[str, Any] = TelemetryConfig().model_dump()
         self.sources: dict[str, str] = {}
+        self.overridden: dict[str, str] = {}
+
+    def _record(self, name: str, source: str) -> None:
+        previous = self.sources.get(name, DEFAULT)
+        if previous not in (DEFAULT, source):
+            self.overridden[name] = previous
+        self.sources[name] = source
 
     def apply(self, entries: list[Entry]) -> None:
         for path, value, source in entries:
@@ -232,14 +243,15 @@ class _Merged:
                 self._set_in_table(path, value, source)
             else:
                 self.values[str(path[0])][str(path[1])] = copy.deepcopy(value)
-                self.sources[key_name(path)] = source
+                self._record(key_name(path), source)
 
     def _replace_tables(self, tables: list[Any], source: str) -> None:
         """[[otlp]] (or PIPECLIENT_OTLP) replaces the list; omitted keys take defaults."""
         from .models import OtlpConfig
 
-        for name in [name for name in self.sources if name.startswith("otlp")]:
-            del self.sources[name]
+        for names in (self.sources, self.overridden):
+            for name in [name for name in names if name.startswith("otlp")]:
+                del names[name]
         self.values["otlp"] = []
         self.sources["otlp"] = source
         for index, table in enumerate(tables):
@@ -262,19 +274,32 @@ class _Merged:
                 key=key_name(path),
             )
         tables[index][str(path[2])] = copy.deepcopy(value)
-        self.sources[key_name(path)] = source
+        self._record(key_name(path), source)
 
     def fill_otel(self, otel: Mapping[str, tuple[Any, str]]) -> None:
-        """OTEL_EXPORTER_OTLP_* fill the first table, unless the configuration names its
-        endpoint: a credential meant for one collector never goes to another."""
+        """OTEL_EXPORTER_OTLP_* set the first table's endpoint and headers over the file
+        and the defaults (a PIPECLIENT_ variable or an argument wins over them). Headers
+        only ever go to the collector they were written for: OTEL_EXPORTER_OTLP_HEADERS
+        to the one OTEL_EXPORTER_OTLP_ENDPOINT names (http://localhost:4318 when unset),
+        and the file's headers not to a collector the environment substituted."""
         if not otel or not self.values["otlp"]:
             return
-        if self.sources.get("otlp[0].endpoint", DEFAULT) != DEFAULT:
-            return
-        for key, (value, source) in otel.items():
-            if key == "headers" and self.sources.get("otlp[0].headers", DEFAULT) != DEFAULT:
-                continue
-            self._set_in_table(("otlp", 0, key), value, source)
+        table = self.values["otlp"][0]
+        if "endpoint" in otel and not _above_otel(self.sources.get("otlp[0].endpoint", DEFAULT)):
+            value, source = otel["endpoint"]
+            replaced = table["endpoint"]
+            self._set_in_table(("otlp", 0, "endpoint"), value, source)
+            written_for_replaced = table["headers"] and not same_collector(replaced, value)
+            if written_for_replaced and not _above_otel(self.sources.get("otlp[0].headers", "")):
+                self._set_in_table(("otlp", 0, "headers"), {}, source)
+        named = otel["endpoint"][0] if "endpoint" in otel else OTEL_DEFAULT_ENDPOINT
+        if (
+            "headers" in otel
+            and not _above_otel(self.sources.get("otlp[0].headers", DEFAULT))
+            and same_collector(table["endpoint"], named)
+        ):
+            value, source = otel["headers"]
+            self._set_in_table(("otlp", 0, "headers"), value, source)
 
     def validate(self, *, resolved: bool) -> TelemetryConfig:
         from .models import TelemetryConfig
@@ -313,6 +338,29 @@ class _Merged:
             if active:
                 for key in list(table):
                     table[key] = resolve(table[key], env, fail((*prefix, key)))
+
+
+OTEL_DEFAULT_ENDPOINT = "http://localhost:4318"  # the OpenTelemetry default for OTLP/HTTP
+
+
+def _above_otel(source: str) -> bool:
+    """Set by a layer that wins over OTEL_EXPORTER_OTLP_*: an argument, a PIPECLIENT_ variable."""
+    return source == ARGUMENT or source.startswith("env PIPECLIENT_")
+
+
+def same_collector(first: str, second: str) -> bool:
+    """The same scheme, host, port and path (the default port counts as given)."""
+
+    def key(url: str) -> tuple[str, str, int | None, str]:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(scheme)
+        except ValueError:
+            port = None
+        return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+    return key(first) == key(second)
 
 
 # -- errors ----------------------------------------------------------------------------
