@@ -103,14 +103,34 @@ def test_every_parameter_of_the_installed_openai_sdk_is_accepted_under_its_name(
     from pipeclient._client.params import ChatParams, EmbeddingParams, ImageParams
 
     explicit = {"model", "messages", "stream", "input", "prompt", "self"}
-    not_ours = {"extra_query"}  # openai-python's; pipeclient's own is not there yet
     for method, params in (
         (Completions.create, ChatParams),
         (Embeddings.create, EmbeddingParams),
         (Images.generate, ImageParams),
     ):
-        theirs = set(inspect.signature(method).parameters) - explicit - not_ours
+        theirs = set(inspect.signature(method).parameters) - explicit
         missing = theirs - set(params.__annotations__)
         if method is Images.generate:
             missing -= {"stream"}  # image streams are not supported by pipeclient
         assert not missing, (method.__qualname__, sorted(missing))
+
+
+def test_extra_query_goes_in_the_url_with_the_backends_default_query() -> None:
+    mock = MockBackend()
+    with mock.serve() as server:
+        backend = server.backend(default_query={"api-version": "2024-10-21"})
+        with pipeclient.Client(backends=[backend]) as client:
+            client.chat.completions.create(
+                model="m", messages=MESSAGES, extra_query={"x": 1, "flag": True}
+            )
+            client.embeddings.create(
+                model="e", input=["a"], extra_query={"api-version": "2025-01-01"}
+            )
+    first, second = mock.requests
+    assert first.query == "api-version=2024-10-21&x=1&flag=true"
+    assert "x" not in first.json() and "extra_query" not in first.json()
+    assert second.query == "api-version=2025-01-01"  # the call's own value wins
+    with pytest.raises(pipeclient.ConfigError, match=r"extra_query\['bad'\]"):
+        pipeclient.Client(backends=[mock.backend()]).chat.completions.create(
+            model="m", messages=MESSAGES, extra_query={"bad": [1]}
+        )

@@ -52,6 +52,8 @@ class Backend(BaseModel):
     stream_usage: bool = True
     no_log: bool = False
     headers: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+    #: query parameters sent with every call to this backend (Azure's `api-version`)
+    default_query: Mapping[str, str] = Field(default_factory=dict)
     transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = Field(
         default=None, repr=False, exclude=True
     )

@@ -87,6 +87,34 @@ def check_headers(headers: Mapping[str, str] | None, key: str) -> dict[str, str]
     return dict(headers)
 
 
+def check_query(query: Mapping[str, object] | None) -> dict[str, str]:
+    """`extra_query=`: names and values that go in the URL's query string."""
+    if not query:
+        return {}
+    if not isinstance(query, Mapping):
+        raise ConfigError(
+            f"must be a mapping of names to values, not {type(query).__name__}",
+            source=_ARGUMENT,
+            key="extra_query",
+        )
+    found: dict[str, str] = {}
+    for name, value in query.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                "names must be non-empty strings", source=_ARGUMENT, key="extra_query"
+            )
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(
+                f"must be a string or a number, not {type(value).__name__}",
+                source=_ARGUMENT,
+                key=f"extra_query[{name!r}]",
+            )
+        found[name] = str(value)
+    return found
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
     try:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -107,6 +135,7 @@ class Call:
         "deferred",
         "headers",
         "path",
+        "query",
         "stream",
         "timeout",
         "tracker",
@@ -127,6 +156,7 @@ class Call:
         self.timeout = timeout
         self.tracker = tracker
         self.deferred: DeferredAudit | None = None  # AsyncClient's durable audit lines
+        self.query: dict[str, str] = {}  # extra_query=, in the URL
         self.stream = bool(body.get("stream"))
         self._encoded: dict[bool, bytes] = {False: encode_body(body)}
         if tracker.capture_content:

@@ -29,7 +29,7 @@ from .._version import __version__
 from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 from . import answers as _answers
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
-from .call import Call, check_headers, check_request_id, check_timeout
+from .call import Call, check_headers, check_query, check_request_id, check_timeout
 from .params import ClientOptions, reject_unexpected
 from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from .retry import RetryPolicy
@@ -229,6 +229,7 @@ class _BaseClient:
         timeout: Any,
         extra_headers: Mapping[str, str] | None,
         extra_body: Mapping[str, Any] | None,
+        extra_query: Mapping[str, object] | None = None,
     ) -> Call:
         if trace is None:
             trace = current_parent()
@@ -289,6 +290,7 @@ class _BaseClient:
             tracker=tracker,
         )
         call.deferred = deferred
+        call.query = check_query(extra_query)
         return call
 
     def _request_for(self, call: Call, backend: Backend) -> httpx.Request:
@@ -307,9 +309,11 @@ class _BaseClient:
         headers.update(backend.headers)
         headers.update(call.headers)
         headers["X-Request-Id"] = call.request_id
+        query = {**backend.default_query, **call.query}
         return httpx.Request(
             "POST",
             backend.base_url + call.path,
+            params=query or None,
             headers=headers,
             content=call.content(backend),
             extensions={"timeout": call.timeout},

@@ -50,6 +50,7 @@ class CallExtras(TypedDict, total=False):
     trace: TraceParent | None
     timeout: float | httpx.Timeout | None
     extra_headers: Mapping[str, str] | None
+    extra_query: Mapping[str, object] | None
     extra_body: Mapping[str, Any] | None
 
 

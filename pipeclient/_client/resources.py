@@ -38,6 +38,7 @@ class Caller(Protocol):
         trace: Any,
         timeout: Any,
         extra_headers: Mapping[str, str] | None,
+        extra_query: Mapping[str, object] | None,
         extra_body: Mapping[str, Any] | None,
     ) -> Call: ...
     def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
@@ -58,6 +59,7 @@ class AsyncCaller(Protocol):
         trace: Any,
         timeout: Any,
         extra_headers: Mapping[str, str] | None,
+        extra_query: Mapping[str, object] | None,
         extra_body: Mapping[str, Any] | None,
     ) -> Call: ...
     async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
@@ -88,6 +90,7 @@ class _Extras:
             "trace": params.pop("trace", None),
             "timeout": params.pop("timeout", NOT_GIVEN),
             "extra_headers": params.pop("extra_headers", None),
+            "extra_query": params.pop("extra_query", None),
             "extra_body": params.pop("extra_body", None),
         }
 

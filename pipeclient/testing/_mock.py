@@ -49,12 +49,14 @@ class Fault:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request as it arrived; header names are lower-cased."""
+    """One request as it arrived; header names are lower-cased, `query` is the URL's
+    query string as sent (without the `?`)."""
 
     method: str
     path: str
     headers: Mapping[str, str]
     body: bytes
+    query: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body)

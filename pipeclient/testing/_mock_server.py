@@ -151,7 +151,8 @@ async def _async_sleep(seconds: float, request: httpx.Request) -> None:
 
 def _record(request: httpx.Request, body: bytes) -> RecordedRequest:
     headers = MappingProxyType(dict(request.headers.items()))
-    return RecordedRequest(request.method, request.url.path, headers, body)
+    query = request.url.query.decode("ascii", "replace")
+    return RecordedRequest(request.method, request.url.path, headers, body, query)
 
 
 class _AnswerStream(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -316,8 +317,9 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        target = urlsplit(self.path)
         request = RecordedRequest(
-            self.command, urlsplit(self.path).path, MappingProxyType(headers), body
+            self.command, target.path, MappingProxyType(headers), body, target.query
         )
         result = owner.mock._handle(request)
         if result.refuse or (result.delay and owner._stopping.wait(result.delay)):
