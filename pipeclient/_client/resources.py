@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
 
 
-class Caller(Protocol):
-    """What a resource needs of `Client`: start a call, then send it."""
+class _Starts(Protocol):
+    """Both clients build a call the same way."""
 
     def _start(
         self,
@@ -41,27 +41,18 @@ class Caller(Protocol):
         extra_query: Mapping[str, object] | None,
         extra_body: Mapping[str, Any] | None,
     ) -> Call: ...
+
+
+class Caller(_Starts, Protocol):
+    """What a resource needs of `Client`: start a call, then send it."""
+
     def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
     def _stream(self, call: Call) -> Stream: ...
 
 
-class AsyncCaller(Protocol):
+class AsyncCaller(_Starts, Protocol):
     """What a resource needs of `AsyncClient`."""
 
-    def _start(
-        self,
-        operation: Operation,
-        path: str,
-        body: dict[str, Any],
-        *,
-        request_id: str | None,
-        no_log: bool | None,
-        trace: Any,
-        timeout: Any,
-        extra_headers: Mapping[str, str] | None,
-        extra_query: Mapping[str, object] | None,
-        extra_body: Mapping[str, Any] | None,
-    ) -> Call: ...
     async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
     async def _stream(self, call: Call) -> AsyncStream: ...
 
