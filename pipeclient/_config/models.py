@@ -120,6 +120,11 @@ class OtlpConfig(_Table):
     capture_content: bool = Field(
         True, description="put prompts and completions on spans (after [privacy] detectors)"
     )
+    token_metrics: Literal["v1.41", "inference", "both"] = Field(
+        "v1.41",
+        description='"v1.41": gen_ai.client.token.usage; "inference": the newer '
+        'gen_ai.client.inference.usage.{input,output}_tokens; "both"',
+    )
 
     _urls = field_validator("endpoint")(_check_http_url)
 
