@@ -44,6 +44,7 @@ __all__ = [
     "check_line",
     "fingerprint",
     "format_line",
+    "leaf_bytes",
 ]
 
 GENESIS = "0" * 64
@@ -152,6 +153,19 @@ def _check_slowly(raw: bytes) -> LineCheck:
     return LineCheck(
         status, line["seq"], line["prev_hash"], line["hash"], "" if status == "ok" else _EDITED
     )
+
+
+def leaf_bytes(raw: bytes) -> bytes:
+    """The bytes the chain hashes for an intact line: the line without its hash member.
+
+    They are also the line's leaf in the log's Merkle tree."""
+    match = CANONICAL_LINE.fullmatch(raw)
+    if match is not None and (raw.isascii() or is_utf8(raw)):
+        start, end = match.span(1)
+        return raw[:start] + raw[end:]
+    line = json.loads(raw.decode("utf-8"))
+    del line["hash"]
+    return rfc8785.dumps(line)
 
 
 def is_cut(raw: bytes) -> bool:

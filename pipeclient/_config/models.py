@@ -149,6 +149,35 @@ class AuditConfig(_Table):
     durable: bool = Field(
         False, description="true: each line is written and fsynced before the call returns"
     )
+    signing_key: str = Field(
+        "${PIPECLIENT_AUDIT_SIGNING_KEY}",
+        description="Ed25519 private key (base64 of 32 raw bytes) signing checkpoints; "
+        "unset: checkpoints are unsigned",
+        repr=False,
+        json_schema_extra=SECRET,
+    )
+
+    @field_validator("signing_key")
+    @classmethod
+    def _signing_key(cls, value: str) -> str:
+        # An unresolved ${VAR} means no key (checkpoints say they are unsigned).
+        if value and "${" not in value and not _is_key_b64(value.strip()):
+            raise ValueError(
+                "is not an Ed25519 private key: expected the base64 of 32 raw bytes; make "
+                "one with python -c 'import base64,os; print(base64.b64encode(os.urandom(32))"
+                ".decode())'"
+            )
+        return value
+
+
+def _is_key_b64(text: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 class ExportConfig(_Table):
