@@ -42,7 +42,6 @@ __all__ = [
     "LineCheck",
     "check_audit_path",
     "check_line",
-    "fingerprint",
     "format_line",
     "leaf_bytes",
 ]
@@ -95,11 +94,6 @@ CANONICAL_LINE = re.compile(
     rb',"user_id":' + _STR + rb',"x_request_id":' + _STR + rb"\}"
 )  # fmt: skip
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def fingerprint(api_key: str) -> str:
-    """A stable, non-reversible user id for an API key: never the key itself."""
-    return "sha256:" + hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:12]
 
 
 # -- one line -------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def default_checkpoint_path(log: Path) -> Path:
 
 def write_private(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically, the file readable by its owner only."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._audit.log import AuditLog, fingerprint
+from .._audit.log import AuditLog, check_audit_path
+from .._audit.secret import fingerprint, installation_secret
 from .._telemetry.record import CallRecord, TraceRecord
 from .._telemetry.sink import Payload, Sink, rfc3339
 
@@ -71,9 +73,17 @@ def build_audit_sink(
     """The sink `[audit]` asks for; raises ConfigError now if the path is unusable.
 
     `api_keys` maps backend names to their keys: with no `[audit] user_id`, a line's user
-    is the fingerprint of the key of the backend that served the call.
+    is the keyed fingerprint of the key of the backend that served the call (keyed by the
+    installation's secret beside the log; without `open_log`, an existing secret is read
+    and none is created).
     """
-    fingerprints = {name: fingerprint(key) for name, key in api_keys.items() if key}
+    fingerprints: dict[str, str] = {}
+    if not user_id and any(api_keys.values()):
+        directory = Path(path).expanduser().absolute().parent
+        if open_log:
+            check_audit_path(path, source=source)  # a clear error before creating anything
+        secret = installation_secret(directory, create=open_log, source=source)
+        fingerprints = {name: fingerprint(key, secret) for name, key in api_keys.items() if key}
     fallback = user_id or next(iter(fingerprints.values()), "anonymous")
     log = AuditLog(path, user_id=fallback, durable=durable, source=source) if open_log else None
     if user_id:
