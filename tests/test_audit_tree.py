@@ -5,14 +5,18 @@ tamper with a checkpointed log, caught with the line named, through the API and 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pipeclient import ConfigError
 from pipeclient._audit.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -601,3 +605,117 @@ def test_a_malformed_signing_key_is_a_config_error_naming_key_and_source(
     loaded = cli("audit", "checkpoint", env={"PIPECLIENT_TELEMETRY_FILE": str(config)})
     assert loaded.returncode == 2 and "audit.signing_key" in loaded.stderr
     assert str(config) in loaded.stderr and secret not in loaded.stderr
+
+
+# -- segments: rotation and retention ---------------------------------------------------
+
+
+def rotating_log(
+    path: Path, key: Ed25519PrivateKey | None, *, retention_days: float = 0
+) -> AuditLog:
+    from pipeclient._audit.rotate import SegmentRotation
+
+    line_size = len(format_line(fields(0), 1, GENESIS)[0])
+    rotation = SegmentRotation(3 * line_size + 10, retention_days, key)  # 3 lines a segment
+    return AuditLog(path, user_id="user-1", rotation=rotation)
+
+
+def test_the_log_rolls_into_segments_each_sealed_by_a_signed_checkpoint(tmp_path: Path) -> None:
+    from pipeclient._audit.rotate import segments
+
+    path = tmp_path / "audit.jsonl"
+    _, key, public = new_key()
+    with rotating_log(path, key) as log:
+        for index in range(10):
+            log.append(fields(index))
+    sealed = segments(path)
+    assert [item.name for item in sealed] == [
+        "audit.jsonl.000000000001", "audit.jsonl.000000000004", "audit.jsonl.000000000007",
+    ]  # fmt: skip
+    seqs = []
+    for number, segment in enumerate([*sealed, path]):
+        assert segment.stat().st_mode & 0o777 == 0o600
+        result = verify(segment)
+        assert result.ok, result.message
+        seqs += [json.loads(line)["seq"] for line in segment.read_bytes().splitlines()]
+        if number:  # each segment's first line commits to the previous one's checkpoint
+            before = sealed[number - 1].with_name(sealed[number - 1].name + ".checkpoint")
+            assert result.continues == str(before)
+            first = json.loads(segment.read_bytes().splitlines()[0])
+            assert (
+                first["prev_hash"]
+                == hashlib.sha256(parse_checkpoint(before.read_text()).body.encode()).hexdigest()
+            )
+        if segment != path:
+            final = parse_checkpoint(Path(str(segment) + ".checkpoint").read_text())
+            assert final.size == 3 and final.check(parse_public_key(public))
+            assert verify(segment, checkpoint=final).ok
+    assert seqs == list(range(1, 11))  # one chain of seq across the segments
+
+
+def test_expired_segments_go_and_the_rest_still_verify(tmp_path: Path) -> None:
+    from pipeclient._audit.rotate import segments
+
+    path = tmp_path / "audit.jsonl"
+    with rotating_log(path, None, retention_days=30) as log:
+        for index in range(7):
+            log.append(fields(index))
+        oldest, second = segments(path)
+        long_ago = time.time() - 31 * 86400
+        os.utime(oldest, (long_ago, long_ago))
+        for index in range(7, 10):
+            log.append(fields(index))  # the next roll expires the oldest segment
+    remaining = segments(path)
+    assert oldest not in remaining and second in remaining and len(remaining) == 2
+    assert Path(str(oldest) + ".checkpoint").exists()  # size and tree head only: kept
+    for segment in [*remaining, path]:
+        assert verify(segment).ok, verify(segment).message
+    Path(str(oldest) + ".checkpoint").unlink()  # with it gone, nothing vouches for the start
+    gone = verify(second)
+    assert (gone.ok, gone.fault, gone.bad_line) == (False, "deleted", 1)
+
+
+def test_writers_in_many_threads_roll_one_chain(tmp_path: Path) -> None:
+    from pipeclient._audit.rotate import segments
+
+    path = tmp_path / "audit.jsonl"
+    logs = [rotating_log(path, None) for _ in range(4)]  # four descriptors, four flocks
+
+    def write(log: AuditLog, worker: int) -> None:
+        for index in range(25):
+            log.append(fields(worker * 100 + index))
+
+    threads = [threading.Thread(target=write, args=(log, n)) for n, log in enumerate(logs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for log in logs:
+        log.close()
+    seqs = []
+    for segment in [*segments(path), path]:
+        assert verify(segment).ok, (segment, verify(segment).message)
+        seqs += [json.loads(line)["seq"] for line in segment.read_bytes().splitlines()]
+    assert seqs == list(range(1, 101))
+
+
+def test_the_client_rolls_its_log_and_retention_needs_rotation(tmp_path: Path) -> None:
+    import pipeclient
+    from pipeclient._audit.rotate import segments
+    from pipeclient.testing import MockBackend
+
+    path = tmp_path / "audit.jsonl"
+    audit = {"enabled": True, "path": str(path), "rotate_mb": 0.001, "durable": True}
+    client = pipeclient.Client(backends=[MockBackend().backend()], telemetry={"audit": audit})
+    for index in range(6):
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], request_id=f"r-{index}"
+        )
+    client.close()
+    assert segments(path) and all(verify(item).ok for item in [*segments(path), path])
+    with pytest.raises(ConfigError, match=r"retention_days.*rotate_mb") as caught:
+        pipeclient.Client(
+            backends=[MockBackend().backend()],
+            telemetry={"audit": {"enabled": True, "path": str(path), "retention_days": 365}},
+        )
+    assert caught.value.key is not None and "audit" in caught.value.key

@@ -25,7 +25,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 import rfc8785
 
@@ -40,6 +40,7 @@ __all__ = [
     "LINE_KEYS",
     "AuditLog",
     "LineCheck",
+    "Rotation",
     "check_audit_path",
     "check_line",
     "format_line",
@@ -333,6 +334,17 @@ def _not_a_log(path: Path, size: int) -> str:
     )
 
 
+class Rotation(Protocol):
+    """When and how the log rolls into a new segment (`_audit.rotate` implements it)."""
+
+    limit: int  # bytes: a line that would take the file past this starts a new segment
+
+    def seal(self, path: Path, fd: int) -> str:
+        """Keep the full file as a segment (under the writers' lock); the `prev_hash` the
+        next segment's first line carries: it commits to the sealed segment."""
+        ...
+
+
 class AuditLog:
     """An append-only audit file shared safely by threads and processes."""
 
@@ -343,10 +355,12 @@ class AuditLog:
         user_id: str,
         durable: bool = False,
         source: str | None = None,
+        rotation: Rotation | None = None,
     ) -> None:
         self.path = Path(path).expanduser().absolute()  # immune to a later chdir
         self.user_id = user_id
         self.durable = durable
+        self.rotation = rotation
         self._source = source  # where [audit] path was set, for error messages
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -393,6 +407,13 @@ class AuditLog:
                 size = self._sync_head(fd)
                 seq, prev = self._head
                 data, digest = format_line(line, seq + 1, prev)
+                rotation = self.rotation
+                if rotation is not None and seq and size + len(data) > rotation.limit:
+                    prev = rotation.seal(self.path, fd)
+                    data, digest = format_line(line, seq + 1, prev)
+                    self._start_segment(data)  # the next append opens it
+                    self._size = -1
+                    return dict(line, seq=seq + 1, prev_hash=prev, hash=digest)
                 if self._needs_newline:
                     data = b"\n" + data  # close a fragment a crash left, in the same write
                 self._size = -1  # unknown until the write is complete
@@ -402,6 +423,21 @@ class AuditLog:
             if self.durable:
                 os.fsync(fd)
         return dict(line, seq=seq + 1, prev_hash=prev, hash=digest)
+
+    def _start_segment(self, first_line: bytes) -> None:
+        """Replace the file at our path with a new one holding `first_line`, atomically:
+        a writer opening the path sees the old file or the new one, never none."""
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, first_line)
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.path)
+        if self.durable:
+            _fsync_directory(self.path.parent)
 
     def close(self) -> None:
         """Close the file. Idempotent; later appends raise."""

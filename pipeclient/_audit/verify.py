@@ -10,6 +10,7 @@ verify) detects what the chain alone cannot: lines cut from the end, or a rewrit
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -63,6 +64,7 @@ class VerifyResult:
     tree_size: int = 0  # with a checkpoint or collected leaves: the log's tree, its size
     root: bytes = b""  # and its head
     origin: str = ""  # and the log's name in checkpoints
+    continues: str = ""  # a segment: the checkpoint of the sealed one its first line follows
 
     @property
     def anchor(self) -> str:
@@ -126,6 +128,7 @@ def verify(
     end = _settled_size(path)  # lines appended while we read are not ours to judge
     pending: list[int] = []  # cut lines waiting for the next intact line to explain them
     torn: list[int] = []
+    continues = ""  # the sealed segment's checkpoint that the first line commits to
     for raw in _raw_lines(path, end):
         line_no += 1
         found = match(raw)
@@ -147,6 +150,10 @@ def verify(
                 return _fault(line_no, kind, message, line_no, last_seq, last_hash)
             digest, seq, prev = check.hash.encode(), check.seq, check.prev_hash.encode()
             body = leaf_bytes(raw) if tree is not None else b""
+        if not last_line and seq > 1 and not continues:  # a segment after a sealed one?
+            continues = _sealed_before(path, prev)
+            if continues:
+                last_seq, last_hash = seq - 1, prev
         if seq != last_seq + 1 or prev != last_hash:
             if pending:
                 return _fault(
@@ -209,8 +216,29 @@ def verify(
                 False, line_no, last_seq, head, bad, kind, message, torn_lines, size, root, origin
             )
     return VerifyResult(
-        True, line_no, last_seq, head, torn=torn_lines, tree_size=size, root=root, origin=origin
-    )
+        True, line_no, last_seq, head, torn=torn_lines, tree_size=size, root=root, origin=origin,
+        continues=continues,
+    )  # fmt: skip
+
+
+_SEGMENT_NAME = re.compile(r"(.+)\.[0-9]{12}")
+
+
+def _sealed_before(path: Path, prev_hash: bytes) -> str:
+    """The checkpoint beside the log whose text hashes to `prev_hash`: the final checkpoint
+    of the segment this one continues (a segment's first line commits to it), or ""."""
+    from .checkpoint import CheckpointError, parse_checkpoint
+
+    named = _SEGMENT_NAME.fullmatch(path.name)
+    base = named[1] if named else path.name
+    for candidate in sorted(path.parent.glob(f"{glob.escape(base)}.*.checkpoint")):
+        try:
+            checkpoint = parse_checkpoint(candidate.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, CheckpointError):
+            continue
+        if sha256(checkpoint.body.encode()).hexdigest().encode() == prev_hash:
+            return str(candidate)
+    return ""
 
 
 def log_origin(first_hash: str) -> str:

@@ -153,6 +153,11 @@ def _verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         _say(f"cannot read {path}: {exc.strerror or exc}")
         return EXIT_USAGE
+    if result.continues:
+        print(
+            f"note: a segment: its first line continues the one sealed by {result.continues} "
+            "(the segments before it may have expired)"
+        )
     for line in result.torn:
         print(
             f"note: line {line} is a fragment of an interrupted write (a crash); the chain "

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from .urls import check_url
@@ -156,6 +163,28 @@ class AuditConfig(_Table):
         repr=False,
         json_schema_extra=SECRET,
     )
+
+    rotate_mb: float = Field(
+        0,
+        ge=0,
+        description="past this size (MiB) the log rolls into a new segment, chained to the "
+        "last one's checkpoint; 0: never",
+    )
+    retention_days: float = Field(
+        0,
+        ge=0,
+        description="delete segments last written longer ago than this (needs rotate_mb); "
+        "0: keep all",
+    )
+
+    @model_validator(mode="after")
+    def _retention_needs_segments(self) -> AuditConfig:
+        if self.retention_days and not self.rotate_mb:
+            raise ValueError(
+                "retention_days deletes old segments of the log, and without rotate_mb "
+                "there are none: set rotate_mb too (e.g. 64), or retention_days = 0"
+            )
+        return self
 
     @field_validator("signing_key")
     @classmethod

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._audit.log import AuditLog, check_audit_path
+from .._audit.log import AuditLog, Rotation, check_audit_path
 from .._audit.secret import fingerprint, installation_secret
 from .._telemetry.record import CallRecord, TraceRecord
 from .._telemetry.sink import Payload, Sink, rfc3339
@@ -69,6 +69,9 @@ def build_audit_sink(
     api_keys: Mapping[str, str],
     source: str | None = None,
     open_log: bool = True,
+    rotate_mb: float = 0,
+    retention_days: float = 0,
+    signing_key: str = "",
 ) -> AuditSink:
     """The sink `[audit]` asks for; raises ConfigError now if the path is unusable.
 
@@ -85,12 +88,26 @@ def build_audit_sink(
         secret = installation_secret(directory, create=open_log, source=source)
         fingerprints = {name: fingerprint(key, secret) for name, key in api_keys.items() if key}
     fallback = user_id or next(iter(fingerprints.values()), "anonymous")
-    log = AuditLog(path, user_id=fallback, durable=durable, source=source) if open_log else None
+    log = None
+    if open_log:
+        rotation = _rotation(path, rotate_mb, retention_days, signing_key) if rotate_mb else None
+        log = AuditLog(path, user_id=fallback, durable=durable, source=source, rotation=rotation)
     if user_id:
         return AuditSink(log, user_id=fallback)
     return AuditSink(
         log, user_id=fallback, user_id_for=lambda record: fingerprints.get(record.backend)
     )
+
+
+def _rotation(path: str, rotate_mb: float, retention_days: float, signing_key: str) -> Rotation:
+    """Segments of `rotate_mb`, sealed by a checkpoint signed with the key if there is one;
+    segments past their retention are deleted now and at each roll."""
+    from .._audit.checkpoint import parse_signing_key
+    from .._audit.rotate import SegmentRotation, expire_segments
+
+    key = parse_signing_key(signing_key) if signing_key and "${" not in signing_key else None
+    expire_segments(Path(path).expanduser().absolute(), retention_days)
+    return SegmentRotation(int(rotate_mb * 2**20), retention_days, key)
 
 
 def audit_fields(record: CallRecord, user_id: str) -> dict[str, Any]:
