@@ -350,8 +350,9 @@ def checkpointed(tmp_path: Path) -> tuple[Path, list[bytes], Checkpoint, str]:
     path = tmp_path / "audit.jsonl"
     lines = write_log(path, 10)
     _, key, public = new_key()
-    checkpoint, result = checkpoint_log(path, key, tree_file=tree_file_for(path))
-    assert result.ok and checkpoint.size == 10
+    checkpoint, leaves = checkpoint_log(path, key, tree_file=tree_file_for(path))
+    assert checkpoint.size == len(leaves) == 10
+    assert tree_file_for(path).read_bytes() == leaves.to_bytes()
     assert checkpoint.origin == log_origin(json.loads(lines[0])["hash"])
     return path, lines, checkpoint, public
 
@@ -719,3 +720,89 @@ def test_the_client_rolls_its_log_and_retention_needs_rotation(tmp_path: Path) -
             telemetry={"audit": {"enabled": True, "path": str(path), "retention_days": 365}},
         )
     assert caught.value.key is not None and "audit" in caught.value.key
+
+
+# -- the gateway as a witness -------------------------------------------------------------
+
+
+def test_checkpoints_are_witnessed_by_the_gateway_metadata_only(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    from pipeclient.testing import CaptureServer
+
+    canary = "CANARY-witness-5d1e"
+    path = tmp_path / "audit.jsonl"
+    with AuditLog(path, user_id="user-1") as log:
+        for index in range(5):
+            log.append(fields(index, x_request_id=f"{canary}-{index}", user_id=canary))
+    private, _, public = new_key()
+    with CaptureServer() as server:
+        env = {
+            "PIPECLIENT_AUDIT__WITNESS": "gateway",
+            "PIPECLIENT_AUDIT_SIGNING_KEY": private,
+            "PIPECLIENT_GATEWAY_URL": server.url + "/v1",
+            "PIPECLIENT_GATEWAY_API_KEY": "gw-key-123",
+        }
+        first = cli("audit", "checkpoint", str(path), env=env)
+        assert first.returncode == 0 and "witnessed by" in first.stdout, first.stdout
+        with AuditLog(path, user_id="user-1") as log:
+            for index in range(5, 12):
+                log.append(fields(index, x_request_id=f"{canary}-{index}"))
+        second = cli("audit", "checkpoint", str(path), env=env)
+        assert second.returncode == 0, second.stdout + second.stderr
+        requests = server.requests
+    assert [(r.method, r.path) for r in requests] == [("POST", "/v1/audit/checkpoints")] * 2
+    assert requests[0].headers["authorization"] == "Bearer gw-key-123"
+    assert canary.encode() not in server.all_bytes()  # no line, no user id: metadata only
+    one, two = (request.json() for request in requests)
+    assert set(one) == {
+        "schema", "origin", "tree_size", "root_hash", "checkpoint", "consistency",
+    }  # fmt: skip
+    assert one["schema"] == "pipeclient.audit.checkpoint.v1" and one["consistency"] is None
+    note = parse_checkpoint(two["checkpoint"])
+    assert note.check(parse_public_key(public)) and (two["tree_size"], note.size) == (12, 12)
+    consistency = two["consistency"]
+    assert consistency["from_size"] == 5 and consistency["from_root_hash"] == one["root_hash"]
+    verify_consistency(
+        5,
+        12,
+        base64.b64decode(one["root_hash"]),
+        base64.b64decode(two["root_hash"]),
+        [base64.b64decode(node) for node in consistency["proof"]],
+    )
+
+
+def test_witness_failures_and_do_not_track(cli: RunCli, tmp_path: Path) -> None:
+    from pipeclient.testing import CaptureServer
+
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 3)
+    unset = cli("audit", "checkpoint", str(path), env={"PIPECLIENT_AUDIT__WITNESS": "gateway"})
+    assert unset.returncode == 2 and "audit.witness" in unset.stderr
+    assert "PIPECLIENT_GATEWAY_URL" in unset.stderr
+    with CaptureServer(behaviour="error") as server:
+        env = {
+            "PIPECLIENT_AUDIT__WITNESS": "gateway",
+            "PIPECLIENT_GATEWAY_URL": server.url,
+            "PIPECLIENT_GATEWAY_API_KEY": "gw-key-123",
+        }
+        refused = cli("audit", "checkpoint", str(path), env=env)
+        assert refused.returncode == 1 and "answered 500" in refused.stdout
+        assert "gw-key-123" not in refused.stdout + refused.stderr
+        assert parse_checkpoint(Path(str(path) + ".checkpoint").read_text()).size == 3
+        quiet = cli("audit", "checkpoint", str(path), env={**env, "DO_NOT_TRACK": "1"})
+        assert quiet.returncode == 0 and "DO_NOT_TRACK" in quiet.stdout
+        assert len(server.requests) == 1
+
+
+def test_a_new_checkpoint_is_refused_when_the_log_lost_the_last_one(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    lines = write_log(path, 6)
+    assert cli("audit", "checkpoint", str(path)).returncode == 0
+    kept = Path(str(path) + ".checkpoint").read_text()
+    path.write_bytes(b"".join(rechain(lines, 2, {"model": "gpt-4o"})))
+    refused = cli("audit", "checkpoint", str(path))
+    assert refused.returncode == 1 and "line 3: rewritten" in refused.stdout
+    assert Path(str(path) + ".checkpoint").read_text() == kept  # the evidence stays

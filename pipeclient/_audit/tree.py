@@ -73,9 +73,9 @@ def write_private(path: Path, data: bytes) -> None:
 
 def checkpoint_log(
     path: Path, key: Ed25519PrivateKey | None, *, tree_file: Path | None = None
-) -> tuple[Checkpoint, VerifyResult]:
-    """A checkpoint of the whole log (signed when `key` is given), its leaf hashes kept in
-    `tree_file`. LogFault if the chain is broken, ValueError if the log is empty."""
+) -> tuple[Checkpoint, Leaves]:
+    """A checkpoint of the whole log (signed when `key` is given) and its leaf hashes, also
+    kept in `tree_file`. LogFault if the chain is broken, ValueError if the log is empty."""
     leaves = Leaves()
     result = verify(path, leaves=leaves)
     if not result.ok:
@@ -87,7 +87,7 @@ def checkpoint_log(
         checkpoint = checkpoint.signed(key)
     if tree_file is not None:
         write_private(tree_file, leaves.to_bytes())
-    return checkpoint, result
+    return checkpoint, leaves
 
 
 def prove(path: Path, checkpoint: Checkpoint, *, request_id: str) -> dict[str, Any]:

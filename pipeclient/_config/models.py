@@ -164,6 +164,11 @@ class AuditConfig(_Table):
         json_schema_extra=SECRET,
     )
 
+    witness: Literal["none", "gateway"] = Field(
+        "none",
+        description='"gateway": `audit checkpoint` also sends the checkpoint (size, tree '
+        "head, signature: no line) to the managed gateway",
+    )
     rotate_mb: float = Field(
         0,
         ge=0,
