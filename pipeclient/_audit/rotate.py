@@ -106,6 +106,8 @@ def _checkpoint_of(fd: int) -> tuple[Checkpoint, int]:
         offset += len(block)
         lines = (tail + block).split(b"\n")
         tail = lines.pop()
+        if offset >= size and tail:
+            lines.append(tail)  # a last line without its newline: a leaf if it is intact
         for raw in lines:
             check = check_line(raw)
             if check.status != "ok":
