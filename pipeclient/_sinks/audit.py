@@ -75,10 +75,10 @@ def build_audit_sink(
 ) -> AuditSink:
     """The sink `[audit]` asks for; raises ConfigError now if the path is unusable.
 
-    `api_keys` maps backend names to their keys: with no `[audit] user_id`, a line's user
-    is the keyed fingerprint of the key of the backend that served the call (keyed by the
-    installation's secret beside the log; without `open_log`, an existing secret is read
-    and none is created).
+    `api_keys` maps backend names to their keys. With no `[audit] user_id`, a line's user
+    is the call's `user_id=` (per call, block or client), else the keyed fingerprint of the
+    key of the backend that served the call (keyed by the installation's secret beside the
+    log; without `open_log`, an existing secret is read and none is created).
     """
     fingerprints: dict[str, str] = {}
     if not user_id and any(api_keys.values()):
@@ -95,7 +95,9 @@ def build_audit_sink(
     if user_id:
         return AuditSink(log, user_id=fallback)
     return AuditSink(
-        log, user_id=fallback, user_id_for=lambda record: fingerprints.get(record.backend)
+        log,
+        user_id=fallback,
+        user_id_for=lambda record: record.user_id or fingerprints.get(record.backend),
     )
 
 
