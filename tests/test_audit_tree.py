@@ -806,3 +806,29 @@ def test_a_new_checkpoint_is_refused_when_the_log_lost_the_last_one(
     refused = cli("audit", "checkpoint", str(path))
     assert refused.returncode == 1 and "line 3: rewritten" in refused.stdout
     assert Path(str(path) + ".checkpoint").read_text() == kept  # the evidence stays
+
+
+def test_status_never_shows_the_signing_key(cli: RunCli, tmp_path: Path) -> None:
+    private, _, _ = new_key()
+    env = {"PIPECLIENT_AUDIT__ENABLED": "true", "PIPECLIENT_AUDIT_SIGNING_KEY": private}
+    for command in (("telemetry", "status"), ("telemetry", "status", "--json")):
+        shown = cli(*command, env=env, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert private not in shown.stdout + shown.stderr
+        assert "audit.signing_key" in shown.stdout and "<set, 44 characters>" in shown.stdout
+    unset = cli("telemetry", "status", env={"PIPECLIENT_AUDIT__ENABLED": "true"}, cwd=tmp_path)
+    assert "${PIPECLIENT_AUDIT_SIGNING_KEY} (not resolved" in unset.stdout
+
+
+def test_a_segment_sealed_after_a_line_cut_before_its_newline(tmp_path: Path) -> None:
+    from pipeclient._audit.rotate import segments
+
+    path = tmp_path / "audit.jsonl"
+    lines = write_log(path, 3)
+    path.write_bytes(b"".join(lines)[:-1])  # a crash just before the last newline
+    with rotating_log(path, None) as log:
+        log.append(fields(3))  # past the limit: seals the three lines
+    (segment,) = segments(path)
+    final = parse_checkpoint(Path(str(segment) + ".checkpoint").read_text())
+    assert final.size == 3 and verify(segment, checkpoint=final).ok
+    assert verify(path).ok and verify(path).continues
