@@ -22,7 +22,14 @@ import openai
 import pytest
 
 import pipeclient
-from pipeclient.testing import CaptureServer, Fault, MockBackend, MockGateway, MockServer
+from pipeclient.testing import (
+    CaptureServer,
+    Fault,
+    MockBackend,
+    MockGateway,
+    MockServer,
+    capture_telemetry,
+)
 
 CANARY = "CANARY-77a1c0de"
 HI = [{"role": "user", "content": f"hi {CANARY}"}]
@@ -374,12 +381,30 @@ def test_raw_responses_and_embeddings_are_recorded(
     raw = client.chat.completions.with_raw_response.create(model="m", messages=HI)
     assert raw.headers.get("content-type", "").startswith("application/json")
     assert raw.parse().choices[0].message.content
+    with client.chat.completions.with_streaming_response.create(model="m", messages=HI) as streamed:
+        assert streamed.parse().usage is not None
     vectors = client.embeddings.create(model="e", input=["a", "b"])
     assert len(vectors.data) == 2
     client.models.list()  # not an inference call: passed through, not recorded
     client.close()
-    names = [e["event"] for e in events(posthog)]
-    assert names == ["$ai_generation", "$ai_embedding"]
+    found = events(posthog)
+    assert [e["event"] for e in found] == ["$ai_generation"] * 2 + ["$ai_embedding"]
+    assert all(e["properties"]["$ai_input_tokens"] for e in found)
+
+
+def test_capture_telemetry_shows_what_a_wrapped_client_sends(
+    backend: tuple[MockBackend, MockServer],
+) -> None:
+    _, server = backend
+    with capture_telemetry() as captured:
+        client = pipeclient.wrap(
+            openai.OpenAI(base_url=server.url, api_key="sk"),
+            telemetry={"posthog": {"enabled": True, "api_key": "phc", "redact": False}},
+        )
+        client.chat.completions.create(model="m", messages=HI)
+        client.close()
+    [event] = captured["posthog"]
+    assert event["properties"]["$ai_input"] == HI  # redact = false: content, as asked
 
 
 def test_async_clients_are_wrapped_alike(
