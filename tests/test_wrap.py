@@ -8,6 +8,8 @@ CI runs this file twice: with the newest openai release and with the newest 1.x.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import json
 import subprocess
 import sys
@@ -62,6 +64,18 @@ def sent(server: CaptureServer) -> str:
     return "\n".join(
         json.dumps(r.headers) + r.content.decode("utf-8", "replace") for r in server.requests
     )
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A loopback HTTP server for a test's own handler; yields its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def audit_lines(path: Path) -> list[dict[str, Any]]:
@@ -193,12 +207,9 @@ def test_streams_reach_the_caller_unbuffered_and_are_recorded_at_their_end(
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
+    with serving(Handler) as url:
         client = pipeclient.wrap(
-            openai.OpenAI(base_url=f"http://127.0.0.1:{httpd.server_port}/v1", api_key="sk"),
-            telemetry=posthog_on(posthog),
+            openai.OpenAI(base_url=url, api_key="sk"), telemetry=posthog_on(posthog)
         )
         stream = client.chat.completions.create(
             model="m", messages=HI, stream=True, stream_options={"include_usage": True}
@@ -207,9 +218,6 @@ def test_streams_reach_the_caller_unbuffered_and_are_recorded_at_their_end(
         release.set()
         rest = list(stream)
         client.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     assert held == [True]  # the first chunk arrived while the server held the rest
     assert first.choices[0].delta.content == "one"
     assert [c.choices[0].delta.content for c in rest if c.choices] == [" two"]
@@ -220,6 +228,60 @@ def test_streams_reach_the_caller_unbuffered_and_are_recorded_at_their_end(
     assert (props["$ai_input_tokens"], props["$ai_output_tokens"]) == (3, 2)
     assert props["$ai_stop_reason"] == "stop"
     assert "$ai_time_to_first_token" in props
+
+
+class _Gzipped(BaseHTTPRequestHandler):
+    """Answers gzip-compressed, as providers behind a CDN do: JSON, or SSE when asked."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        base = {"id": "c1", "created": 1, "model": "m"}
+        if body.get("stream"):
+            events = [
+                {"choices": [{"index": 0, "delta": {"content": "zip"}, "finish_reason": "stop"}]},
+                {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 1}},
+            ]
+            text = "".join(
+                f"data: {json.dumps({**base, 'object': 'chat.completion.chunk', **e})}\n\n"
+                for e in events
+            )
+            raw, kind = (text + "data: [DONE]\n\n").encode(), "text/event-stream"
+        else:
+            message = {"role": "assistant", "content": "zip"}
+            answer = {
+                **base,
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
+            }
+            raw, kind = json.dumps(answer).encode(), "application/json"
+        packed = gzip.compress(raw)
+        self.send_response(200)
+        self.send_header("content-type", kind)
+        self.send_header("content-encoding", "gzip")
+        self.send_header("content-length", str(len(packed)))
+        self.end_headers()
+        self.wfile.write(packed)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_compressed_answers_are_read_for_the_record(posthog: CaptureServer) -> None:
+    with serving(_Gzipped) as url:
+        client = pipeclient.wrap(
+            openai.OpenAI(base_url=url, api_key="sk"), telemetry=posthog_on(posthog)
+        )
+        answer = client.chat.completions.create(model="m", messages=HI)
+        streamed = client.chat.completions.create(
+            model="m", messages=HI, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = list(streamed)
+        client.close()
+    assert answer.choices[0].message.content == "zip" and chunks[0].choices[0].delta.content
+    found = [e["properties"] for e in events(posthog)]
+    assert [(p["$ai_input_tokens"], p["$ai_output_tokens"]) for p in found] == [(7, 1)] * 2
+    assert [p["$ai_is_error"] for p in found] == [False, False]
 
 
 def test_a_stream_closed_early_ends_its_record_once(

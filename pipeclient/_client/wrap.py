@@ -22,6 +22,7 @@ import inspect
 import logging
 import sys
 import weakref
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -210,14 +211,27 @@ class _WrappedCall:
         call.tracker.http_status = status
         if not 200 <= status < 300:
             return None  # openai retries or raises; `failed` ends the record then
-        return _Watcher(self.wrapping, call, response)
+        try:
+            return _Watcher(self.wrapping, call, response)
+        except Exception as exc:  # telemetry never fails a call
+            call.tracker.finish(error=ErrorInfo(type(exc).__name__, None))
+            return None
 
 
 class _Watcher:
     """Reads a 2xx answer's bytes as they pass to the caller and ends the call's record.
     Never raises: what the caller reads is openai's business."""
 
-    __slots__ = ("_body", "_pending", "_reader", "call", "model", "status", "wrapping")
+    __slots__ = (
+        "_body",
+        "_inflate",
+        "_pending",
+        "_reader",
+        "call",
+        "model",
+        "status",
+        "wrapping",
+    )
 
     def __init__(self, wrapping: _Wrapping, call: Call, response: Any) -> None:
         self.wrapping = wrapping
@@ -229,26 +243,32 @@ class _Watcher:
         self._reader: _ChunkReader | None = None
         self._body: bytearray | None = None
         self._pending = bytearray()
-        if content_type.split(";")[0].strip() == "text/event-stream":
-            self._reader = _ChunkReader(
-                call.tracker,
-                httpx.Response(self.status),
-                None,
-                hide_usage=False,
-                backend=wrapping.backend.name,
-                secrets=wrapping.secrets,
-            )
-        else:
-            self._body = bytearray()
+        # The transport's bytes are as sent: a compressed answer is inflated here (httpx
+        # inflates the caller's copy above the transport). An encoding pipeclient cannot
+        # read leaves reader and body None: the call is recorded without what its body says.
+        self._inflate = _inflater(str(response.headers.get("content-encoding", "")))
+        if self._inflate is not None:
+            if content_type.split(";")[0].strip() == "text/event-stream":
+                self._reader = _ChunkReader(
+                    call.tracker,
+                    httpx.Response(self.status),
+                    None,
+                    hide_usage=False,
+                    backend=wrapping.backend.name,
+                    secrets=wrapping.secrets,
+                )
+            else:
+                self._body = bytearray()
 
     @property
     def done(self) -> bool:
         return self.call.tracker.finished
 
     def feed(self, chunk: bytes) -> None:
-        if self.done:
+        if self.done or self._inflate is None:
             return
         try:
+            chunk = self._inflate(chunk)
             if self._body is not None:
                 self._body += chunk
                 return
@@ -275,7 +295,9 @@ class _Watcher:
                 self._parse(bytes(self._body))
                 return
             reader = self._reader
-            assert reader is not None
+            if reader is None:  # unreadable: what is known (status, timings) ends it
+                self.call.tracker.finish()
+                return
             if self._pending and not reader.done:
                 reader.chunk_for(bytes(self._pending).decode("utf-8", "replace"))
             if not reader.done:
@@ -315,6 +337,18 @@ class _Watcher:
             self._reader.finish(closed_early=True)
         else:
             self.call.tracker.finish(closed_early=True)
+
+
+def _inflater(content_encoding: str) -> Callable[[bytes], bytes] | None:
+    """Inflates an answer's bytes as they come; None for an encoding other than gzip or
+    deflate (brotli, zstd), which pipeclient does not read."""
+    codings = [c.strip().lower() for c in content_encoding.split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        return lambda data: data
+    if codings in (["gzip"], ["deflate"]):
+        return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress  # gzip or zlib header
+    return None
 
 
 # -- the transport layer, built on the HTTP library the client uses ------------------------
