@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .._exceptions import ConfigError
+from .._telemetry.attribution import NO_ATTRIBUTION, Attribution
 from .._telemetry.record import CallTracker, Operation
 
 if TYPE_CHECKING:
@@ -198,6 +199,7 @@ def start_call(
     headers: dict[str, str],
     timeout: dict[str, float | None],
     defers_audit: bool,
+    attribution: Attribution = NO_ATTRIBUTION,
 ) -> Call:
     """A call and the tracker of its record, emitting into `telemetry` (if any).
 
@@ -222,6 +224,7 @@ def start_call(
         capture_content=telemetry is not None and telemetry.wants_content and not no_log,
         request_id_supplied=request_id_supplied,
         emit=emit,
+        attribution=attribution,
     )
     call = Call(path=path, body=body, headers=headers, timeout=timeout, tracker=tracker)
     call.deferred = deferred
