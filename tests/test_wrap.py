@@ -389,6 +389,52 @@ def test_no_log_and_redaction_keep_the_canary_from_every_metadata_destination(
         assert quiet_id not in text
 
 
+def test_attribution_per_wrapped_client_reaches_posthog_and_never_the_provider(
+    backend: tuple[MockBackend, MockServer], posthog: CaptureServer
+) -> None:
+    mock, server = backend
+    client = pipeclient.wrap(
+        openai.OpenAI(base_url=server.url, api_key="sk"),
+        telemetry=posthog_on(posthog, redact=False),
+        user_id=f"u-{CANARY}",
+        session_id="s-1",
+        properties={"plan": "pro", "seats": 3},
+    )
+    client.chat.completions.create(model="m", messages=HI)
+    client.close()
+    [event] = events(posthog)
+    assert event["distinct_id"] == f"u-{CANARY}"
+    props = event["properties"]
+    assert (props["$ai_session_id"], props["plan"], props["seats"]) == ("s-1", "pro", 3)
+    [sent_request] = mock.requests
+    assert b"u-CANARY" not in sent_request.body and b"s-1" not in sent_request.body
+    assert "u-CANARY" not in json.dumps(dict(sent_request.headers))
+    with pytest.raises(TypeError, match="properties"):
+        pipeclient.wrap(openai.OpenAI(base_url=server.url, api_key="sk"), properties={"a": [1]})
+
+
+def test_a_trace_block_groups_wrapped_calls_and_its_no_log_and_attribution_apply(
+    backend: tuple[MockBackend, MockServer], posthog: CaptureServer
+) -> None:
+    _, server = backend
+    client = pipeclient.wrap(
+        openai.OpenAI(base_url=server.url, api_key="sk"),
+        telemetry=posthog_on(posthog, redact=False),
+        user_id="u-client",
+    )
+    blocks = pipeclient.Client(api_key="sk", base_url=server.url)
+    with blocks.trace("outer", user_id="u-block") as outer:
+        client.chat.completions.create(model="m", messages=HI)
+    with blocks.trace("quiet", no_log=True):
+        client.chat.completions.create(model="m", messages=HI)
+    client.chat.completions.create(model="m", messages=HI)
+    client.close()
+    inside, alone = events(posthog)
+    assert inside["properties"]["$ai_trace_id"] == outer.trace_id
+    assert (inside["distinct_id"], alone["distinct_id"]) == ("u-block", "u-client")
+    assert alone["properties"]["$ai_trace_id"] != outer.trace_id
+
+
 def test_other_openai_clients_and_the_class_are_untouched(
     backend: tuple[MockBackend, MockServer], posthog: CaptureServer
 ) -> None:

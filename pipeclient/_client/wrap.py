@@ -32,6 +32,7 @@ import httpx
 from .._config.settings import DefaultSettings, load_settings_or_defaults
 from .._exceptions import ConfigError
 from .._privacy.known_secrets import KnownSecrets
+from .._telemetry.attribution import NO_ATTRIBUTION, Attribution, check_attribution
 from .._telemetry.record import ErrorInfo, Operation
 from .._telemetry.trace import current_parent
 from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
@@ -81,6 +82,7 @@ class _Wrapping:
         telemetry: TelemetryConfig | Mapping[str, Any] | None,
         telemetry_file: str | Path | None,
         redact: Callable[[str], str] | None,
+        attribution: Attribution,
     ) -> None:
         if redact is not None and not callable(redact):
             raise ConfigError(
@@ -93,7 +95,11 @@ class _Wrapping:
             "telemetry": telemetry,
             "telemetry_file": telemetry_file,
             "redact": redact,
+            "user_id": attribution.user_id,
+            "session_id": attribution.session_id,
+            "properties": attribution.properties,
         }
+        self.attribution = attribution
         self.backend = _backend_of(client)
         key = self.backend.api_key.get_secret_value()
         self.secrets = KnownSecrets([key])
@@ -148,6 +154,8 @@ class _Wrapping:
             return None
         path, operation = found
         body = getattr(options, "json_data", None)
+        trace = current_parent()
+        block = getattr(trace, "attribution", NO_ATTRIBUTION)  # a trace block's wins
         try:
             return start_call(
                 self.telemetry,
@@ -156,11 +164,12 @@ class _Wrapping:
                 body=dict(body) if isinstance(body, Mapping) else {},
                 request_id=request_id,
                 request_id_supplied=supplied,
-                no_log=self.no_log,
-                trace=current_parent(),
+                no_log=self.no_log or bool(getattr(trace, "no_log", False)),
+                trace=trace,
                 headers={},
                 timeout={},
                 defers_audit=self.is_async,
+                attribution=block if block is not NO_ATTRIBUTION else self.attribution,
             )
         except ConfigError:  # a body pipeclient cannot encode: sent as openai sends it
             logger.debug("request %s: its body is not JSON, not recorded", request_id)
@@ -610,6 +619,9 @@ def wrap(
     telemetry: TelemetryConfig | Mapping[str, Any] | None = None,
     telemetry_file: str | Path | None = None,
     redact: Callable[[str], str] | None = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    properties: Mapping[str, str | int | float | bool] | None = None,
 ) -> OpenAIClient:
     """Instrument an `openai.OpenAI` or `openai.AsyncOpenAI` client; return it.
 
@@ -617,6 +629,8 @@ def wrap(
     telemetry (configured as for `pipeclient.Client`, from `telemetry=`, the environment
     and `.pipelex/telemetry.toml`), its privacy step, the audit log, the gateway rule and
     one `X-Request-Id` per call, the same on every retry. Other clients are untouched.
+    `user_id=`, `session_id=` and `properties=` attribute every call (never sent to the
+    provider); inside a `client.trace(...)` block with its own, the block's apply.
     """
     if getattr(client, "_pipeclient_wrapping", None) is not None:
         return client  # already wrapped
@@ -628,6 +642,7 @@ def wrap(
             source=_WHERE,
         )
     is_async = inspect.iscoroutinefunction(request)
+    attribution = check_attribution(user_id, session_id, properties, where=_WHERE)
     wrapping = _Wrapping(
         client,
         is_async=is_async,
@@ -635,6 +650,7 @@ def wrap(
         telemetry=telemetry,
         telemetry_file=telemetry_file,
         redact=redact,
+        attribution=attribution,
     )
     _instrument(http, is_async)
     _install(client, wrapping)
