@@ -218,6 +218,25 @@ def pipeclient_all(ep: Endpoints) -> Variant:
     return Variant(call, stream, client.flush, client.close, client)
 
 
+def openai_wrap(ep: Endpoints) -> Variant:
+    """The openai SDK under pipeclient.wrap, with what pipeclient+all has: every custom
+    stream, the audit log, and the gateway stream (the backend's host is the gateway's)."""
+    import openai
+
+    import pipeclient
+
+    os.environ["PIPECLIENT_GATEWAY_SPOOL_DIR"] = str(ep.tmp / "spool")
+    os.environ["PIPECLIENT_GATEWAY_URL"] = ep.base_url
+    client = pipeclient.wrap(
+        openai.OpenAI(api_key="gw-bench-key", base_url=ep.base_url), telemetry=every_stream(ep)
+    )
+    telemetry = client._pipeclient_wrapping.telemetry  # type: ignore[attr-defined]
+    names = sorted(sink.name for sink in telemetry.exporter.sinks)
+    assert names == ["audit", "gateway", "langfuse", "otlp:bench", "posthog"], names
+    call, stream = _openai_calls(client)
+    return Variant(call, stream, telemetry.flush, client.close)
+
+
 VARIANTS: dict[str, Callable[[Endpoints], Variant]] = {
     "httpx": raw_httpx,
     "openai": openai_bare,
@@ -226,4 +245,5 @@ VARIANTS: dict[str, Callable[[Endpoints], Variant]] = {
     "openai+otel": openai_otel,
     "pipeclient": pipeclient_bare,
     "pipeclient+all": pipeclient_all,
+    "openai+wrap": openai_wrap,
 }

@@ -574,6 +574,14 @@ def delivered(
                 "otlp spans": total(prefix, ("/traces",), "spans"),
                 "otlp metric requests": total(prefix, ("/metrics",), "metric_requests"),
             }
+        elif worker.variant == "openai+wrap":  # its gateway events count with pipeclient+all's
+            audit = worker.tmp / "audit.jsonl"
+            out[worker.name] = {
+                "posthog events": total(prefix, ("batch/",), "events"),
+                "langfuse spans": total(prefix + "api/public/otel/", ("/traces",), "spans"),
+                "otlp spans": total(prefix, ("/traces",), "spans", exclude="/api/public/"),
+                "audit lines": sum(1 for _ in audit.open()) if audit.exists() else 0,
+            }
         elif worker.variant == "pipeclient+all":
             audit = worker.tmp / "audit.jsonl"
             out[worker.name] = {

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._client.client import AsyncClient, Client
     from ._client.retry import RetryPolicy
     from ._client.streaming import AsyncStream, Stream
+    from ._client.wrap import wrap
     from ._config.models import TelemetryConfig
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "UnprocessableEntityError",
     "__version__",
     "do_not_track",
+    "wrap",
 ]
 
 _LAZY = {
@@ -73,6 +75,7 @@ _LAZY = {
     "Stream": "._client.streaming",
     "AsyncStream": "._client.streaming",
     "TelemetryConfig": "._config.models",
+    "wrap": "._client.wrap",
 }
 
 

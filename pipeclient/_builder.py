@@ -8,10 +8,13 @@ DO_NOT_TRACK no custom sink and no gateway sink is built, and no thread can star
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from ._config.settings import TelemetrySettings, where_value
+from ._config.file import KeyPath
+from ._config.settings import TelemetrySettings, key_name, where_value
+from ._exceptions import ConfigError
 from ._privacy.known_secrets import KnownSecrets
 from ._telemetry.fanout import Fanout, Route
 from ._telemetry.pipeline import Pipeline
@@ -23,14 +26,59 @@ if TYPE_CHECKING:
     from ._telemetry.dispatch import Dispatcher
     from ._telemetry.recorder import Recorder
 
-__all__ = ["build_pipeline", "custom_routes"]
+__all__ = ["STREAM_SDKS", "build_pipeline", "custom_routes", "missing_sdk"]
+
+# The SDK each custom stream needs (the modules its sink imports), and the extra that
+# installs it: the base install carries none of them.
+STREAM_SDKS: dict[str, tuple[str, ...]] = {
+    "posthog": ("posthog",),
+    "langfuse": ("langfuse",),
+    "otlp": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
+}
+
+
+def missing_sdk(extra: str) -> str | None:
+    """The first module of the stream's SDK that cannot be imported, if any.
+
+    Looked up, not imported: the SDK itself loads on the worker, when it first sends."""
+    for module in STREAM_SDKS[extra]:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent package missing, or a broken one
+            found = False
+        if not found:
+            return module
+    return None
+
+
+def check_sdk(extra: str, stream: str, path: KeyPath, settings: TelemetrySettings) -> None:
+    """A ConfigError naming the stream and the pip line when its SDK is not installed."""
+    module = missing_sdk(extra)
+    if module is None:
+        return
+    raise ConfigError(
+        f"the {stream} stream is enabled but its SDK is not installed (no module "
+        f"{module!r}); install it with: pip install 'pipeclient[{extra}]' "
+        f"(or 'pipeclient[all]'), or disable the stream",
+        source=where_value(path, settings.sources),
+        key=key_name(path),
+    )
 
 
 def custom_routes(settings: TelemetrySettings) -> list[Route]:
-    """The custom streams the configuration enables (none under DO_NOT_TRACK)."""
+    """The custom streams the configuration enables (none under DO_NOT_TRACK).
+
+    A stream enabled without its SDK is a ConfigError, raised before any sink exists."""
     if settings.do_not_track:
         return []
     config = settings.config
+    if config.posthog.enabled:
+        check_sdk("posthog", "posthog", ("posthog", "enabled"), settings)
+    if config.langfuse.enabled:
+        check_sdk("langfuse", "langfuse", ("langfuse", "enabled"), settings)
+    for index, table in enumerate(config.otlp):
+        if settings.otlp_enabled(table):
+            check_sdk("otlp", f"otlp {table.name!r}", ("otlp", index, "enabled"), settings)
     routes: list[Route] = []
     if config.posthog.enabled:
         from ._sinks.posthog import PostHogSink

@@ -13,6 +13,8 @@ import pytest
 import pipeclient
 from pipeclient.testing import MockBackend
 
+from .conftest import listen
+
 MESSAGES = [{"role": "user", "content": "hi"}]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,6 +110,7 @@ def test_an_embedding_is_floats_unless_base64_was_asked_for(client_class: Any) -
 
     mock = MockBackend()
     client = client_class(backends=[mock.backend()])
+    records = listen(client)
 
     async def calls() -> tuple[Any, Any]:
         floats = client.embeddings.create(model="e", input="x", dimensions=4)
@@ -127,6 +130,7 @@ def test_an_embedding_is_floats_unless_base64_was_asked_for(client_class: Any) -
     assert list(decoded) == vector  # the same embedding, as the encoding asked for it
     assert "encoding_format" not in mock.requests[0].json()
     assert mock.requests[1].json()["encoding_format"] == "base64"
+    assert [r.input_tokens for r in records] == [1, 1]  # usage read from either answer
     with pytest.raises(pipeclient.ConfigError, match="encoding_format"):
         bad = client.embeddings.create(model="e", input="x", encoding_format="int8")
         if client_class is pipeclient.AsyncClient:

@@ -148,6 +148,13 @@ def _telemetry_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
     else:
         sys.stdout.write(render_text(status))
+    missing = [s["stream"] for s in status["streams"] if s.get("missing_sdk")]
+    if missing:  # a client with this configuration would not start
+        print(
+            f"pipeclient: enabled without its SDK: {', '.join(missing)} (see above)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from .._audit.log import check_audit_path
+from .._builder import missing_sdk
 from .._client.backends import gateway_url_from_env
 from .._config.models import secret_fields
 from .._config.settings import DEFAULT, TelemetrySettings, key_name, where_value
@@ -79,6 +80,20 @@ def _switch(
     return True, f"enabled ({origin})"
 
 
+def _with_sdk(entry: dict[str, Any], extra: str) -> dict[str, Any]:
+    """An enabled stream whose SDK is missing: off, with the line that installs it (a
+    client with this configuration raises ConfigError)."""
+    if entry["on"] and missing_sdk(extra) is not None:
+        line = f"pip install 'pipeclient[{extra}]'"
+        entry.update(
+            on=False,
+            why=f"{entry['why']}, but its SDK is not installed: {line} "
+            f"(until then a client with this configuration raises ConfigError)",
+            missing_sdk=line,
+        )
+    return entry
+
+
 def _content(detectors: Sequence[str], allowed: bool, reason: str) -> str:
     if not allowed:
         return f"no: metadata only ({reason})"
@@ -96,48 +111,57 @@ def describe(
 
     on, why = _switch(settings, "posthog.enabled", config.posthog.enabled)
     streams.append(
-        {
-            "stream": "posthog",
-            "on": on,
-            "why": why,
-            "sends_to": config.posthog.host,
-            "content": _content(
-                pii, not config.posthog.redact, f"redact = {str(config.posthog.redact).lower()}"
-            ),
-            "settings": _settings_of(config.posthog, ("posthog",), settings),
-        }
+        _with_sdk(
+            {
+                "stream": "posthog",
+                "on": on,
+                "why": why,
+                "sends_to": config.posthog.host,
+                "content": _content(
+                    pii, not config.posthog.redact, f"redact = {str(config.posthog.redact).lower()}"
+                ),
+                "settings": _settings_of(config.posthog, ("posthog",), settings),
+            },
+            "posthog",
+        )
     )
     on, why = _switch(settings, "langfuse.enabled", config.langfuse.enabled)
     streams.append(
-        {
-            "stream": "langfuse",
-            "on": on,
-            "why": why,
-            "sends_to": config.langfuse.host,
-            "content": _content(
-                pii,
-                config.langfuse.capture_content,
-                f"capture_content = {str(config.langfuse.capture_content).lower()}",
-            ),
-            "settings": _settings_of(config.langfuse, ("langfuse",), settings),
-        }
+        _with_sdk(
+            {
+                "stream": "langfuse",
+                "on": on,
+                "why": why,
+                "sends_to": config.langfuse.host,
+                "content": _content(
+                    pii,
+                    config.langfuse.capture_content,
+                    f"capture_content = {str(config.langfuse.capture_content).lower()}",
+                ),
+                "settings": _settings_of(config.langfuse, ("langfuse",), settings),
+            },
+            "langfuse",
+        )
     )
     for index, table in enumerate(config.otlp):
         on, why = _switch(settings, f"otlp[{index}].enabled", table.enabled, otlp=True)
         base = table.endpoint.rstrip("/")
         streams.append(
-            {
-                "stream": f"otlp:{table.name}",
-                "on": on,
-                "why": why,
-                "sends_to": f"{base}/v1/traces, {base}/v1/metrics",
-                "content": _content(
-                    pii,
-                    table.capture_content,
-                    f"capture_content = {str(table.capture_content).lower()}",
-                ),
-                "settings": _settings_of(table, ("otlp", index), settings),
-            }
+            _with_sdk(
+                {
+                    "stream": f"otlp:{table.name}",
+                    "on": on,
+                    "why": why,
+                    "sends_to": f"{base}/v1/traces, {base}/v1/metrics",
+                    "content": _content(
+                        pii,
+                        table.capture_content,
+                        f"capture_content = {str(table.capture_content).lower()}",
+                    ),
+                    "settings": _settings_of(table, ("otlp", index), settings),
+                },
+                "otlp",
+            )
         )
     streams.append(_gateway(settings, env))
     audit = config.audit

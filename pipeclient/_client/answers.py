@@ -155,7 +155,7 @@ def parse(
         finish_reasons = tuple(choice.finish_reason or "" for choice in result.choices)
         if tracker.capture_content:
             output = [choice.message.model_dump(exclude_none=True) for choice in result.choices]
-    elif isinstance(result, CreateEmbeddingResponse):
+    elif isinstance(result, (CreateEmbeddingResponse, CreateEmbeddingBase64Response)):
         input_tokens = result.usage.prompt_tokens
     elif isinstance(result, ImagesResponse) and isinstance(result.usage, dict):
         input_tokens = result.usage.get("input_tokens")

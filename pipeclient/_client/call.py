@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .._exceptions import ConfigError
-from .._telemetry.record import CallTracker
+from .._telemetry.attribution import NO_ATTRIBUTION, Attribution
+from .._telemetry.record import CallTracker, Operation
 
 if TYPE_CHECKING:
-    from .._telemetry.pipeline import DeferredAudit
+    from .._telemetry.pipeline import DeferredAudit, Pipeline
 from .backends import Backend, check_header_value
 
-__all__ = ["Call", "check_messages", "check_request_id", "check_timeout"]
+__all__ = ["Call", "check_messages", "check_request_id", "check_timeout", "start_call"]
 
 _ARGUMENT = "call argument"
 Timeout = float | httpx.Timeout | None
@@ -182,3 +184,48 @@ class Call:
             encoded = encode_body({**self.body, "stream_options": {**extra, "include_usage": True}})
             self._encoded[inject] = encoded
         return encoded
+
+
+def start_call(
+    telemetry: Pipeline | None,
+    *,
+    operation: Operation,
+    path: str,
+    body: dict[str, Any],
+    request_id: str,
+    request_id_supplied: bool,
+    no_log: bool,
+    trace: Any,
+    headers: dict[str, str],
+    timeout: dict[str, float | None],
+    defers_audit: bool,
+    attribution: Attribution = NO_ATTRIBUTION,
+) -> Call:
+    """A call and the tracker of its record, emitting into `telemetry` (if any).
+
+    `defers_audit`: an async caller's durable audit lines wait for it to write them in a
+    worker thread (an fsync must not block the event loop)."""
+    emit: Callable[[Any], None] | None = None
+    deferred = None
+    if telemetry is not None:
+        emit = telemetry.emit
+        if defers_audit and telemetry.audit_now is not None:
+            from .._telemetry.pipeline import DeferredAudit
+
+            deferred = DeferredAudit()
+            emit = functools.partial(telemetry.emit, deferred=deferred)
+    tracker = CallTracker(
+        request_id=request_id,
+        operation=operation,
+        body=body,
+        stream=bool(body.get("stream")),
+        no_log=no_log,
+        trace=trace,
+        capture_content=telemetry is not None and telemetry.wants_content and not no_log,
+        request_id_supplied=request_id_supplied,
+        emit=emit,
+        attribution=attribution,
+    )
+    call = Call(path=path, body=body, headers=headers, timeout=timeout, tracker=tracker)
+    call.deferred = deferred
+    return call

@@ -23,14 +23,21 @@ from .._config.settings import DefaultSettings, load_settings_or_defaults
 from .._exceptions import APIError, ConfigError
 from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.attribution import NO_ATTRIBUTION, check_attribution
-from .._telemetry.record import CallTracker, ErrorInfo, Operation
+from .._telemetry.record import ErrorInfo, Operation
 from .._telemetry.report import FlushReport
 from .._telemetry.trace import Trace, TraceParent, current_parent
 from .._version import __version__
 from . import answers as _answers
 from .answers import ResponseT
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
-from .call import Call, check_headers, check_query, check_request_id, check_timeout
+from .call import (
+    Call,
+    check_headers,
+    check_query,
+    check_request_id,
+    check_timeout,
+    start_call,
+)
 from .params import ClientOptions, reject_unexpected
 from .resources import (
     NOT_GIVEN,
@@ -44,6 +51,7 @@ from .resources import (
 from .retry import RetryPolicy
 from .router import CallRoute, Router
 from .streaming import AsyncStream, Stream, _ChunkReader
+from .telemetry import build_client_pipeline, settle, telemetry_due
 
 if TYPE_CHECKING:
     # Telemetry machinery (and anyio, for AsyncClient) is imported where it is used, only
@@ -166,13 +174,8 @@ class _BaseClient:
             gateway_url=gateway_url_from_env(),
             do_not_track=settings.do_not_track,
         )
-        if isinstance(settings, DefaultSettings) and (
-            settings.do_not_track or not self._router.gateways
-        ):
-            # Every stream and the audit log are off by default, and no gateway stream is
-            # due: nothing to start, and the telemetry machinery is never imported.
-            return
-        self._start_telemetry(self.telemetry_settings, redact)
+        if telemetry_due(settings, self._router):
+            self._start_telemetry(self.telemetry_settings, redact)
 
     @property
     def telemetry_settings(self) -> TelemetrySettings:
@@ -185,16 +188,8 @@ class _BaseClient:
     def _start_telemetry(
         self, settings: TelemetrySettings, redact: Callable[[str], str] | None
     ) -> None:
-        from .._builder import build_pipeline
-
-        pipeline = build_pipeline(
-            settings,
-            gateways={
-                b.name: (b.base_url, b.api_key.get_secret_value()) for b in self._router.gateways
-            },
-            api_keys={b.name: b.api_key.get_secret_value() for b in self.backends},
-            secrets=self._secrets,
-            redact=redact,
+        pipeline = build_client_pipeline(
+            settings, self._router, self.backends, self._secrets, redact
         )
         if pipeline is None:
             return
@@ -293,43 +288,27 @@ class _BaseClient:
                     key="extra_body",
                 )
             body.update(extra_body)
-        telemetry = self._telemetry
-        emit: Callable[[Any], None] | None = None
-        deferred = None
-        if telemetry is not None:
-            emit = telemetry.emit
-            if self._defers_audit and telemetry.audit_now is not None:
-                from .._telemetry.pipeline import DeferredAudit
-
-                deferred = DeferredAudit()
-                emit = functools.partial(telemetry.emit, deferred=deferred)
         quiet = self.no_log if no_log is None else bool(no_log)
         if trace is not None and trace.no_log:  # nothing of a no-log block leaves
             quiet = True
-        tracker = CallTracker(
-            request_id=rid,
+        call = start_call(
+            self._telemetry,
             operation=operation,
+            path=path,
             body=body,
-            stream=bool(body.get("stream")),
+            request_id=rid,
+            request_id_supplied=supplied,
             no_log=quiet,
             trace=trace,
-            capture_content=telemetry is not None and telemetry.wants_content and not quiet,
-            request_id_supplied=supplied,
-            emit=emit,
+            headers={**self._default_headers, **headers},
+            timeout=self._timeout if timeout is NOT_GIVEN else check_timeout(timeout),
+            defers_audit=self._defers_audit,
             attribution=attribution.over(
                 trace.attribution
                 if trace is not None and trace.attribution is not NO_ATTRIBUTION
                 else self._attribution
             ),
         )
-        call = Call(
-            path=path,
-            body=body,
-            headers={**self._default_headers, **headers},
-            timeout=self._timeout if timeout is NOT_GIVEN else check_timeout(timeout),
-            tracker=tracker,
-        )
-        call.deferred = deferred
         call.query = check_query(extra_query)
         return call
 
@@ -699,14 +678,7 @@ class AsyncClient(_BaseClient):
 
     async def _settle(self, call: Call) -> None:
         """Write the call's durable audit line in a worker thread, before it returns."""
-        deferred, telemetry = call.deferred, self._telemetry
-        if deferred is None:
-            return
-        records = deferred.take()
-        if records and telemetry is not None:
-            import anyio.to_thread
-
-            await anyio.to_thread.run_sync(telemetry.write_audits, records)
+        await settle(call, self._telemetry)
 
     async def flush(self, timeout: float | None = None) -> FlushReport | None:
         """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
