@@ -34,12 +34,19 @@ class _Model(BaseModel):
 
 
 class _Response(_Model):
+    # As openai-python: `_request_id` is the provider's own id of the request.
     _request_id: str = PrivateAttr(default="")
+    _pipeclient_request_id: str = PrivateAttr(default="")
 
     @property
     def request_id(self) -> str:
         """The call's X-Request-Id (the same on every retry and failover hop)."""
-        return self._request_id
+        return self._pipeclient_request_id
+
+    @property
+    def provider_request_id(self) -> str | None:
+        """The provider's own id of the request (its `x-request-id`), if it gave one."""
+        return self._request_id or None
 
 
 class CompletionUsage(_Model):

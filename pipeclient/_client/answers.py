@@ -26,7 +26,43 @@ from .backends import Backend
 from .call import Call
 from .retry import retry_after_seconds, should_retry_status
 
-__all__ = ["not_an_event_stream", "parse", "status_error", "transport_error"]
+__all__ = [
+    "detached_response",
+    "not_an_event_stream",
+    "parse",
+    "provider_request_id",
+    "status_error",
+    "transport_error",
+]
+
+# Where providers put their own id of a request (OpenAI, Anthropic-style, Azure).
+_PROVIDER_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
+# Headers that describe the body as it came over the wire, not as it is kept.
+_WIRE_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding"})
+
+
+def provider_request_id(response: httpx.Response) -> str | None:
+    """The provider's own id of this request, beside pipeclient's X-Request-Id."""
+    for name in _PROVIDER_ID_HEADERS:
+        value = response.headers.get(name)
+        if value:
+            return str(value)
+    return None
+
+
+def detached_response(response: httpx.Response, text: str | None = None) -> httpx.Response:
+    """A read response that holds no secret: its request keeps the method, the URL without
+    its query (a key may be there) and the X-Request-Id, never the Authorization header;
+    `text` replaces the body (the provider's text scrubbed of the client's keys)."""
+    sent = response.request
+    url = sent.url.copy_with(query=None)
+    request = httpx.Request(
+        sent.method, url, headers={"X-Request-Id": sent.headers.get("x-request-id", "")}
+    )
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in _WIRE_HEADERS]
+    content = response.content if text is None else text.encode()
+    return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+
 
 ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
 
@@ -95,6 +131,8 @@ def status_error(
         body=body,
         backend=backend.name,
         code=code,
+        response=detached_response(response, text),
+        provider_request_id=provider_request_id(response),
     )
     retry = should_retry_status(status, response.headers)
     return failure, retry, retry_after_seconds(response.headers) if retry else None
@@ -132,7 +170,8 @@ def parse(
             request_id=call.request_id,
             backend=backend.name,
         )
-    result._request_id = call.request_id
+    result._request_id = provider_request_id(response) or ""
+    result._pipeclient_request_id = call.request_id
     input_tokens = output_tokens = None
     finish_reasons: tuple[str, ...] = ()
     output: Any = None

@@ -87,37 +87,47 @@ def check_headers(headers: Mapping[str, str] | None, key: str) -> dict[str, str]
     return dict(headers)
 
 
-def check_query(query: Mapping[str, object] | None) -> dict[str, str]:
-    """`extra_query=`: names and values that go in the URL's query string."""
+def check_query(query: Mapping[str, object] | None, key: str = "extra_query") -> dict[str, str]:
+    """`extra_query=` (or `default_query=`): names and values for the URL's query string."""
     if not query:
         return {}
     if not isinstance(query, Mapping):
         raise ConfigError(
             f"must be a mapping of names to values, not {type(query).__name__}",
             source=_ARGUMENT,
-            key="extra_query",
+            key=key,
         )
     found: dict[str, str] = {}
     for name, value in query.items():
         if not isinstance(name, str) or not name:
-            raise ConfigError(
-                "names must be non-empty strings", source=_ARGUMENT, key="extra_query"
-            )
+            raise ConfigError("names must be non-empty strings", source=_ARGUMENT, key=key)
         if isinstance(value, bool):
             value = "true" if value else "false"
         if not isinstance(value, (str, int, float)):
             raise ConfigError(
                 f"must be a string or a number, not {type(value).__name__}",
                 source=_ARGUMENT,
-                key=f"extra_query[{name!r}]",
+                key=f"{key}[{name!r}]",
             )
         found[name] = str(value)
     return found
 
 
+def _jsonable(value: Any) -> Any:
+    """Objects the client returned, sent back as they came (the tool loop appends
+    `response.choices[0].message` to `messages=`); any pydantic model likewise."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True, by_alias=True)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
     try:
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(
+            body, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+        ).encode()
     except (TypeError, ValueError) as exc:
         reason = str(exc)
     raise ConfigError(

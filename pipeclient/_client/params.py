@@ -20,26 +20,63 @@ if TYPE_CHECKING:
     from .retry import RetryPolicy
 
 __all__ = [
+    "AsyncClientOptions",
+    "AsyncCopyOptions",
     "CallExtras",
     "ChatParams",
     "ClientOptions",
+    "CopyOptions",
     "EmbeddingParams",
     "ImageParams",
     "reject_unexpected",
 ]
 
 
-class ClientOptions(TypedDict, total=False):
+class _OpenAIOptions(TypedDict, total=False):
+    """openai-python's client options, under its names."""
+
     api_key: str | None
+    organization: str | None
+    project: str | None
     base_url: str | None
     timeout: float | httpx.Timeout | None
+    default_headers: Mapping[str, str] | None
+    default_query: Mapping[str, object] | None
+
+
+class _CommonOptions(_OpenAIOptions, total=False):
     max_retries: int | None
+    # pipeclient's
     retry_policy: RetryPolicy | None
     no_log: bool
-    default_headers: Mapping[str, str] | None
     telemetry: TelemetryConfig | Mapping[str, Any] | None
     telemetry_file: str | Path | None
     redact: Callable[[str], str] | None
+
+
+class ClientOptions(_CommonOptions, total=False):
+    http_client: httpx.Client | None
+
+
+class AsyncClientOptions(_CommonOptions, total=False):
+    http_client: httpx.AsyncClient | None
+
+
+class _CopyOptions(_OpenAIOptions, total=False):
+    """`with_options(...)`: openai-python's `copy()` arguments, and pipeclient's no_log."""
+
+    max_retries: int
+    set_default_headers: Mapping[str, str] | None
+    set_default_query: Mapping[str, object] | None
+    no_log: bool
+
+
+class CopyOptions(_CopyOptions, total=False):
+    http_client: httpx.Client | None
+
+
+class AsyncCopyOptions(_CopyOptions, total=False):
+    http_client: httpx.AsyncClient | None
 
 
 class CallExtras(TypedDict, total=False):

@@ -24,6 +24,7 @@ from .._exceptions import (
 from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.record import CallTracker, ErrorInfo
 from ..types import ChatCompletionChunk, ChoiceDelta
+from .answers import provider_request_id
 
 if TYPE_CHECKING:
     import asyncio  # loaded by the event loop itself: a sync client never imports it
@@ -125,6 +126,7 @@ class _ChunkReader:
         self.response_id: str | None = None
         self.response_model: str | None = None
         self.finish_reasons: dict[int, str] = {}
+        self.provider_request_id = provider_request_id(response) or ""
         # Content, gathered only when some destination may receive it.
         self.messages: dict[int, _MessageParts] | None = {} if tracker.capture_content else None
 
@@ -169,7 +171,8 @@ class _ChunkReader:
             invalid = True
         if invalid:
             raise self._bad_event(event, data)
-        chunk._request_id = self.tracker.request_id
+        chunk._pipeclient_request_id = self.tracker.request_id
+        chunk._request_id = self.provider_request_id
         if self.response_id is None:
             self.response_id = chunk.id or None
             self.response_model = chunk.model or None
@@ -274,6 +277,11 @@ class Stream:
         return self._reader.request_id
 
     @property
+    def provider_request_id(self) -> str | None:
+        """The provider's own id of this request (its `x-request-id`), if it gave one."""
+        return self._reader.provider_request_id or None
+
+    @property
     def response(self) -> httpx.Response:
         return self._reader.response
 
@@ -353,6 +361,11 @@ class AsyncStream:
     @property
     def request_id(self) -> str:
         return self._reader.request_id
+
+    @property
+    def provider_request_id(self) -> str | None:
+        """The provider's own id of this request (its `x-request-id`), if it gave one."""
+        return self._reader.provider_request_id or None
 
     @property
     def response(self) -> httpx.Response:
