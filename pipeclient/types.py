@@ -6,9 +6,10 @@ API's defaults) so that `.model_dump()` always has the API's shape.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 __all__ = [
     "ChatCompletion",
@@ -16,6 +17,8 @@ __all__ = [
     "ChatCompletionMessage",
     "Choice",
     "ChunkChoice",
+    "Completion",
+    "CompletionChoice",
     "CompletionUsage",
     "CreateEmbeddingResponse",
     "Embedding",
@@ -23,6 +26,12 @@ __all__ = [
     "FunctionCall",
     "Image",
     "ImagesResponse",
+    "Model",
+    "Moderation",
+    "ModerationCategories",
+    "ModerationCategoryScores",
+    "ModerationCreateResponse",
+    "SyncPage",
     "ToolCall",
 ]
 
@@ -163,3 +172,108 @@ class ImagesResponse(_Response):
     created: int = 0
     data: list[Image] | None = None
     usage: dict[str, Any] | None = None
+
+
+# Models ----------------------------------------------------------------------------------
+
+PageItemT = TypeVar("PageItemT", bound=BaseModel)
+
+
+class Model(_Model):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = ""
+
+
+class SyncPage(_Response, Generic[PageItemT]):
+    """One page of a list (`client.models.list()`): iterate it for its items."""
+
+    object: str = "list"
+    data: list[PageItemT]
+
+    def __iter__(self) -> Iterator[PageItemT]:  # type: ignore[override]
+        return iter(self.data)
+
+    def has_next_page(self) -> bool:
+        return False  # the list endpoints pipeclient serves answer in one page
+
+
+# Moderations -----------------------------------------------------------------------------
+
+
+class _ByAlias(_Model):
+    model_config = ConfigDict(
+        extra="allow",
+        protected_namespaces=(),
+        defer_build=True,
+        populate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+
+class ModerationCategories(_ByAlias):
+    harassment: bool = False
+    harassment_threatening: bool = Field(default=False, alias="harassment/threatening")
+    hate: bool = False
+    hate_threatening: bool = Field(default=False, alias="hate/threatening")
+    illicit: bool | None = None
+    illicit_violent: bool | None = Field(default=None, alias="illicit/violent")
+    self_harm: bool = Field(default=False, alias="self-harm")
+    self_harm_instructions: bool = Field(default=False, alias="self-harm/instructions")
+    self_harm_intent: bool = Field(default=False, alias="self-harm/intent")
+    sexual: bool = False
+    sexual_minors: bool = Field(default=False, alias="sexual/minors")
+    violence: bool = False
+    violence_graphic: bool = Field(default=False, alias="violence/graphic")
+
+
+class ModerationCategoryScores(_ByAlias):
+    harassment: float = 0.0
+    harassment_threatening: float = Field(default=0.0, alias="harassment/threatening")
+    hate: float = 0.0
+    hate_threatening: float = Field(default=0.0, alias="hate/threatening")
+    illicit: float = 0.0
+    illicit_violent: float = Field(default=0.0, alias="illicit/violent")
+    self_harm: float = Field(default=0.0, alias="self-harm")
+    self_harm_instructions: float = Field(default=0.0, alias="self-harm/instructions")
+    self_harm_intent: float = Field(default=0.0, alias="self-harm/intent")
+    sexual: float = 0.0
+    sexual_minors: float = Field(default=0.0, alias="sexual/minors")
+    violence: float = 0.0
+    violence_graphic: float = Field(default=0.0, alias="violence/graphic")
+
+
+class Moderation(_Model):
+    flagged: bool
+    categories: ModerationCategories
+    category_scores: ModerationCategoryScores
+    category_applied_input_types: dict[str, list[str]] | None = None
+
+
+class ModerationCreateResponse(_Response):
+    id: str = ""
+    model: str = ""
+    results: list[Moderation]
+
+
+# Legacy completions ----------------------------------------------------------------------
+
+
+class CompletionChoice(_Model):
+    index: int = 0
+    text: str = ""
+    finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None
+
+
+class Completion(_Response):
+    """A legacy `completions.create()` answer, and each chunk of its stream."""
+
+    id: str = ""
+    object: Literal["text_completion"] = "text_completion"
+    created: int = 0
+    model: str = ""
+    choices: list[CompletionChoice]
+    usage: CompletionUsage | None = None
+    system_fingerprint: str | None = None

@@ -21,7 +21,13 @@ from .._exceptions import (
     status_error_class,
 )
 from .._privacy.known_secrets import KnownSecrets
-from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
+from ..types import (
+    ChatCompletion,
+    Completion,
+    CreateEmbeddingResponse,
+    ImagesResponse,
+    ModerationCreateResponse,
+)
 from .backends import Backend
 from .call import Call
 from .retry import retry_after_seconds, should_retry_status
@@ -64,7 +70,7 @@ def detached_response(response: httpx.Response, text: str | None = None) -> http
     return httpx.Response(response.status_code, headers=headers, content=content, request=request)
 
 
-ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
+ResponseT = TypeVar("ResponseT")
 
 
 def _content_type(response: httpx.Response) -> str:
@@ -159,7 +165,7 @@ def parse(
     tracker.http_status = response.status_code
     invalid = False
     try:
-        result = model.model_validate_json(response.content)
+        result: Any = model.model_validate_json(response.content)  # type: ignore[attr-defined]
     except ValidationError:
         invalid = True
     if invalid:
@@ -170,29 +176,41 @@ def parse(
             request_id=call.request_id,
             backend=backend.name,
         )
+    return _finished(result, response, call), None
+
+
+def _finished(result: Any, response: httpx.Response, call: Call) -> Any:
+    """The result, with its request ids; the call's record ended with its facts."""
     result._request_id = provider_request_id(response) or ""
     result._pipeclient_request_id = call.request_id
-    input_tokens = output_tokens = None
-    finish_reasons: tuple[str, ...] = ()
+    call.tracker.finish(**facts_of(result, call.tracker.capture_content))
+    return result
+
+
+def facts_of(result: Any, capture_content: bool) -> dict[str, Any]:
+    """What a call's record keeps of its answer: usage, ids, finish reasons, and the
+    output (content, kept only when some destination may receive it)."""
+    facts: dict[str, Any] = {
+        "response_id": getattr(result, "id", None) or None,
+        "response_model": getattr(result, "model", None) or None,
+    }
     output: Any = None
-    if isinstance(result, ChatCompletion):
+    if isinstance(result, (ChatCompletion, Completion)):
         if result.usage is not None:
-            input_tokens = result.usage.prompt_tokens
-            output_tokens = result.usage.completion_tokens
-        finish_reasons = tuple(choice.finish_reason or "" for choice in result.choices)
-        if tracker.capture_content:
+            facts["input_tokens"] = result.usage.prompt_tokens
+            facts["output_tokens"] = result.usage.completion_tokens
+        facts["finish_reasons"] = tuple(choice.finish_reason or "" for choice in result.choices)
+        if capture_content and isinstance(result, ChatCompletion):
             output = [choice.message.model_dump(exclude_none=True) for choice in result.choices]
+        elif capture_content and isinstance(result, Completion):
+            output = [{"role": "assistant", "content": choice.text} for choice in result.choices]
     elif isinstance(result, CreateEmbeddingResponse):
-        input_tokens = result.usage.prompt_tokens
+        facts["input_tokens"] = result.usage.prompt_tokens
     elif isinstance(result, ImagesResponse) and isinstance(result.usage, dict):
-        input_tokens = result.usage.get("input_tokens")
-        output_tokens = result.usage.get("output_tokens")
-    tracker.finish(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        response_id=getattr(result, "id", None),
-        response_model=getattr(result, "model", None),
-        finish_reasons=finish_reasons,
-        output=output,
-    )
-    return result, None
+        facts["input_tokens"] = result.usage.get("input_tokens")
+        facts["output_tokens"] = result.usage.get("output_tokens")
+    elif isinstance(result, ModerationCreateResponse) and capture_content:
+        # what was flagged says what the input was about: content
+        output = [moderation.model_dump(exclude_none=True) for moderation in result.results]
+    facts["output"] = output
+    return facts

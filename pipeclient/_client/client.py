@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import httpx
+from pydantic import BaseModel
 from typing_extensions import Self, Unpack
 
 from .._config.settings import DefaultSettings, load_settings_or_defaults
@@ -29,10 +30,17 @@ from .._telemetry.record import CallTracker, ErrorInfo, Operation
 from .._telemetry.report import FlushReport
 from .._telemetry.trace import Trace, TraceParent, current_parent
 from .._version import __version__
-from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 from . import answers as _answers
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
-from .call import Call, check_headers, check_query, check_request_id, check_timeout
+from .call import Call, Form, check_headers, check_query, check_request_id, check_timeout
+from .endpoints import (
+    AsyncModels,
+    AsyncModerations,
+    AsyncTextCompletions,
+    Models,
+    Moderations,
+    TextCompletions,
+)
 from .params import (
     AsyncClientOptions,
     AsyncCopyOptions,
@@ -61,7 +69,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 _USER_AGENT = f"pipeclient/{__version__}"
 _ARGUMENTS = "Client arguments"
 
-ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
+ResponseT = TypeVar("ResponseT", bound=BaseModel)
 
 
 class _Answer(NamedTuple):
@@ -375,7 +383,7 @@ class _BaseClient:
 
     def _start(
         self,
-        operation: Operation,
+        operation: Operation | None,
         path: str,
         body: dict[str, Any],
         *,
@@ -386,7 +394,11 @@ class _BaseClient:
         extra_headers: Mapping[str, str] | None,
         extra_body: Mapping[str, Any] | None,
         extra_query: Mapping[str, object] | None = None,
+        method: str = "POST",
+        form: Form | None = None,
     ) -> Call:
+        """A call ready to send. `operation=None`: not an inference call (listing models),
+        which no telemetry records."""
         if trace is None:
             trace = current_parent()
         elif not isinstance(trace, TraceParent):
@@ -414,7 +426,7 @@ class _BaseClient:
                     key="extra_body",
                 )
             body.update(extra_body)
-        telemetry = self._telemetry
+        telemetry = self._telemetry if operation is not None else None
         emit: Callable[[Any], None] | None = None
         deferred = None
         if telemetry is not None:
@@ -429,7 +441,7 @@ class _BaseClient:
             quiet = True
         tracker = CallTracker(
             request_id=rid,
-            operation=operation,
+            operation=operation or "chat",
             body=body,
             stream=bool(body.get("stream")),
             no_log=quiet,
@@ -444,6 +456,8 @@ class _BaseClient:
             headers={**self._default_headers, **headers},
             timeout=self._timeout if timeout is NOT_GIVEN else check_timeout(timeout),
             tracker=tracker,
+            method=method,
+            form=form,
         )
         call.deferred = deferred
         call.query = check_query(extra_query)
@@ -453,21 +467,27 @@ class _BaseClient:
         call.tracker.attempt(
             backend.name, backend.base_url, self.is_gateway(backend), no_log=backend.no_log
         )
+        accept = "application/json"
+        if call.stream:
+            accept = "text/event-stream"
+        elif call.tracker.operation == "speech":
+            accept = "*/*"  # audio, in the format asked for
         headers = httpx.Headers(
             {
                 "Authorization": f"Bearer {backend.api_key.get_secret_value()}",
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream" if call.stream else "application/json",
+                "Accept": accept,
                 "User-Agent": _USER_AGENT,
             }
         )
+        if call.content_type is not None:
+            headers["Content-Type"] = call.content_type
         # Case-insensitive: a caller's "x-request-id" or "authorization" replaces ours.
         headers.update(backend.headers)
         headers.update(call.headers)
         headers["X-Request-Id"] = call.request_id
         query = {**backend.default_query, **self._default_query, **call.query}
         return httpx.Request(
-            "POST",
+            call.method,
             backend.base_url + call.path,
             params=query or None,
             headers=headers,
@@ -498,9 +518,11 @@ class _BaseClient:
             last.args = (f"{last.args[0]}{note}",)
         return self._fail(call, last)
 
-    def _reader(self, call: Call, answer: _Answer, lines: Any) -> _ChunkReader:
+    def _reader(
+        self, call: Call, answer: _Answer, lines: Any, kind: type[_ChunkReader]
+    ) -> _ChunkReader:
         call.tracker.http_status = answer.response.status_code
-        return _ChunkReader(
+        return kind(
             call.tracker,
             answer.response,
             lines,
@@ -530,6 +552,9 @@ class Client(_BaseClient):
         self.chat = Chat(self)
         self.embeddings = Embeddings(self)
         self.images = Images(self)
+        self.models = Models(self)
+        self.moderations = Moderations(self)
+        self.completions = TextCompletions(self)
 
     def with_options(self, **options: Unpack[CopyOptions]) -> Self:
         """A client with these options changed (openai-python's `with_options`/`copy`).
@@ -646,13 +671,13 @@ class Client(_BaseClient):
             raise self._fail(call, error)
         return result  # type: ignore[return-value]
 
-    def _stream(self, call: Call) -> Stream:
+    def _stream(self, call: Call, reader: type[_ChunkReader] = _ChunkReader) -> Stream[Any]:
         try:
             answer = self._send(call)
         except BaseException as exc:
             _abandon(call, exc)
             raise
-        return Stream(self._reader(call, answer, _prepend(answer.first, answer.lines)))
+        return Stream(self._reader(call, answer, _prepend(answer.first, answer.lines), reader))
 
     def flush(self, timeout: float | None = None) -> FlushReport | None:
         """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
@@ -711,6 +736,9 @@ class AsyncClient(_BaseClient):
         self.chat = AsyncChat(self)
         self.embeddings = AsyncEmbeddings(self)
         self.images = AsyncImages(self)
+        self.models = AsyncModels(self)
+        self.moderations = AsyncModerations(self)
+        self.completions = AsyncTextCompletions(self)
 
     def with_options(self, **options: Unpack[AsyncCopyOptions]) -> Self:
         """A client with these options changed (openai-python's `with_options`/`copy`).
@@ -833,14 +861,16 @@ class AsyncClient(_BaseClient):
         await self._settle(call)
         return result  # type: ignore[return-value]
 
-    async def _stream(self, call: Call) -> AsyncStream:
+    async def _stream(
+        self, call: Call, reader_type: type[_ChunkReader] = _ChunkReader
+    ) -> AsyncStream[Any]:
         try:
             answer = await self._send(call)
         except BaseException as exc:
             _abandon(call, exc)
             await self._settle(call)
             raise
-        reader = self._reader(call, answer, _aprepend(answer.first, answer.lines))
+        reader = self._reader(call, answer, _aprepend(answer.first, answer.lines), reader_type)
         if call.deferred is None:
             return AsyncStream(reader)
         return AsyncStream(

@@ -25,6 +25,7 @@ __all__ = [
     "CallExtras",
     "ChatParams",
     "ClientOptions",
+    "CompletionParams",
     "CopyOptions",
     "EmbeddingParams",
     "ImageParams",
@@ -126,6 +127,26 @@ class ChatParams(CallExtras, total=False):
     user: str
     verbosity: str | None
     web_search_options: Mapping[str, Any]
+
+
+class CompletionParams(CallExtras, total=False):
+    """The legacy `completions.create()`."""
+
+    best_of: int | None
+    echo: bool | None
+    frequency_penalty: float | None
+    logit_bias: Mapping[str, int] | None
+    logprobs: int | None
+    max_tokens: int | None
+    n: int | None
+    presence_penalty: float | None
+    seed: int | None
+    stop: str | list[str] | None
+    stream_options: Mapping[str, Any] | None
+    suffix: str | None
+    temperature: float | None
+    top_p: float | None
+    user: str
 
 
 class EmbeddingParams(CallExtras, total=False):

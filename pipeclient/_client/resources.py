@@ -10,18 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
+from pydantic import BaseModel
 from typing_extensions import Unpack
 
-from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
+from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, ImagesResponse
 from .call import check_messages
 from .params import ChatParams, EmbeddingParams, ImageParams, reject_unexpected
 
 if TYPE_CHECKING:
     from .._telemetry.record import Operation
-    from .call import Call
-    from .streaming import AsyncStream, Stream
+    from .call import Call, Form
+    from .streaming import AsyncStream, Stream, _ChunkReader
 
-ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
+ResponseT = TypeVar("ResponseT", bound=BaseModel)
 
 
 class _Starts(Protocol):
@@ -29,7 +30,7 @@ class _Starts(Protocol):
 
     def _start(
         self,
-        operation: Operation,
+        operation: Operation | None,
         path: str,
         body: dict[str, Any],
         *,
@@ -40,6 +41,8 @@ class _Starts(Protocol):
         extra_headers: Mapping[str, str] | None,
         extra_query: Mapping[str, object] | None,
         extra_body: Mapping[str, Any] | None,
+        method: str = ...,
+        form: Form | None = ...,
     ) -> Call: ...
 
 
@@ -47,14 +50,14 @@ class Caller(_Starts, Protocol):
     """What a resource needs of `Client`: start a call, then send it."""
 
     def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
-    def _stream(self, call: Call) -> Stream: ...
+    def _stream(self, call: Call, reader: type[_ChunkReader] = ...) -> Stream[Any]: ...
 
 
 class AsyncCaller(_Starts, Protocol):
     """What a resource needs of `AsyncClient`."""
 
     async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
-    async def _stream(self, call: Call) -> AsyncStream: ...
+    async def _stream(self, call: Call, reader: type[_ChunkReader] = ...) -> AsyncStream[Any]: ...
 
 
 __all__ = ["AsyncChat", "AsyncEmbeddings", "AsyncImages", "Chat", "Embeddings", "Images"]
@@ -117,7 +120,7 @@ class Completions:
         messages: Iterable[Mapping[str, Any]],
         stream: Literal[True],
         **params: Unpack[ChatParams],
-    ) -> Stream: ...
+    ) -> Stream[ChatCompletionChunk]: ...
 
     @overload
     def create(
@@ -127,7 +130,7 @@ class Completions:
         messages: Iterable[Mapping[str, Any]],
         stream: bool,
         **params: Unpack[ChatParams],
-    ) -> ChatCompletion | Stream: ...
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]: ...
 
     def create(
         self,
@@ -136,7 +139,7 @@ class Completions:
         messages: Iterable[Mapping[str, Any]],
         stream: bool = False,
         **params: Unpack[ChatParams],
-    ) -> ChatCompletion | Stream:
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]:
         """POST /chat/completions. With `stream=True`, returns an iterable `Stream`."""
         reject_unexpected(params, ChatParams, "chat.completions.create()")
         given: dict[str, Any] = dict(params)
@@ -209,7 +212,7 @@ class AsyncCompletions:
         messages: Iterable[Mapping[str, Any]],
         stream: Literal[True],
         **params: Unpack[ChatParams],
-    ) -> AsyncStream: ...
+    ) -> AsyncStream[ChatCompletionChunk]: ...
 
     @overload
     async def create(
@@ -219,7 +222,7 @@ class AsyncCompletions:
         messages: Iterable[Mapping[str, Any]],
         stream: bool,
         **params: Unpack[ChatParams],
-    ) -> ChatCompletion | AsyncStream: ...
+    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]: ...
 
     async def create(
         self,
@@ -228,7 +231,7 @@ class AsyncCompletions:
         messages: Iterable[Mapping[str, Any]],
         stream: bool = False,
         **params: Unpack[ChatParams],
-    ) -> ChatCompletion | AsyncStream:
+    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """POST /chat/completions. With `stream=True`, returns an async-iterable `AsyncStream`."""
         reject_unexpected(params, ChatParams, "chat.completions.create()")
         given: dict[str, Any] = dict(params)

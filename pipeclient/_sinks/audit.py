@@ -15,12 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._audit.log import AuditLog, fingerprint
-from .._telemetry.record import CallRecord, TraceRecord
+from .._telemetry.record import ENDPOINTS, CallRecord, TraceRecord
 from .._telemetry.sink import Payload, Sink, rfc3339
 
 __all__ = ["AuditSink", "audit_fields", "build_audit_sink"]
 
-_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "images": "/images/generations"}
 _WORD = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _MAX_COUNT = 10**15  # larger is not a token count; it would also leave the fast format
 
@@ -113,7 +112,7 @@ def _endpoint(base_url: str, operation: str) -> str:
         prefix = urlsplit(base_url).path.rstrip("/")
     except ValueError:
         prefix = ""
-    return _text(prefix + _PATHS.get(operation, "/" + operation))
+    return _text(prefix + ENDPOINTS.get(operation, "/" + operation))
 
 
 def _ms(value: float | None) -> int | float | None:

@@ -1,0 +1,170 @@
+"""The endpoints beyond chat, embeddings and images (models, moderations, legacy
+completions, the Responses API, audio): their results validate against the installed
+`openai` package's types, and each inference endpoint's telemetry goes through the one
+privacy step like chat's: content only where content may go, over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import openai
+import pytest
+from openai.pagination import SyncPage
+
+import pipeclient
+from pipeclient._sinks.gateway.event import GatewayEvent
+from pipeclient.testing import MockBackend, MockServer, capture_telemetry
+from pipeclient.testing._gateway import MockGateway
+
+from .conftest import listen
+
+CANARY = "CANARY-9d3e1c"
+NOWHERE = "http://127.0.0.1:9"
+CONTENT = ("langfuse", "otlp:collector")
+METADATA = ("posthog", "otlp:quiet", "gateway", "audit")
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    with MockBackend().serve() as server:
+        yield server
+
+
+def telemetry(audit_path: str) -> dict[str, Any]:
+    return {
+        "posthog": {"enabled": True, "host": NOWHERE, "api_key": "phc_x", "redact": True},
+        "langfuse": {"enabled": True, "host": NOWHERE, "public_key": "pk", "secret_key": "sk"},
+        "otlp": [
+            {"name": "collector", "enabled": True, "endpoint": NOWHERE},
+            {"name": "quiet", "enabled": True, "endpoint": NOWHERE, "capture_content": False},
+        ],
+        "audit": {"enabled": True, "path": audit_path},
+    }
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+def test_models_list_and_retrieve_match_openai_types(server: MockServer) -> None:
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        records = listen(client)
+        page = client.models.list()
+        models = list(page)
+        model = client.models.retrieve("ft:gpt-4o-mini:org:custom:id1")
+    SyncPage[openai.types.Model].model_validate(page.model_dump())
+    openai.types.Model.model_validate(model.model_dump())
+    assert [m.id for m in models] == ["mock-model"] and not page.has_next_page()
+    assert model.id == "ft:gpt-4o-mini:org:custom:id1"
+    assert records == []  # listing models is not inference: no telemetry record
+    assert page.request_id and page.provider_request_id
+
+
+# -- moderations and legacy completions -----------------------------------------------------
+
+
+def test_moderations_match_openai_types(server: MockServer) -> None:
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        result = client.moderations.create(input=["a calm text", "something forbidden"])
+    openai.types.ModerationCreateResponse.model_validate(result.model_dump())
+    assert [r.flagged for r in result.results] == [False, True]
+    assert result.results[1].categories.violence is True
+    assert result.results[1].category_scores.self_harm < 0.01
+    assert result.results[1].model_dump()["categories"]["self-harm"] is False  # API names
+
+
+def test_legacy_completions_match_openai_types(server: MockServer) -> None:
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        records = listen(client)
+        completion = client.completions.create(model="m", prompt="Once upon", max_tokens=5)
+        stream = client.completions.create(model="m", prompt="Once upon", stream=True)
+        chunks = list(stream)
+    openai.types.Completion.model_validate(completion.model_dump())
+    assert completion.choices[0].text == " completed: Once upon"
+    assert "".join(c.choices[0].text for c in chunks) == completion.choices[0].text
+    for chunk in chunks:  # openai's type wants a finish reason: the last chunk has one
+        dumped = chunk.model_dump()
+        dumped["choices"][0]["finish_reason"] = chunk.choices[0].finish_reason or "stop"
+        openai.types.Completion.model_validate(dumped)
+    assert all(chunk.usage is None for chunk in chunks)  # the usage chunk asked for is hidden
+    assert [(r.operation, r.input_tokens, r.output_tokens) for r in records] == [
+        ("text_completion", 2, 3),
+        ("text_completion", 2, 3),
+    ]
+    assert records[0].parameters["max_tokens"] == 5
+
+
+# -- telemetry of every inference endpoint ----------------------------------------------------
+
+Call = Callable[[pipeclient.Client], Any]
+
+
+def _moderation(client: pipeclient.Client) -> Any:
+    return client.moderations.create(input=f"is {CANARY} fine?")
+
+
+def _completion(client: pipeclient.Client) -> Any:
+    return client.completions.create(model="m", prompt=f"Tell of {CANARY}", temperature=0.5)
+
+
+def _completion_stream(client: pipeclient.Client) -> Any:
+    return list(client.completions.create(model="m", prompt=f"Tell of {CANARY}", stream=True))
+
+
+ENDPOINTS: dict[str, tuple[Call, str, str]] = {
+    # name: (call, operation, the OpenTelemetry GenAI operation name)
+    "moderations": (_moderation, "moderations", "moderation"),
+    "completions": (_completion, "text_completion", "text_completion"),
+    "completions-stream": (_completion_stream, "text_completion", "text_completion"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENDPOINTS))
+def test_each_endpoint_gets_telemetry_with_content_only_where_content_may_go(
+    name: str, tmp_path: Any
+) -> None:
+    call, operation, genai_name = ENDPOINTS[name]
+    gateway = MockGateway()
+    with capture_telemetry() as captured:
+        client = pipeclient.Client(
+            backends=[gateway.backend()], telemetry=telemetry(str(tmp_path / "audit.jsonl"))
+        )
+        call(client)
+        client.close()
+    for destination in (*CONTENT, *METADATA):
+        assert captured[destination], destination
+    for destination in CONTENT:
+        assert CANARY in captured.text(destination), destination
+    for destination in METADATA:
+        assert CANARY not in captured.text(destination), destination
+    (sent,) = captured["gateway"]
+    event = sent["event"]
+    GatewayEvent.model_validate(event)  # the pinned schema, allowlisted parameters only
+    assert event["operation"] == operation
+    (line,) = captured["audit"]
+    path = "/v1" + {"moderations": "/moderations", "text_completion": "/completions"}[operation]
+    assert line["endpoint"] == path
+    (span,) = captured["otlp:quiet"]
+    assert span["attributes"]["gen_ai.operation.name"] == genai_name
+    (posthog,) = captured["posthog"]
+    assert posthog["event"] == "$ai_generation"
+    assert posthog["properties"]["$ai_request_url"].endswith(path)
+
+
+def test_the_async_client_mirrors_the_endpoints(server: MockServer) -> None:
+    async def main() -> None:
+        async with pipeclient.AsyncClient(backends=[server.backend()]) as client:
+            page = await client.models.list()
+            listed = [model.id async for model in client.models.list()]
+            assert [m.id for m in page] == listed == ["mock-model"]
+            assert (await client.models.retrieve("m-1")).id == "m-1"
+            moderation = await client.moderations.create(input="forbidden")
+            assert moderation.results[0].flagged
+            completion = await client.completions.create(model="m", prompt="hi")
+            openai.types.Completion.model_validate(completion.model_dump())
+            stream = await client.completions.create(model="m", prompt="hi", stream=True)
+            texts = [chunk.choices[0].text async for chunk in stream]
+            assert "".join(texts) == completion.choices[0].text
+
+    asyncio.run(main())
