@@ -53,6 +53,11 @@ SURFACE = (
     "chat",
     "embeddings",
     "images",
+    "models",
+    "moderations",
+    "completions",
+    "with_raw_response",
+    "with_streaming_response",
 )
 
 
@@ -276,3 +281,104 @@ def test_the_async_client_mirrors_the_surface(server: MockServer, mock: MockBack
     first = mock.requests[0]
     assert first.headers["openai-organization"] == "org-a" and first.headers["x-b"] == "2"
     assert first.query == "q=1"
+
+
+def _public(cls: type[Any]) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def test_raw_and_streaming_answers_have_openai_pythons_attributes() -> None:
+    from openai._legacy_response import LegacyAPIResponse as TheirLegacy
+    from openai._response import APIResponse as TheirResponse
+    from openai._response import AsyncAPIResponse as TheirAsyncResponse
+
+    from pipeclient._client.raw import APIResponse, AsyncAPIResponse, LegacyAPIResponse
+
+    for ours, theirs in (
+        (LegacyAPIResponse, TheirLegacy),
+        (APIResponse, TheirResponse),
+        (AsyncAPIResponse, TheirAsyncResponse),
+    ):
+        assert _public(theirs) <= _public(ours), sorted(_public(theirs) - _public(ours))
+        for name in ("parse", "text", "read", "json", "close"):  # sync or async alike
+            if hasattr(theirs, name) and callable(getattr(theirs, name)):
+                assert inspect.iscoroutinefunction(getattr(theirs, name)) == (
+                    inspect.iscoroutinefunction(getattr(ours, name))
+                ), (ours.__name__, name)
+
+
+def test_with_raw_response_gives_status_headers_and_the_parsed_result(
+    server: MockServer, mock: MockBackend
+) -> None:
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        records = listen(client)
+        raw = client.with_raw_response.chat.completions.create(
+            model="m", messages=MESSAGES, request_id="raw-1"
+        )
+        embedded = client.with_raw_response.embeddings.create(model="e", input=["a"])
+        listed = client.with_raw_response.models.list()
+        streamed = client.with_raw_response.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True
+        )
+        chunks = list(streamed.parse())
+    assert raw.status_code == 200 and raw.headers["content-type"] == "application/json"
+    completion = raw.parse()
+    openai.types.chat.ChatCompletion.model_validate(completion.model_dump())
+    assert raw.request_id == completion.request_id == "raw-1"
+    assert raw.provider_request_id == completion.provider_request_id
+    assert raw.http_request.headers["x-request-id"] == "raw-1"
+    assert "authorization" not in raw.http_request.headers
+    assert raw.http_request.url == raw.url and raw.method == "POST"
+    assert "Mock reply" in raw.text and raw.content.startswith(b"{")
+    assert embedded.parse().data[0].embedding and listed.parse().data[0].id == "mock-model"
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert records[0].request_id == "raw-1" and len(records) == 3  # recorded as usual
+
+
+def test_with_streaming_response_makes_the_call_in_a_block(
+    server: MockServer, mock: MockBackend
+) -> None:
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        records = listen(client)
+        with client.with_streaming_response.chat.completions.create(
+            model="m", messages=MESSAGES
+        ) as response:
+            assert response.status_code == 200
+            assert response.json()["choices"][0]["message"]["content"].startswith("Mock")
+            assert list(response.iter_lines()) == [response.text()]
+            assert response.parse().choices[0].message.content == "Mock reply to: hi"
+        with client.with_streaming_response.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True
+        ) as response:
+            stream = response.parse()
+            first = next(iter(stream))
+            assert first.choices[0].delta.role == "assistant"
+            with pytest.raises(TypeError, match=r"through \.parse"):
+                response.read()
+        assert stream.response.is_closed  # leaving the block closed the stream
+    assert [record.closed_early for record in records] == [False, True]
+
+
+def test_the_async_views_answer_as_openai_pythons(server: MockServer) -> None:
+    async def main() -> None:
+        async with pipeclient.AsyncClient(backends=[server.backend()]) as client:
+            raw = await client.with_raw_response.chat.completions.create(
+                model="m", messages=MESSAGES
+            )
+            assert raw.parse().choices[0].message.content == "Mock reply to: hi"
+            page = await client.with_raw_response.models.list()
+            assert page.status_code == 200 and page.parse().data[0].id == "mock-model"
+            async with client.with_streaming_response.chat.completions.create(
+                model="m", messages=MESSAGES, stream=True
+            ) as response:
+                assert response.status_code == 200
+                stream = await response.parse()
+                texts = [chunk.choices[0].delta.content async for chunk in stream]
+                assert "".join(t for t in texts if t) == "Mock reply to: hi"
+            async with client.with_streaming_response.embeddings.create(
+                model="e", input=["a"]
+            ) as response:
+                assert (await response.json())["data"][0]["index"] == 0
+
+    asyncio.run(main())

@@ -37,6 +37,7 @@ __all__ = [
     "not_an_event_stream",
     "parse",
     "provider_request_id",
+    "safe_request",
     "status_error",
     "transport_error",
 ]
@@ -56,15 +57,20 @@ def provider_request_id(response: httpx.Response) -> str | None:
     return None
 
 
+def safe_request(sent: httpx.Request) -> httpx.Request:
+    """The request as shown to the caller: method, URL without its query (a key may be
+    there) and X-Request-Id; never the Authorization header."""
+    url = sent.url.copy_with(query=None)
+    return httpx.Request(
+        sent.method, url, headers={"X-Request-Id": sent.headers.get("x-request-id", "")}
+    )
+
+
 def detached_response(response: httpx.Response, text: str | None = None) -> httpx.Response:
     """A read response that holds no secret: its request keeps the method, the URL without
     its query (a key may be there) and the X-Request-Id, never the Authorization header;
     `text` replaces the body (the provider's text scrubbed of the client's keys)."""
-    sent = response.request
-    url = sent.url.copy_with(query=None)
-    request = httpx.Request(
-        sent.method, url, headers={"X-Request-Id": sent.headers.get("x-request-id", "")}
-    )
+    request = safe_request(response.request)
     headers = [(k, v) for k, v in response.headers.multi_items() if k not in _WIRE_HEADERS]
     content = response.content if text is None else text.encode()
     return httpx.Response(response.status_code, headers=headers, content=content, request=request)

@@ -48,6 +48,7 @@ from .params import (
     CopyOptions,
     reject_unexpected,
 )
+from .raw import WithRawResponse, WithStreamingResponse, raw_answer, wants_raw
 from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from .retry import RetryPolicy
 from .router import CallRoute, Router
@@ -132,6 +133,7 @@ def _check_http_client(http_client: Any, expected: type[Any]) -> Any:
 class _BaseClient:
     # AsyncClient: a durable audit line is written in a worker thread, awaited.
     _defers_audit = False
+    _is_async = False
     _http_client_type: type[Any] = httpx.Client
 
     def __init__(
@@ -352,6 +354,18 @@ class _BaseClient:
     def _bind(self) -> None:
         """Attach the OpenAI-shaped namespaces (each client and copy has its own)."""
         raise NotImplementedError
+
+    @property
+    def with_raw_response(self) -> Any:
+        """`client.with_raw_response.chat.completions.create(...)`: the same call, answering
+        with an `APIResponse` (`.headers`, `.status_code`, `.parse()` for the result)."""
+        return WithRawResponse(self, is_async=self._is_async)
+
+    @property
+    def with_streaming_response(self) -> Any:
+        """`with client.with_streaming_response.chat.completions.create(...) as response:`
+        the same call, its `APIResponse` closed when the block ends."""
+        return WithStreamingResponse(self, is_async=self._is_async)
 
     def __repr__(self) -> str:
         names = ", ".join(f"{b.name}={b.base_url}" for b in self.backends)
@@ -669,6 +683,8 @@ class Client(_BaseClient):
             raise
         if error is not None:
             raise self._fail(call, error)
+        if wants_raw():
+            return raw_answer(answer.response, result, call.request_id, sync=True)  # type: ignore[return-value]
         return result  # type: ignore[return-value]
 
     def _stream(self, call: Call, reader: type[_ChunkReader] = _ChunkReader) -> Stream[Any]:
@@ -677,7 +693,12 @@ class Client(_BaseClient):
         except BaseException as exc:
             _abandon(call, exc)
             raise
-        return Stream(self._reader(call, answer, _prepend(answer.first, answer.lines), reader))
+        stream: Stream[Any] = Stream(
+            self._reader(call, answer, _prepend(answer.first, answer.lines), reader)
+        )
+        if wants_raw():
+            return raw_answer(answer.response, stream, call.request_id, live=True, sync=True)  # type: ignore[return-value]
+        return stream
 
     def flush(self, timeout: float | None = None) -> FlushReport | None:
         """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
@@ -722,6 +743,7 @@ class AsyncClient(_BaseClient):
     """The asyncio (and trio) client: `await` calls, `async for` streams."""
 
     _defers_audit = True
+    _is_async = True
     _http_client_type = httpx.AsyncClient
 
     def __init__(
@@ -859,6 +881,8 @@ class AsyncClient(_BaseClient):
             await self._settle(call)
             raise failure
         await self._settle(call)
+        if wants_raw():
+            return raw_answer(answer.response, result, call.request_id, sync=False)  # type: ignore[return-value]
         return result  # type: ignore[return-value]
 
     async def _stream(
@@ -872,10 +896,14 @@ class AsyncClient(_BaseClient):
             raise
         reader = self._reader(call, answer, _aprepend(answer.first, answer.lines), reader_type)
         if call.deferred is None:
-            return AsyncStream(reader)
-        return AsyncStream(
-            reader, settle=functools.partial(self._settle, call), deferred=call.deferred
-        )
+            stream: AsyncStream[Any] = AsyncStream(reader)
+        else:
+            stream = AsyncStream(
+                reader, settle=functools.partial(self._settle, call), deferred=call.deferred
+            )
+        if wants_raw():
+            return raw_answer(answer.response, stream, call.request_id, live=True, sync=False)  # type: ignore[return-value]
+        return stream
 
     async def _settle(self, call: Call) -> None:
         """Write the call's durable audit line in a worker thread, before it returns."""
