@@ -31,6 +31,11 @@ __all__ = [
     "ModerationCategories",
     "ModerationCategoryScores",
     "ModerationCreateResponse",
+    "Response",
+    "ResponseOutputContent",
+    "ResponseOutputItem",
+    "ResponseStreamEvent",
+    "ResponseUsage",
     "SyncPage",
     "ToolCall",
 ]
@@ -277,3 +282,86 @@ class Completion(_Response):
     choices: list[CompletionChoice]
     usage: CompletionUsage | None = None
     system_fingerprint: str | None = None
+
+
+# The Responses API -----------------------------------------------------------------------
+
+
+class ResponseOutputContent(_Model):
+    """A part of an output message: `output_text` (with `text`) or `refusal`."""
+
+    type: str = "output_text"
+    text: str | None = None
+    refusal: str | None = None
+    annotations: list[Any] | None = None
+
+
+class ResponseOutputItem(_Model):
+    """One output item: a `message` (its `content`), a `function_call` (`name`,
+    `arguments`, `call_id`), a `reasoning` item, a tool's call; other fields are kept."""
+
+    type: str
+    id: str | None = None
+    status: str | None = None
+    role: str | None = None
+    content: list[ResponseOutputContent] | None = None
+    name: str | None = None
+    arguments: str | None = None
+    call_id: str | None = None
+
+
+class ResponseUsage(_Model):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_tokens_details: dict[str, Any] = Field(
+        default_factory=lambda: {"cached_tokens": 0, "cache_write_tokens": 0}
+    )
+    output_tokens_details: dict[str, Any] = Field(default_factory=lambda: {"reasoning_tokens": 0})
+
+
+class Response(_Response):
+    id: str = ""
+    object: Literal["response"] = "response"
+    created_at: float = 0.0
+    model: str = ""
+    status: str | None = None
+    output: list[ResponseOutputItem] = Field(default_factory=list)
+    usage: ResponseUsage | None = None
+    previous_response_id: str | None = None
+    instructions: Any = None
+    error: dict[str, Any] | None = None
+    incomplete_details: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    parallel_tool_calls: bool = True
+    temperature: float | None = None
+    top_p: float | None = None
+    tool_choice: Any = "auto"
+    tools: list[Any] = Field(default_factory=list)
+    text: dict[str, Any] | None = None
+
+    @property
+    def output_text(self) -> str:
+        """The text of every `output_text` part of every output message, joined."""
+        return "".join(
+            part.text or ""
+            for item in self.output
+            if item.type == "message"
+            for part in item.content or ()
+            if part.type == "output_text"
+        )
+
+
+class ResponseStreamEvent(_Response):
+    """One event of a streamed response: `type` says which (`response.created`,
+    `response.output_text.delta`, `response.completed`, ...); its other fields are those of
+    that event (`delta`, `response`, `item`, ...)."""
+
+    type: str
+    sequence_number: int = 0
+    delta: str | None = None
+    response: Response | None = None
+    item: ResponseOutputItem | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None

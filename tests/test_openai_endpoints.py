@@ -6,12 +6,14 @@ privacy step like chat's: content only where content may go, over loopback."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
 import pytest
 from openai.pagination import SyncPage
+from pydantic import TypeAdapter
 
 import pipeclient
 from pipeclient._sinks.gateway.event import GatewayEvent
@@ -95,6 +97,83 @@ def test_legacy_completions_match_openai_types(server: MockServer) -> None:
     assert records[0].parameters["max_tokens"] == 5
 
 
+# -- the Responses API ----------------------------------------------------------------------
+
+WEATHER = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+
+
+def test_responses_match_openai_types_with_tools_and_previous_response_id(
+    server: MockServer,
+) -> None:
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        records = listen(client)
+        first = client.responses.create(model="m", input="hello", instructions="be brief")
+        second = client.responses.create(
+            model="m", input="weather?", tools=WEATHER, previous_response_id=first.id
+        )
+    for response in (first, second):
+        openai.types.responses.Response.model_validate(response.model_dump())
+    assert first.output_text == "Mock response to: hello"
+    assert second.previous_response_id == first.id
+    call = second.output[0]
+    assert (call.type, call.name, json.loads(call.arguments or "")) == (
+        "function_call",
+        "get_weather",
+        {"echo": "weather?"},
+    )
+    assert [(r.operation, r.finish_reasons) for r in records] == [
+        ("responses", ("stop",)),
+        ("responses", ("tool_calls",)),
+    ]
+    assert first.usage is not None and records[0].input_tokens == first.usage.input_tokens
+
+
+def test_a_streamed_response_yields_openai_pythons_events(server: MockServer) -> None:
+    adapter: TypeAdapter[Any] = TypeAdapter(openai.types.responses.ResponseStreamEvent)
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        records = listen(client)
+        events = list(client.responses.create(model="m", input="hello", stream=True))
+        whole = client.responses.create(model="m", input="hello")
+    for event in events:
+        adapter.validate_python(event.model_dump())
+    assert [e.type for e in events][:2] == ["response.created", "response.in_progress"]
+    assert events[-1].type == "response.completed" and events[-1].response is not None
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(d or "" for d in deltas) == whole.output_text
+    assert events[-1].response.output_text == whole.output_text
+    record = records[0]
+    assert (record.stream, record.outcome, record.ttft_ms is not None) == (True, "ok", True)
+    assert (record.input_tokens, record.output_tokens) == (
+        records[1].input_tokens,
+        records[1].output_tokens,
+    )
+    assert "stream_options" not in server.mock.requests[0].json()  # not asked for here
+
+
+def test_structured_output_records_its_method_for_the_gateway(tmp_path: Any) -> None:
+    gateway = MockGateway()
+    schema = {"type": "json_schema", "name": "x", "schema": {"type": "object"}}
+    with capture_telemetry() as captured:
+        client = pipeclient.Client(backends=[gateway.backend()])
+        client.responses.create(model="m", input="hi", text={"format": schema})
+        client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format={"type": "json_object"},
+        )
+        client.responses.create(model="m", input="hi", max_output_tokens=7)
+        client.close()
+    events = [sent["event"] for sent in captured["gateway"]]
+    for event in events:
+        GatewayEvent.model_validate(event)
+    assert [e["parameters"].get("structuring_method") for e in events] == [
+        "json_schema",
+        "json_object",
+        None,
+    ]
+    assert events[2]["parameters"]["max_tokens"] == 7  # max_output_tokens, allowlisted
+
+
 # -- telemetry of every inference endpoint ----------------------------------------------------
 
 Call = Callable[[pipeclient.Client], Any]
@@ -112,7 +191,19 @@ def _completion_stream(client: pipeclient.Client) -> Any:
     return list(client.completions.create(model="m", prompt=f"Tell of {CANARY}", stream=True))
 
 
+def _response(client: pipeclient.Client) -> Any:
+    return client.responses.create(model="m", input=f"what is {CANARY}?", tools=WEATHER)
+
+
+def _response_stream(client: pipeclient.Client) -> Any:
+    return list(
+        client.responses.create(model="m", input=f"what is {CANARY}?", stream=True, top_p=0.5)
+    )
+
+
 ENDPOINTS: dict[str, tuple[Call, str, str]] = {
+    "responses": (_response, "responses", "chat"),
+    "responses-stream": (_response_stream, "responses", "chat"),
     # name: (call, operation, the OpenTelemetry GenAI operation name)
     "moderations": (_moderation, "moderations", "moderation"),
     "completions": (_completion, "text_completion", "text_completion"),
@@ -143,7 +234,14 @@ def test_each_endpoint_gets_telemetry_with_content_only_where_content_may_go(
     GatewayEvent.model_validate(event)  # the pinned schema, allowlisted parameters only
     assert event["operation"] == operation
     (line,) = captured["audit"]
-    path = "/v1" + {"moderations": "/moderations", "text_completion": "/completions"}[operation]
+    path = (
+        "/v1"
+        + {
+            "moderations": "/moderations",
+            "text_completion": "/completions",
+            "responses": "/responses",
+        }[operation]
+    )
     assert line["endpoint"] == path
     (span,) = captured["otlp:quiet"]
     assert span["attributes"]["gen_ai.operation.name"] == genai_name
@@ -166,5 +264,10 @@ def test_the_async_client_mirrors_the_endpoints(server: MockServer) -> None:
             stream = await client.completions.create(model="m", prompt="hi", stream=True)
             texts = [chunk.choices[0].text async for chunk in stream]
             assert "".join(texts) == completion.choices[0].text
+            response = await client.responses.create(model="m", input="hi")
+            openai.types.responses.Response.model_validate(response.model_dump())
+            events = await client.responses.create(model="m", input="hi", stream=True)
+            kinds = [event.type async for event in events]
+            assert kinds[-1] == "response.completed"
 
     asyncio.run(main())

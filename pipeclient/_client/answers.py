@@ -27,6 +27,7 @@ from ..types import (
     CreateEmbeddingResponse,
     ImagesResponse,
     ModerationCreateResponse,
+    Response,
 )
 from .backends import Backend
 from .call import Call
@@ -34,7 +35,9 @@ from .retry import retry_after_seconds, should_retry_status
 
 __all__ = [
     "detached_response",
+    "finish_reasons_of",
     "not_an_event_stream",
+    "output_message",
     "parse",
     "provider_request_id",
     "safe_request",
@@ -215,8 +218,51 @@ def facts_of(result: Any, capture_content: bool) -> dict[str, Any]:
     elif isinstance(result, ImagesResponse) and isinstance(result.usage, dict):
         facts["input_tokens"] = result.usage.get("input_tokens")
         facts["output_tokens"] = result.usage.get("output_tokens")
+    elif isinstance(result, Response):
+        return response_facts(result, capture_content)
     elif isinstance(result, ModerationCreateResponse) and capture_content:
         # what was flagged says what the input was about: content
         output = [moderation.model_dump(exclude_none=True) for moderation in result.results]
     facts["output"] = output
     return facts
+
+
+def response_facts(response: Response, capture_content: bool) -> dict[str, Any]:
+    """What a call's record keeps of a Responses API answer."""
+    facts: dict[str, Any] = {
+        "response_id": response.id or None,
+        "response_model": response.model or None,
+        "finish_reasons": finish_reasons_of(response),
+    }
+    if response.usage is not None:
+        facts["input_tokens"] = response.usage.input_tokens
+        facts["output_tokens"] = response.usage.output_tokens
+    facts["output"] = [output_message(response)] if capture_content else None
+    return facts
+
+
+def finish_reasons_of(response: Response) -> tuple[str, ...]:
+    if response.status == "incomplete":
+        reason = (response.incomplete_details or {}).get("reason")
+        return ("length" if reason == "max_output_tokens" else str(reason or "incomplete"),)
+    if any(item.type == "function_call" for item in response.output):
+        return ("tool_calls",)
+    return ("stop",) if response.status in (None, "completed") else (str(response.status),)
+
+
+def output_message(response: Response) -> dict[str, Any]:
+    """The output as the assistant message a chat would give: every destination shows
+    outputs that way."""
+    message: dict[str, Any] = {"role": "assistant", "content": response.output_text or None}
+    calls = [
+        {
+            "id": item.call_id or item.id,
+            "type": "function",
+            "function": {"name": item.name or "", "arguments": item.arguments or ""},
+        }
+        for item in response.output
+        if item.type == "function_call"
+    ]
+    if calls:
+        message["tool_calls"] = calls
+    return message

@@ -50,6 +50,7 @@ from .params import (
 )
 from .raw import WithRawResponse, WithStreamingResponse, raw_answer, wants_raw
 from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
+from .responses import AsyncResponses, Responses
 from .retry import RetryPolicy
 from .router import CallRoute, Router
 from .streaming import AsyncStream, Stream, _ChunkReader
@@ -569,6 +570,7 @@ class Client(_BaseClient):
         self.models = Models(self)
         self.moderations = Moderations(self)
         self.completions = TextCompletions(self)
+        self.responses = Responses(self)
 
     def with_options(self, **options: Unpack[CopyOptions]) -> Self:
         """A client with these options changed (openai-python's `with_options`/`copy`).
@@ -761,6 +763,7 @@ class AsyncClient(_BaseClient):
         self.models = AsyncModels(self)
         self.moderations = AsyncModerations(self)
         self.completions = AsyncTextCompletions(self)
+        self.responses = AsyncResponses(self)
 
     def with_options(self, **options: Unpack[AsyncCopyOptions]) -> Self:
         """A client with these options changed (openai-python's `with_options`/`copy`).

@@ -11,7 +11,7 @@ from typing_extensions import Unpack
 from .._exceptions import ConfigError
 from ..types import Completion, Model, ModerationCreateResponse, SyncPage
 from .params import CallExtras, CompletionParams, reject_unexpected
-from .resources import AsyncCaller, Caller, _Extras
+from .resources import AsyncCaller, Caller, _Extras, body_and_extras
 from .streaming import _CompletionReader
 
 if TYPE_CHECKING:
@@ -93,12 +93,9 @@ def _moderation_body(input: Any, model: str | None) -> dict[str, Any]:
 def _completion_body(
     model: str, prompt: Any, stream: bool, params: CompletionParams, where: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    reject_unexpected(params, CompletionParams, where)
-    given: dict[str, Any] = dict(params)
-    extras = _Extras.split(given)
-    body: dict[str, Any] = {"model": model, "prompt": prompt, **given}
-    if stream:
-        body["stream"] = True
+    fields = {"model": model, "prompt": prompt}
+    body, extras = body_and_extras(params, CompletionParams, where, fields, stream)
+    body.setdefault("prompt", None)  # sent as given, as openai-python does
     return body, extras
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "CopyOptions",
     "EmbeddingParams",
     "ImageParams",
+    "ResponseParams",
     "reject_unexpected",
 ]
 
@@ -146,6 +147,42 @@ class CompletionParams(CallExtras, total=False):
     suffix: str | None
     temperature: float | None
     top_p: float | None
+    user: str
+
+
+class ResponseParams(CallExtras, total=False):
+    """`responses.create()`, besides `model`, `input` and `stream`."""
+
+    access_programs: Any
+    background: bool | None
+    background_options: Any
+    context_management: Any
+    conversation: str | Mapping[str, Any] | None
+    image: Any
+    include: list[str] | None
+    instructions: str | None
+    max_output_tokens: int | None
+    max_tool_calls: int | None
+    metadata: Mapping[str, str] | None
+    moderation: Any
+    parallel_tool_calls: bool | None
+    previous_response_id: str | None
+    prompt: Mapping[str, Any] | None
+    prompt_cache_key: str
+    prompt_cache_options: Any
+    prompt_cache_retention: Any
+    reasoning: Mapping[str, Any] | None
+    safety_identifier: str
+    service_tier: str | None
+    store: bool | None
+    stream_options: Mapping[str, Any] | None
+    temperature: float | None
+    text: Mapping[str, Any]
+    tool_choice: str | Mapping[str, Any]
+    tools: Iterable[Mapping[str, Any]]
+    top_logprobs: int | None
+    top_p: float | None
+    truncation: str | None
     user: str
 
 

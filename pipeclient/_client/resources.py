@@ -89,6 +89,25 @@ class _Extras:
         }
 
 
+def body_and_extras(
+    params: Mapping[str, Any],
+    accepted: type[Any],
+    where: str,
+    fields: Mapping[str, Any],
+    stream: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(body, extras) of a call: its own `fields` (None left out), the API parameters
+    given, and `stream` when asked for; the extras split off. Unknown names are refused."""
+    reject_unexpected(params, accepted, where)
+    given: dict[str, Any] = dict(params)
+    extras = _Extras.split(given)
+    body = {name: value for name, value in fields.items() if value is not None}
+    body.update(given)
+    if stream:
+        body["stream"] = True
+    return body, extras
+
+
 def _chat_body(
     model: str, messages: Iterable[Mapping[str, Any]], stream: bool, params: dict[str, Any]
 ) -> dict[str, Any]:
