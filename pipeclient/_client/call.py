@@ -119,7 +119,8 @@ def _jsonable(value: Any) -> Any:
     from pydantic import BaseModel
 
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True, by_alias=True)
+        # `parsed` is the client's reading of the content, not part of the message
+        return value.model_dump(mode="json", exclude_none=True, by_alias=True, exclude={"parsed"})
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 

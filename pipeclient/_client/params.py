@@ -29,6 +29,7 @@ __all__ = [
     "CopyOptions",
     "EmbeddingParams",
     "ImageParams",
+    "ParseParams",
     "ResponseParams",
     "reject_unexpected",
 ]
@@ -93,7 +94,10 @@ class CallExtras(TypedDict, total=False):
     extra_body: Mapping[str, Any] | None
 
 
-class ChatParams(CallExtras, total=False):
+class ParseParams(CallExtras, total=False):
+    """`chat.completions.parse()` and `.stream()`: a chat's parameters; their
+    `response_format` may be a class, so it is spelled out in the signatures."""
+
     audio: Mapping[str, Any] | None
     frequency_penalty: float | None
     function_call: str | Mapping[str, Any]
@@ -113,7 +117,6 @@ class ChatParams(CallExtras, total=False):
     prompt_cache_options: Any
     prompt_cache_retention: Any
     reasoning_effort: str | None
-    response_format: Mapping[str, Any]
     safety_identifier: str
     seed: int | None
     service_tier: str | None
@@ -128,6 +131,10 @@ class ChatParams(CallExtras, total=False):
     user: str
     verbosity: str | None
     web_search_options: Mapping[str, Any]
+
+
+class ChatParams(ParseParams, total=False):
+    response_format: Mapping[str, Any]
 
 
 class CompletionParams(CallExtras, total=False):

@@ -15,7 +15,9 @@ from typing_extensions import Unpack
 
 from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, ImagesResponse
 from .call import check_messages
-from .params import ChatParams, EmbeddingParams, ImageParams, reject_unexpected
+from .chat_stream import AsyncChatCompletionStreamManager, ChatCompletionStreamManager
+from .params import ChatParams, EmbeddingParams, ImageParams, ParseParams, reject_unexpected
+from .structured import ParsedChatCompletion, parsed_completion, response_format_of
 
 if TYPE_CHECKING:
     from .._telemetry.record import Operation
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from .streaming import AsyncStream, Stream, _ChunkReader
 
 ResponseT = TypeVar("ResponseT", bound=BaseModel)
+ParsedT = TypeVar("ParsedT")
 
 
 class _Starts(Protocol):
@@ -117,6 +120,22 @@ def _chat_body(
     return body
 
 
+def _parse_body(
+    model: str, messages: Any, response_format: Any, params: ParseParams
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    reject_unexpected(params, ParseParams, "chat.completions.parse()")
+    given: dict[str, Any] = dict(params)
+    extras = _Extras.split(given)
+    sent, adapter = response_format_of(response_format)
+    if sent is not None:
+        given["response_format"] = sent
+    return _chat_body(model, messages, False, given), extras, adapter
+
+
+def _name(response_format: Any) -> str:
+    return getattr(response_format, "__name__", "value")
+
+
 class Completions:
     def __init__(self, client: Caller) -> None:
         self._client = client
@@ -168,6 +187,40 @@ class Completions:
         if stream:
             return self._client._stream(call)
         return self._client._call(call, ChatCompletion)
+
+    def parse(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
+        **params: Unpack[ParseParams],
+    ) -> ParsedChatCompletion[ParsedT]:
+        """POST /chat/completions with `response_format` a pydantic model class (sent as
+        its strict JSON schema): each `choices[i].message.parsed` is an instance of it."""
+        body, extras, adapter = _parse_body(model, messages, response_format, params)
+        call = self._client._start("chat", "/chat/completions", body, **extras)
+        completion = self._client._call(call, ChatCompletion)
+        return parsed_completion(completion, adapter, _name(response_format))
+
+    def stream(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
+        **params: Unpack[ParseParams],
+    ) -> ChatCompletionStreamManager[ParsedT]:
+        """`with client.chat.completions.stream(...) as stream:` a chat stream as events
+        (`content.delta`, ...); `stream.get_final_completion()` once it has ended."""
+        body, extras, adapter = _parse_body(model, messages, response_format, params)
+        body["stream"] = True
+
+        def start() -> Stream[ChatCompletionChunk]:
+            call = self._client._start("chat", "/chat/completions", body, **extras)
+            return self._client._stream(call)
+
+        return ChatCompletionStreamManager(start, adapter, _name(response_format))
 
 
 class Chat:
@@ -260,6 +313,40 @@ class AsyncCompletions:
         if stream:
             return await self._client._stream(call)
         return await self._client._call(call, ChatCompletion)
+
+    async def parse(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
+        **params: Unpack[ParseParams],
+    ) -> ParsedChatCompletion[ParsedT]:
+        """POST /chat/completions with `response_format` a pydantic model class: each
+        `choices[i].message.parsed` is an instance of it."""
+        body, extras, adapter = _parse_body(model, messages, response_format, params)
+        call = self._client._start("chat", "/chat/completions", body, **extras)
+        completion = await self._client._call(call, ChatCompletion)
+        return parsed_completion(completion, adapter, _name(response_format))
+
+    def stream(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
+        **params: Unpack[ParseParams],
+    ) -> AsyncChatCompletionStreamManager[ParsedT]:
+        """`async with client.chat.completions.stream(...) as stream:` the events of a chat
+        stream; `await stream.get_final_completion()` once it has ended."""
+        body, extras, adapter = _parse_body(model, messages, response_format, params)
+        body["stream"] = True
+
+        async def start() -> AsyncStream[ChatCompletionChunk]:
+            call = self._client._start("chat", "/chat/completions", body, **extras)
+            return await self._client._stream(call)
+
+        return AsyncChatCompletionStreamManager(start, adapter, _name(response_format))
 
 
 class AsyncChat:
