@@ -38,6 +38,7 @@ __all__ = [
     "ResponseUsage",
     "SyncPage",
     "ToolCall",
+    "Transcription",
 ]
 
 
@@ -365,3 +366,15 @@ class ResponseStreamEvent(_Response):
     item_id: str | None = None
     output_index: int | None = None
     content_index: int | None = None
+
+
+# Audio -------------------------------------------------------------------------------------
+
+
+class Transcription(_Response):
+    """`audio.transcriptions.create()` (JSON formats; `verbose_json` fields are kept)."""
+
+    text: str
+    usage: dict[str, Any] | None = None
+    logprobs: list[Any] | None = None
+    languages: list[Any] | None = None

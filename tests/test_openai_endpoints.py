@@ -174,6 +174,50 @@ def test_structured_output_records_its_method_for_the_gateway(tmp_path: Any) -> 
     assert events[2]["parameters"]["max_tokens"] == 7  # max_output_tokens, allowlisted
 
 
+# -- audio ---------------------------------------------------------------------------------
+
+AUDIO_CANARY = b"AUDIO-BYTES-7f1e"  # inside the audio itself: never kept, by any destination
+
+
+def test_transcriptions_and_speech_match_openai_types(server: MockServer, tmp_path: Any) -> None:
+    from openai._legacy_response import HttpxBinaryResponseContent as TheirBinary
+    from openai.types.audio import Transcription as TheirTranscription
+
+    from pipeclient._client.audio import HttpxBinaryResponseContent
+
+    recording = tmp_path / "talk.wav"
+    recording.write_bytes(b"RIFF" + AUDIO_CANARY * 10)
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        records = listen(client)
+        from_path = client.audio.transcriptions.create(
+            file=recording, model="whisper-1", prompt="names", language="en"
+        )
+        with recording.open("rb") as handle:
+            as_text = client.audio.transcriptions.create(
+                file=handle, model="whisper-1", response_format="text"
+            )
+        speech = client.audio.speech.create(
+            input="hello there", model="tts-1", voice="alloy", response_format="wav"
+        )
+    TheirTranscription.model_validate(from_path.model_dump())
+    assert from_path.text == "Mock transcript of talk.wav (164 bytes), prompted: names"
+    assert isinstance(as_text, str) and as_text.startswith("Mock transcript of talk.wav")
+    sent = server.mock.requests[0]
+    assert sent.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert AUDIO_CANARY in sent.body and b'name="language"' in sent.body
+    public = {name for name in dir(TheirBinary) if not name.startswith("_")}
+    assert public <= set(dir(HttpxBinaryResponseContent)), public - set(dir(speech))
+    assert speech.content.startswith(b"RIFF") and speech.response.status_code == 200
+    speech.write_to_file(tmp_path / "out.wav")
+    assert (tmp_path / "out.wav").read_bytes() == speech.content
+    assert [r.operation for r in records] == ["transcriptions", "transcriptions", "speech"]
+    assert records[0].input_tokens is not None
+    with pytest.raises(pipeclient.ConfigError, match="file"):
+        pipeclient.Client(backends=[server.backend()]).audio.transcriptions.create(
+            file=123, model="whisper-1"
+        )
+
+
 # -- telemetry of every inference endpoint ----------------------------------------------------
 
 Call = Callable[[pipeclient.Client], Any]
@@ -201,7 +245,27 @@ def _response_stream(client: pipeclient.Client) -> Any:
     )
 
 
+def _transcription(client: pipeclient.Client) -> Any:
+    audio = b"RIFF" + AUDIO_CANARY * 4
+    return client.audio.transcriptions.create(
+        file=(f"{CANARY}.wav", audio), model="whisper-1", temperature=0.2
+    )
+
+
+def _speech(client: pipeclient.Client) -> Any:
+    return client.audio.speech.create(input=f"say {CANARY}", model="tts-1", voice="alloy")
+
+
+PATHS = {
+    "moderations": "/moderations",
+    "text_completion": "/completions",
+    "responses": "/responses",
+    "transcriptions": "/audio/transcriptions",
+    "speech": "/audio/speech",
+}
 ENDPOINTS: dict[str, tuple[Call, str, str]] = {
+    "transcriptions": (_transcription, "transcriptions", "transcription"),
+    "speech": (_speech, "speech", "speech"),
     "responses": (_response, "responses", "chat"),
     "responses-stream": (_response_stream, "responses", "chat"),
     # name: (call, operation, the OpenTelemetry GenAI operation name)
@@ -229,19 +293,14 @@ def test_each_endpoint_gets_telemetry_with_content_only_where_content_may_go(
         assert CANARY in captured.text(destination), destination
     for destination in METADATA:
         assert CANARY not in captured.text(destination), destination
+    for destination in (*CONTENT, *METADATA):  # audio is described, never kept
+        assert AUDIO_CANARY.decode() not in captured.text(destination), destination
     (sent,) = captured["gateway"]
     event = sent["event"]
     GatewayEvent.model_validate(event)  # the pinned schema, allowlisted parameters only
     assert event["operation"] == operation
     (line,) = captured["audit"]
-    path = (
-        "/v1"
-        + {
-            "moderations": "/moderations",
-            "text_completion": "/completions",
-            "responses": "/responses",
-        }[operation]
-    )
+    path = "/v1" + PATHS[operation]
     assert line["endpoint"] == path
     (span,) = captured["otlp:quiet"]
     assert span["attributes"]["gen_ai.operation.name"] == genai_name
@@ -269,5 +328,11 @@ def test_the_async_client_mirrors_the_endpoints(server: MockServer) -> None:
             events = await client.responses.create(model="m", input="hi", stream=True)
             kinds = [event.type async for event in events]
             assert kinds[-1] == "response.completed"
+            transcript = await client.audio.transcriptions.create(
+                file=b"RIFF0000", model="whisper-1"
+            )
+            assert transcript.text == "Mock transcript of upload (8 bytes)"
+            speech = await client.audio.speech.create(input="hi", model="tts-1", voice="alloy")
+            assert (await speech.aread()).startswith(b"RIFF")
 
     asyncio.run(main())

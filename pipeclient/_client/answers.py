@@ -28,7 +28,9 @@ from ..types import (
     ImagesResponse,
     ModerationCreateResponse,
     Response,
+    Transcription,
 )
+from ..types import _Response as _ResponseBase
 from .backends import Backend
 from .call import Call
 from .retry import retry_after_seconds, should_retry_status
@@ -172,6 +174,9 @@ def parse(
     """The typed result of a 2xx answer, with the call's record ended; or the error."""
     tracker = call.tracker
     tracker.http_status = response.status_code
+    decode = getattr(model, "decode_response", None)
+    if decode is not None:  # not JSON: audio bytes, a transcript as text
+        return _finished(decode(response), response, call), None
     invalid = False
     try:
         result: Any = model.model_validate_json(response.content)  # type: ignore[attr-defined]
@@ -190,8 +195,9 @@ def parse(
 
 def _finished(result: Any, response: httpx.Response, call: Call) -> Any:
     """The result, with its request ids; the call's record ended with its facts."""
-    result._request_id = provider_request_id(response) or ""
-    result._pipeclient_request_id = call.request_id
+    if isinstance(result, _ResponseBase):
+        result._request_id = provider_request_id(response) or ""
+        result._pipeclient_request_id = call.request_id
     call.tracker.finish(**facts_of(result, call.tracker.capture_content))
     return result
 
@@ -220,6 +226,17 @@ def facts_of(result: Any, capture_content: bool) -> dict[str, Any]:
         facts["output_tokens"] = result.usage.get("output_tokens")
     elif isinstance(result, Response):
         return response_facts(result, capture_content)
+    elif isinstance(result, (Transcription, str)):
+        usage = result.usage if isinstance(result, Transcription) else None
+        if isinstance(usage, dict) and usage.get("type") == "tokens":
+            facts["input_tokens"] = usage.get("input_tokens")
+            facts["output_tokens"] = usage.get("output_tokens")
+        if capture_content:
+            text = result.text if isinstance(result, Transcription) else str(result)
+            output = [{"role": "assistant", "content": text}]
+    elif hasattr(result, "decode_response") and capture_content:  # audio: described, not kept
+        kind = result.response.headers.get("content-type", "")
+        output = [{"role": "assistant", "content": {"audio": kind, "bytes": len(result.content)}}]
     elif isinstance(result, ModerationCreateResponse) and capture_content:
         # what was flagged says what the input was about: content
         output = [moderation.model_dump(exclude_none=True) for moderation in result.results]

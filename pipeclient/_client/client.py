@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import httpx
-from pydantic import BaseModel
 from typing_extensions import Self, Unpack
 
 from .._config.settings import DefaultSettings, load_settings_or_defaults
@@ -31,6 +30,7 @@ from .._telemetry.report import FlushReport
 from .._telemetry.trace import Trace, TraceParent, current_parent
 from .._version import __version__
 from . import answers as _answers
+from .audio import AsyncAudio, Audio
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
 from .call import Call, Form, check_headers, check_query, check_request_id, check_timeout
 from .endpoints import (
@@ -71,7 +71,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 _USER_AGENT = f"pipeclient/{__version__}"
 _ARGUMENTS = "Client arguments"
 
-ResponseT = TypeVar("ResponseT", bound=BaseModel)
+ResponseT = TypeVar("ResponseT")
 
 
 class _Answer(NamedTuple):
@@ -571,6 +571,7 @@ class Client(_BaseClient):
         self.moderations = Moderations(self)
         self.completions = TextCompletions(self)
         self.responses = Responses(self)
+        self.audio = Audio(self)
 
     def with_options(self, **options: Unpack[CopyOptions]) -> Self:
         """A client with these options changed (openai-python's `with_options`/`copy`).
@@ -764,6 +765,7 @@ class AsyncClient(_BaseClient):
         self.moderations = AsyncModerations(self)
         self.completions = AsyncTextCompletions(self)
         self.responses = AsyncResponses(self)
+        self.audio = AsyncAudio(self)
 
     def with_options(self, **options: Unpack[AsyncCopyOptions]) -> Self:
         """A client with these options changed (openai-python's `with_options`/`copy`).

@@ -31,6 +31,8 @@ __all__ = [
     "ImageParams",
     "ParseParams",
     "ResponseParams",
+    "SpeechParams",
+    "TranscriptionParams",
     "reject_unexpected",
 ]
 
@@ -191,6 +193,26 @@ class ResponseParams(CallExtras, total=False):
     top_p: float | None
     truncation: str | None
     user: str
+
+
+class TranscriptionParams(CallExtras, total=False):
+    chunking_strategy: str | Mapping[str, Any] | None
+    include: list[str]
+    keywords: list[str]
+    known_speaker_names: list[str]
+    known_speaker_references: list[str]
+    language: str
+    languages: list[str]
+    prompt: str
+    temperature: float
+    timestamp_granularities: list[str]
+
+
+class SpeechParams(CallExtras, total=False):
+    instructions: str
+    response_format: str
+    speed: float
+    stream_format: str
 
 
 class EmbeddingParams(CallExtras, total=False):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
-from pydantic import BaseModel
 from typing_extensions import Unpack
 
 from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, ImagesResponse
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from .call import Call, Form
     from .streaming import AsyncStream, Stream, _ChunkReader
 
-ResponseT = TypeVar("ResponseT", bound=BaseModel)
+ResponseT = TypeVar("ResponseT")
 ParsedT = TypeVar("ParsedT")
 
 
