@@ -8,9 +8,9 @@ keyword-only extras (`request_id`, `no_log`, `trace`, `timeout`, `extra_headers`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
-from typing_extensions import Unpack
+from typing_extensions import TypeVar, Unpack
 
 from ..types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, ImagesResponse
 from .call import check_messages
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .streaming import AsyncStream, Stream, _ChunkReader
 
 ResponseT = TypeVar("ResponseT")
-ParsedT = TypeVar("ParsedT")
+ParsedT = TypeVar("ParsedT", default=None)  # without a response_format class: None
 
 
 class _Starts(Protocol):
