@@ -25,6 +25,7 @@ from typing_extensions import Self, Unpack
 from .._config.settings import DefaultSettings, load_settings_or_defaults
 from .._exceptions import APIError, ConfigError
 from .._privacy.known_secrets import KnownSecrets
+from .._telemetry.attribution import NO_ATTRIBUTION, check_attribution
 from .._telemetry.record import CallTracker, ErrorInfo, Operation
 from .._telemetry.report import FlushReport
 from .._telemetry.trace import Trace, TraceParent, current_parent
@@ -155,6 +156,9 @@ class _BaseClient:
         telemetry: TelemetryConfig | Mapping[str, Any] | None = None,
         telemetry_file: str | Path | None = None,
         redact: Callable[[str], str] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        properties: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
         # What with_options() needs to build a client with other backends.
         self._arguments: dict[str, Any] = {
@@ -172,6 +176,9 @@ class _BaseClient:
             "telemetry": telemetry,
             "telemetry_file": telemetry_file,
             "redact": redact,
+            "user_id": user_id,
+            "session_id": session_id,
+            "properties": properties,
         }
         self._from_backends = backends is not None
         if backends is not None and (api_key is not None or base_url is not None):
@@ -201,6 +208,10 @@ class _BaseClient:
             project = project or os.environ.get("OPENAI_PROJECT_ID") or None
         self.organization = organization
         self.project = project
+        # Who the calls are for, unless a block or a call says otherwise.
+        self._attribution = check_attribution(
+            user_id, session_id, properties, where=type(self).__name__ + "()"
+        )
         self._default_headers = _account_headers(organization, project)
         self._default_headers.update(check_headers(default_headers, "default_headers"))
         self._default_query = check_query(default_query, "default_query")
@@ -386,15 +397,32 @@ class _BaseClient:
     def _close_telemetry(self) -> FlushReport | None:
         return self._telemetry.close() if self._telemetry is not None else None
 
-    def trace(self, name: str, *, no_log: bool | None = None) -> Trace:
+    def trace(
+        self,
+        name: str,
+        *,
+        no_log: bool | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        properties: Mapping[str, str | int | float | bool] | None = None,
+    ) -> Trace:
         """`with client.trace("name"):` groups the calls inside under one trace id.
 
         A no-log block (`no_log=True`, or a no-log client) sends nothing of itself and
-        makes every call inside it no-log."""
+        makes every call inside it no-log. `user_id=`, `session_id=` and `properties=`
+        apply to the block and to every call inside it (a call's own win)."""
         if no_log is None:
             no_log = self.no_log or all(backend.no_log for backend in self.backends)
         emit = self._telemetry.emit if self._telemetry is not None else None
-        return Trace(name, emit, current_parent(), no_log=bool(no_log))
+        own = check_attribution(user_id, session_id, properties, where="client.trace()")
+        return Trace(
+            name,
+            emit,
+            current_parent(),
+            no_log=bool(no_log),
+            attribution=own,
+            base=self._attribution,
+        )
 
     def _start(
         self,
@@ -411,9 +439,13 @@ class _BaseClient:
         extra_query: Mapping[str, object] | None = None,
         method: str = "POST",
         form: Form | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
     ) -> Call:
         """A call ready to send. `operation=None`: not an inference call (listing models),
         which no telemetry records."""
+        attribution = check_attribution(user_id, session_id, properties, where="call argument")
         if trace is None:
             trace = current_parent()
         elif not isinstance(trace, TraceParent):
@@ -464,6 +496,11 @@ class _BaseClient:
             capture_content=telemetry is not None and telemetry.wants_content and not quiet,
             request_id_supplied=supplied,
             emit=emit,
+            attribution=attribution.over(
+                trace.attribution
+                if trace is not None and trace.attribution is not NO_ATTRIBUTION
+                else self._attribution
+            ),
         )
         call = Call(
             path=path,

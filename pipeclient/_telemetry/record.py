@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .attribution import NO_ATTRIBUTION, Attribution
+
 __all__ = [
     "ENDPOINTS",
     "CallRecord",
@@ -130,6 +132,11 @@ class CallRecord:
     parent_id: str | None = None  # 16 hex: the enclosing trace span or application span
     trace_name: str | None = None  # the outermost trace block's name: free text
     request_id_supplied: bool = False  # the caller chose the request id: free text
+    # Per-call attribution (`user_id=`, `session_id=`, `properties=`): personal data,
+    # decided per destination by the privacy step; never sent to the provider or gateway.
+    user_id: str | None = None
+    session_id: str | None = None
+    properties: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     closed_early: bool = False  # the caller stopped reading a stream before its end
     # Content: present only when some destination may receive it. The request is kept as
     # the bytes sent (a snapshot: the caller may reuse its lists), decoded on the worker.
@@ -155,6 +162,9 @@ class TraceRecord:
     error: ErrorInfo | None = None
     trace_name: str = ""  # the outermost block's name (this one's, for a root block)
     no_log: bool = False
+    user_id: str | None = None  # the block's attribution, as a call's
+    session_id: str | None = None
+    properties: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
 
 def new_trace_id() -> str:
@@ -173,6 +183,7 @@ class CallTracker:
         "_finished",
         "_start",
         "attempts",
+        "attribution",
         "backend",
         "base_url",
         "body",
@@ -203,8 +214,10 @@ class CallTracker:
         capture_content: bool,
         emit: Callable[[CallRecord], None] | None,
         request_id_supplied: bool = False,
+        attribution: Attribution = NO_ATTRIBUTION,
     ) -> None:
         self.request_id = request_id
+        self.attribution = attribution
         self.request_id_supplied = request_id_supplied
         self.operation = operation
         self.body = body
@@ -291,6 +304,9 @@ class CallTracker:
                 parent_id=getattr(trace, "span_id", None),
                 trace_name=getattr(trace, "trace_name", None),
                 request_id_supplied=self.request_id_supplied,
+                user_id=self.attribution.user_id,
+                session_id=self.attribution.session_id,
+                properties=self.attribution.properties,
                 request_body=self.request_body if self.capture_content else None,
                 output=output if self.capture_content else None,
                 closed_early=closed_early,
