@@ -8,7 +8,8 @@
       * APITimeoutError
       * StreamInterruptedError - a stream broke after its first byte (no failover then).
     * APIResponseValidationError - a successful answer that is not what the API promises.
-    * APIStatusError - the backend answered 4xx/5xx; carries `.status_code` and `.body`.
+    * APIStatusError - the backend answered 4xx/5xx; carries `.status_code`, `.body`,
+      `.response` and the provider's own `.provider_request_id`.
       * BadRequestError (400)
       * AuthenticationError (401)
       * PermissionDeniedError (403)
@@ -24,6 +25,11 @@ the client knows (`pipeclient._privacy.known_secrets`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "APIConnectionError",
@@ -114,11 +120,18 @@ class APIStatusError(APIError):
         body: object = None,
         backend: str | None = None,
         code: str | None = None,
+        response: httpx.Response | None = None,
+        provider_request_id: str | None = None,
     ):
         super().__init__(message, request_id=request_id, backend=backend)
         self.status_code = status_code
         self.body = body
         self.code = code
+        #: the answer as received, its body scrubbed of the client's keys; its `.request`
+        #: is the request without its headers (which hold the API key) or query
+        self.response = response
+        #: the id the provider gave this request (its `x-request-id`), beside `request_id`
+        self.provider_request_id = provider_request_id
 
 
 class BadRequestError(APIStatusError):

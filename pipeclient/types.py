@@ -6,9 +6,10 @@ API's defaults) so that `.model_dump()` always has the API's shape.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 __all__ = [
     "Base64Embedding",
@@ -17,6 +18,8 @@ __all__ = [
     "ChatCompletionMessage",
     "Choice",
     "ChunkChoice",
+    "Completion",
+    "CompletionChoice",
     "CompletionUsage",
     "CreateEmbeddingBase64Response",
     "CreateEmbeddingResponse",
@@ -25,7 +28,19 @@ __all__ = [
     "FunctionCall",
     "Image",
     "ImagesResponse",
+    "Model",
+    "Moderation",
+    "ModerationCategories",
+    "ModerationCategoryScores",
+    "ModerationCreateResponse",
+    "Response",
+    "ResponseOutputContent",
+    "ResponseOutputItem",
+    "ResponseStreamEvent",
+    "ResponseUsage",
+    "SyncPage",
     "ToolCall",
+    "Transcription",
 ]
 
 
@@ -36,12 +51,19 @@ class _Model(BaseModel):
 
 
 class _Response(_Model):
+    # As openai-python: `_request_id` is the provider's own id of the request.
     _request_id: str = PrivateAttr(default="")
+    _pipeclient_request_id: str = PrivateAttr(default="")
 
     @property
     def request_id(self) -> str:
         """The call's X-Request-Id (the same on every retry and failover hop)."""
-        return self._request_id
+        return self._pipeclient_request_id
+
+    @property
+    def provider_request_id(self) -> str | None:
+        """The provider's own id of the request (its `x-request-id`), if it gave one."""
+        return self._request_id or None
 
 
 class CompletionUsage(_Model):
@@ -176,3 +198,203 @@ class ImagesResponse(_Response):
     created: int = 0
     data: list[Image] | None = None
     usage: dict[str, Any] | None = None
+
+
+# Models ----------------------------------------------------------------------------------
+
+PageItemT = TypeVar("PageItemT", bound=BaseModel)
+
+
+class Model(_Model):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = ""
+
+
+class SyncPage(_Response, Generic[PageItemT]):
+    """One page of a list (`client.models.list()`): iterate it for its items."""
+
+    object: str = "list"
+    data: list[PageItemT]
+
+    def __iter__(self) -> Iterator[PageItemT]:  # type: ignore[override]
+        return iter(self.data)
+
+    def has_next_page(self) -> bool:
+        return False  # the list endpoints pipeclient serves answer in one page
+
+
+# Moderations -----------------------------------------------------------------------------
+
+
+class _ByAlias(_Model):
+    model_config = ConfigDict(
+        extra="allow",
+        protected_namespaces=(),
+        defer_build=True,
+        populate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+
+class ModerationCategories(_ByAlias):
+    harassment: bool = False
+    harassment_threatening: bool = Field(default=False, alias="harassment/threatening")
+    hate: bool = False
+    hate_threatening: bool = Field(default=False, alias="hate/threatening")
+    illicit: bool | None = None
+    illicit_violent: bool | None = Field(default=None, alias="illicit/violent")
+    self_harm: bool = Field(default=False, alias="self-harm")
+    self_harm_instructions: bool = Field(default=False, alias="self-harm/instructions")
+    self_harm_intent: bool = Field(default=False, alias="self-harm/intent")
+    sexual: bool = False
+    sexual_minors: bool = Field(default=False, alias="sexual/minors")
+    violence: bool = False
+    violence_graphic: bool = Field(default=False, alias="violence/graphic")
+
+
+class ModerationCategoryScores(_ByAlias):
+    harassment: float = 0.0
+    harassment_threatening: float = Field(default=0.0, alias="harassment/threatening")
+    hate: float = 0.0
+    hate_threatening: float = Field(default=0.0, alias="hate/threatening")
+    illicit: float = 0.0
+    illicit_violent: float = Field(default=0.0, alias="illicit/violent")
+    self_harm: float = Field(default=0.0, alias="self-harm")
+    self_harm_instructions: float = Field(default=0.0, alias="self-harm/instructions")
+    self_harm_intent: float = Field(default=0.0, alias="self-harm/intent")
+    sexual: float = 0.0
+    sexual_minors: float = Field(default=0.0, alias="sexual/minors")
+    violence: float = 0.0
+    violence_graphic: float = Field(default=0.0, alias="violence/graphic")
+
+
+class Moderation(_Model):
+    flagged: bool
+    categories: ModerationCategories
+    category_scores: ModerationCategoryScores
+    category_applied_input_types: dict[str, list[str]] | None = None
+
+
+class ModerationCreateResponse(_Response):
+    id: str = ""
+    model: str = ""
+    results: list[Moderation]
+
+
+# Legacy completions ----------------------------------------------------------------------
+
+
+class CompletionChoice(_Model):
+    index: int = 0
+    text: str = ""
+    finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None
+
+
+class Completion(_Response):
+    """A legacy `completions.create()` answer, and each chunk of its stream."""
+
+    id: str = ""
+    object: Literal["text_completion"] = "text_completion"
+    created: int = 0
+    model: str = ""
+    choices: list[CompletionChoice]
+    usage: CompletionUsage | None = None
+    system_fingerprint: str | None = None
+
+
+# The Responses API -----------------------------------------------------------------------
+
+
+class ResponseOutputContent(_Model):
+    """A part of an output message: `output_text` (with `text`) or `refusal`."""
+
+    type: str = "output_text"
+    text: str | None = None
+    refusal: str | None = None
+    annotations: list[Any] | None = None
+
+
+class ResponseOutputItem(_Model):
+    """One output item: a `message` (its `content`), a `function_call` (`name`,
+    `arguments`, `call_id`), a `reasoning` item, a tool's call; other fields are kept."""
+
+    type: str
+    id: str | None = None
+    status: str | None = None
+    role: str | None = None
+    content: list[ResponseOutputContent] | None = None
+    name: str | None = None
+    arguments: str | None = None
+    call_id: str | None = None
+
+
+class ResponseUsage(_Model):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_tokens_details: dict[str, Any] = Field(
+        default_factory=lambda: {"cached_tokens": 0, "cache_write_tokens": 0}
+    )
+    output_tokens_details: dict[str, Any] = Field(default_factory=lambda: {"reasoning_tokens": 0})
+
+
+class Response(_Response):
+    id: str = ""
+    object: Literal["response"] = "response"
+    created_at: float = 0.0
+    model: str = ""
+    status: str | None = None
+    output: list[ResponseOutputItem] = Field(default_factory=list)
+    usage: ResponseUsage | None = None
+    previous_response_id: str | None = None
+    instructions: Any = None
+    error: dict[str, Any] | None = None
+    incomplete_details: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    parallel_tool_calls: bool = True
+    temperature: float | None = None
+    top_p: float | None = None
+    tool_choice: Any = "auto"
+    tools: list[Any] = Field(default_factory=list)
+    text: dict[str, Any] | None = None
+
+    @property
+    def output_text(self) -> str:
+        """The text of every `output_text` part of every output message, joined."""
+        return "".join(
+            part.text or ""
+            for item in self.output
+            if item.type == "message"
+            for part in item.content or ()
+            if part.type == "output_text"
+        )
+
+
+class ResponseStreamEvent(_Response):
+    """One event of a streamed response: `type` says which (`response.created`,
+    `response.output_text.delta`, `response.completed`, ...); its other fields are those of
+    that event (`delta`, `response`, `item`, ...)."""
+
+    type: str
+    sequence_number: int = 0
+    delta: str | None = None
+    response: Response | None = None
+    item: ResponseOutputItem | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None
+
+
+# Audio -------------------------------------------------------------------------------------
+
+
+class Transcription(_Response):
+    """`audio.transcriptions.create()` (JSON formats; `verbose_json` fields are kept)."""
+
+    text: str
+    usage: dict[str, Any] | None = None
+    logprobs: list[Any] | None = None
+    languages: list[Any] | None = None

@@ -237,14 +237,14 @@ def test_models_unknown_paths_and_bad_json(connect: Connect) -> None:
     client = connect(MockBackend())
 
     models = client.get("/models")
-    missing = client.post("/completions", json={"prompt": "x"})
+    missing = client.post("/fine_tuning/jobs", json={"model": "x"})
     malformed = client.post(
         "/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
     )
 
     assert Model.model_validate(models.json()["data"][0]).id == "mock-model"
     assert missing.status_code == 404
-    assert missing.json()["error"]["message"] == "Invalid URL (POST /v1/completions)"
+    assert missing.json()["error"]["message"] == "Invalid URL (POST /v1/fine_tuning/jobs)"
     assert malformed.status_code == 400
     assert set(malformed.json()["error"]) == {"message", "type", "param", "code"}
     assert malformed.json()["error"]["type"] == "invalid_request_error"

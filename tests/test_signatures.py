@@ -180,3 +180,134 @@ def test_extra_query_goes_in_the_url_with_the_backends_default_query() -> None:
         pipeclient.Client(backends=[mock.backend()]).chat.completions.create(
             model="m", messages=MESSAGES, extra_query={"bad": [1]}
         )
+
+
+def _accepted(method: Any, params: Any) -> set[str]:
+    import inspect
+
+    explicit = set(inspect.signature(method).parameters) - {"self", "params", "extras"}
+    return explicit | set(params.__annotations__)
+
+
+def test_the_newer_endpoints_take_every_parameter_of_openais_under_its_name() -> None:
+    """Each method's parameters, compared with the installed openai SDK's method."""
+    import inspect
+
+    from openai.resources.audio.speech import Speech as TheirSpeech
+    from openai.resources.audio.transcriptions import Transcriptions as TheirTranscriptions
+    from openai.resources.chat.completions.completions import Completions as TheirChat
+    from openai.resources.completions import Completions as TheirCompletions
+    from openai.resources.models import Models as TheirModels
+    from openai.resources.moderations import Moderations as TheirModerations
+    from openai.resources.responses import Responses as TheirResponses
+
+    from pipeclient._client.audio import Speech, Transcriptions
+    from pipeclient._client.endpoints import Models, Moderations, TextCompletions
+    from pipeclient._client.params import (
+        CallExtras,
+        CompletionParams,
+        ParseParams,
+        ResponseParams,
+        SpeechParams,
+        TranscriptionParams,
+    )
+    from pipeclient._client.resources import Completions
+    from pipeclient._client.responses import Responses
+
+    pairs = [
+        (TheirCompletions.create, TextCompletions.create, CompletionParams),
+        (TheirResponses.create, Responses.create, ResponseParams),
+        (TheirModerations.create, Moderations.create, CallExtras),
+        (TheirModels.list, Models.list, CallExtras),
+        (TheirModels.retrieve, Models.retrieve, CallExtras),
+        (TheirTranscriptions.create, Transcriptions.create, TranscriptionParams),
+        (TheirSpeech.create, Speech.create, SpeechParams),
+        (TheirChat.parse, Completions.parse, ParseParams),
+        (TheirChat.stream, Completions.stream, ParseParams),
+    ]
+    for theirs, ours, params in pairs:
+        wanted = set(inspect.signature(theirs).parameters) - {"self"}
+        missing = wanted - _accepted(ours, params)
+        assert not missing, (ours.__qualname__, sorted(missing))
+
+
+@pytest.mark.timeout(180)
+def test_mypy_accepts_openai_style_code_and_catches_its_typos(tmp_path: Path) -> None:
+    """Code written for openai-python, with pipeclient's client, type-checks as such."""
+    snippet = tmp_path / "surface.py"
+    snippet.write_text(
+        """import httpx
+import pydantic
+import pipeclient
+from pipeclient.types import (
+    ChatCompletion, Completion, Model, ModerationCreateResponse, Response,
+    ResponseStreamEvent, Transcription,
+)
+
+
+class Answer(pydantic.BaseModel):
+    city: str
+
+
+def use(client: pipeclient.Client) -> None:
+    url: httpx.URL = client.base_url
+    fast: pipeclient.Client = client.with_options(timeout=5.0, max_retries=0)
+    chat: ChatCompletion = fast.chat.completions.create(model="m", messages=[])
+    messages: list[object] = [chat.choices[0].message]
+    parsed = client.chat.completions.parse(model="m", messages=[], response_format=Answer)
+    reading = parsed.choices[0].message.parsed
+    city: str | None = reading.city if reading is not None else None
+    with client.chat.completions.stream(model="m", messages=[], response_format=Answer) as stream:
+        final = stream.get_final_completion()
+    answer: Answer | None = final.choices[0].message.parsed
+    response: Response = client.responses.create(model="m", input="hi", previous_response_id="r")
+    text: str = response.output_text
+    for event in client.responses.create(model="m", input="hi", stream=True):
+        kind: str = event.type
+    page = client.models.list()
+    first: Model = next(iter(page))
+    moderation: ModerationCreateResponse = client.moderations.create(input="x")
+    flagged: bool = moderation.results[0].categories.violence
+    legacy: Completion = client.completions.create(model="m", prompt="p")
+    for chunk in client.completions.create(model="m", prompt="p", stream=True):
+        piece: str = chunk.choices[0].text
+    transcript: Transcription = client.audio.transcriptions.create(file=b"x", model="w")
+    as_text: str = client.audio.transcriptions.create(file=b"x", model="w", response_format="text")
+    audio: bytes = client.audio.speech.create(input="x", model="t", voice="alloy").content
+    provider: str | None = chat.provider_request_id
+    try:
+        pass
+    except pipeclient.APIStatusError as error:
+        status: int = error.response.status_code if error.response else 0
+
+
+async def use_async(client: pipeclient.AsyncClient) -> None:
+    response: Response = await client.responses.create(model="m", input="hi")
+    stream = await client.responses.create(model="m", input="hi", stream=True)
+    async for event in stream:
+        kind: str = event.type
+    async with client.chat.completions.stream(model="m", messages=[]) as chat_stream:
+        async for chat_event in chat_stream:
+            pass
+
+
+def typos(client: pipeclient.Client) -> None:
+    client.responses.create(model="m", input="hi", max_output_token=5)
+    client.completions.create(model="m", prompt="p", temperature="hot")
+"""
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=170,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    lines = snippet.read_text().splitlines()
+    typo_start = next(i for i, line in enumerate(lines, 1) if line.startswith("def typos"))
+    early = [line for line in errors if int(line.split(":")[1]) < typo_start]
+    assert early == [], result.stdout  # the openai-style code type-checks
+    assert '"max_output_token"' in result.stdout, result.stdout
+    flagged = {int(line.split(":")[1]) for line in errors}
+    assert flagged == {typo_start + 1, typo_start + 2}, result.stdout  # each typo, alone

@@ -23,24 +23,66 @@ from .._exceptions import (
 from .._privacy.known_secrets import KnownSecrets
 from ..types import (
     ChatCompletion,
+    Completion,
     CreateEmbeddingBase64Response,
     CreateEmbeddingResponse,
     ImagesResponse,
+    ModerationCreateResponse,
+    Response,
+    Transcription,
 )
+from ..types import _Response as _ResponseBase
 from .backends import Backend
 from .call import Call
 from .retry import retry_after_seconds, should_retry_status
 
-__all__ = ["not_an_event_stream", "parse", "status_error", "transport_error"]
+__all__ = [
+    "detached_response",
+    "finish_reasons_of",
+    "not_an_event_stream",
+    "output_message",
+    "parse",
+    "provider_request_id",
+    "safe_request",
+    "status_error",
+    "transport_error",
+]
 
-# Every answer type a call can be parsed into (one definition, used by the resources too).
-ResponseT = TypeVar(
-    "ResponseT",
-    ChatCompletion,
-    CreateEmbeddingResponse,
-    CreateEmbeddingBase64Response,
-    ImagesResponse,
-)
+# Where providers put their own id of a request (OpenAI, Anthropic-style, Azure).
+_PROVIDER_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
+# Headers that describe the body as it came over the wire, not as it is kept.
+_WIRE_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding"})
+
+
+def provider_request_id(response: httpx.Response) -> str | None:
+    """The provider's own id of this request, beside pipeclient's X-Request-Id."""
+    for name in _PROVIDER_ID_HEADERS:
+        value = response.headers.get(name)
+        if value:
+            return str(value)
+    return None
+
+
+def safe_request(sent: httpx.Request) -> httpx.Request:
+    """The request as shown to the caller: method, URL without its query (a key may be
+    there) and X-Request-Id; never the Authorization header."""
+    url = sent.url.copy_with(query=None)
+    return httpx.Request(
+        sent.method, url, headers={"X-Request-Id": sent.headers.get("x-request-id", "")}
+    )
+
+
+def detached_response(response: httpx.Response, text: str | None = None) -> httpx.Response:
+    """A read response that holds no secret: its request keeps the method, the URL without
+    its query (a key may be there) and the X-Request-Id, never the Authorization header;
+    `text` replaces the body (the provider's text scrubbed of the client's keys)."""
+    request = safe_request(response.request)
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in _WIRE_HEADERS]
+    content = response.content if text is None else text.encode()
+    return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+
+
+ResponseT = TypeVar("ResponseT")
 
 
 def _content_type(response: httpx.Response) -> str:
@@ -107,6 +149,8 @@ def status_error(
         body=body,
         backend=backend.name,
         code=code,
+        response=detached_response(response, text),
+        provider_request_id=provider_request_id(response),
     )
     retry = should_retry_status(status, response.headers)
     return failure, retry, retry_after_seconds(response.headers) if retry else None
@@ -131,9 +175,12 @@ def parse(
     """The typed result of a 2xx answer, with the call's record ended; or the error."""
     tracker = call.tracker
     tracker.http_status = response.status_code
+    decode = getattr(model, "decode_response", None)
+    if decode is not None:  # not JSON: audio bytes, a transcript as text
+        return _finished(decode(response), response, call), None
     invalid = False
     try:
-        result = model.model_validate_json(response.content)
+        result: Any = model.model_validate_json(response.content)  # type: ignore[attr-defined]
     except ValidationError:
         invalid = True
     if invalid:
@@ -144,28 +191,96 @@ def parse(
             request_id=call.request_id,
             backend=backend.name,
         )
-    result._request_id = call.request_id
-    input_tokens = output_tokens = None
-    finish_reasons: tuple[str, ...] = ()
+    return _finished(result, response, call), None
+
+
+def _finished(result: Any, response: httpx.Response, call: Call) -> Any:
+    """The result, with its request ids; the call's record ended with its facts."""
+    if isinstance(result, _ResponseBase):
+        result._request_id = provider_request_id(response) or ""
+        result._pipeclient_request_id = call.request_id
+    call.tracker.finish(**facts_of(result, call.tracker.capture_content))
+    return result
+
+
+def facts_of(result: Any, capture_content: bool) -> dict[str, Any]:
+    """What a call's record keeps of its answer: usage, ids, finish reasons, and the
+    output (content, kept only when some destination may receive it)."""
+    facts: dict[str, Any] = {
+        "response_id": getattr(result, "id", None) or None,
+        "response_model": getattr(result, "model", None) or None,
+    }
     output: Any = None
-    if isinstance(result, ChatCompletion):
+    if isinstance(result, (ChatCompletion, Completion)):
         if result.usage is not None:
-            input_tokens = result.usage.prompt_tokens
-            output_tokens = result.usage.completion_tokens
-        finish_reasons = tuple(choice.finish_reason or "" for choice in result.choices)
-        if tracker.capture_content:
+            facts["input_tokens"] = result.usage.prompt_tokens
+            facts["output_tokens"] = result.usage.completion_tokens
+        facts["finish_reasons"] = tuple(choice.finish_reason or "" for choice in result.choices)
+        if capture_content and isinstance(result, ChatCompletion):
             output = [choice.message.model_dump(exclude_none=True) for choice in result.choices]
+        elif capture_content and isinstance(result, Completion):
+            output = [{"role": "assistant", "content": choice.text} for choice in result.choices]
     elif isinstance(result, (CreateEmbeddingResponse, CreateEmbeddingBase64Response)):
-        input_tokens = result.usage.prompt_tokens
+        facts["input_tokens"] = result.usage.prompt_tokens
     elif isinstance(result, ImagesResponse) and isinstance(result.usage, dict):
-        input_tokens = result.usage.get("input_tokens")
-        output_tokens = result.usage.get("output_tokens")
-    tracker.finish(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        response_id=getattr(result, "id", None),
-        response_model=getattr(result, "model", None),
-        finish_reasons=finish_reasons,
-        output=output,
-    )
-    return result, None
+        facts["input_tokens"] = result.usage.get("input_tokens")
+        facts["output_tokens"] = result.usage.get("output_tokens")
+    elif isinstance(result, Response):
+        return response_facts(result, capture_content)
+    elif isinstance(result, (Transcription, str)):
+        usage = result.usage if isinstance(result, Transcription) else None
+        if isinstance(usage, dict) and usage.get("type") == "tokens":
+            facts["input_tokens"] = usage.get("input_tokens")
+            facts["output_tokens"] = usage.get("output_tokens")
+        if capture_content:
+            text = result.text if isinstance(result, Transcription) else str(result)
+            output = [{"role": "assistant", "content": text}]
+    elif hasattr(result, "decode_response") and capture_content:  # audio: described, not kept
+        kind = result.response.headers.get("content-type", "")
+        output = [{"role": "assistant", "content": {"audio": kind, "bytes": len(result.content)}}]
+    elif isinstance(result, ModerationCreateResponse) and capture_content:
+        # what was flagged says what the input was about: content
+        output = [moderation.model_dump(exclude_none=True) for moderation in result.results]
+    facts["output"] = output
+    return facts
+
+
+def response_facts(response: Response, capture_content: bool) -> dict[str, Any]:
+    """What a call's record keeps of a Responses API answer."""
+    facts: dict[str, Any] = {
+        "response_id": response.id or None,
+        "response_model": response.model or None,
+        "finish_reasons": finish_reasons_of(response),
+    }
+    if response.usage is not None:
+        facts["input_tokens"] = response.usage.input_tokens
+        facts["output_tokens"] = response.usage.output_tokens
+    facts["output"] = [output_message(response)] if capture_content else None
+    return facts
+
+
+def finish_reasons_of(response: Response) -> tuple[str, ...]:
+    if response.status == "incomplete":
+        reason = (response.incomplete_details or {}).get("reason")
+        return ("length" if reason == "max_output_tokens" else str(reason or "incomplete"),)
+    if any(item.type == "function_call" for item in response.output):
+        return ("tool_calls",)
+    return ("stop",) if response.status in (None, "completed") else (str(response.status),)
+
+
+def output_message(response: Response) -> dict[str, Any]:
+    """The output as the assistant message a chat would give: every destination shows
+    outputs that way."""
+    message: dict[str, Any] = {"role": "assistant", "content": response.output_text or None}
+    calls = [
+        {
+            "id": item.call_id or item.id,
+            "type": "function",
+            "function": {"name": item.name or "", "arguments": item.arguments or ""},
+        }
+        for item in response.output
+        if item.type == "function_call"
+    ]
+    if calls:
+        message["tool_calls"] = calls
+    return message

@@ -89,37 +89,48 @@ def check_headers(headers: Mapping[str, str] | None, key: str) -> dict[str, str]
     return dict(headers)
 
 
-def check_query(query: Mapping[str, object] | None) -> dict[str, str]:
-    """`extra_query=`: names and values that go in the URL's query string."""
+def check_query(query: Mapping[str, object] | None, key: str = "extra_query") -> dict[str, str]:
+    """`extra_query=` (or `default_query=`): names and values for the URL's query string."""
     if not query:
         return {}
     if not isinstance(query, Mapping):
         raise ConfigError(
             f"must be a mapping of names to values, not {type(query).__name__}",
             source=_ARGUMENT,
-            key="extra_query",
+            key=key,
         )
     found: dict[str, str] = {}
     for name, value in query.items():
         if not isinstance(name, str) or not name:
-            raise ConfigError(
-                "names must be non-empty strings", source=_ARGUMENT, key="extra_query"
-            )
+            raise ConfigError("names must be non-empty strings", source=_ARGUMENT, key=key)
         if isinstance(value, bool):
             value = "true" if value else "false"
         if not isinstance(value, (str, int, float)):
             raise ConfigError(
                 f"must be a string or a number, not {type(value).__name__}",
                 source=_ARGUMENT,
-                key=f"extra_query[{name!r}]",
+                key=f"{key}[{name!r}]",
             )
         found[name] = str(value)
     return found
 
 
+def _jsonable(value: Any) -> Any:
+    """Objects the client returned, sent back as they came (the tool loop appends
+    `response.choices[0].message` to `messages=`); any pydantic model likewise."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        # `parsed` is the client's reading of the content, not part of the message
+        return value.model_dump(mode="json", exclude_none=True, by_alias=True, exclude={"parsed"})
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
     try:
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(
+            body, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+        ).encode()
     except (TypeError, ValueError) as exc:
         reason = str(exc)
     raise ConfigError(
@@ -128,14 +139,81 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     )
 
 
+class Form:
+    """A multipart request's file (an audio file to transcribe), sent with the fields."""
+
+    __slots__ = ("content", "content_type", "filename")
+
+    def __init__(self, file: Any) -> None:
+        self.filename, self.content, self.content_type = _read_file(file)
+
+    @property
+    def described(self) -> dict[str, Any]:
+        return {"filename": self.filename, "bytes": len(self.content), "type": self.content_type}
+
+    def encoded(self, fields: Mapping[str, Any]) -> tuple[str, bytes]:
+        data: dict[str, Any] = {}
+        for name, value in fields.items():
+            if isinstance(value, (list, tuple)):
+                data[f"{name}[]"] = [str(item) for item in value]
+            elif isinstance(value, bool):
+                data[name] = "true" if value else "false"
+            elif value is not None:
+                data[name] = value if isinstance(value, str) else str(value)
+        request = httpx.Request(
+            "POST",
+            "http://form.invalid/",
+            data=data,
+            files={"file": (self.filename, self.content, self.content_type)},
+        )
+        return request.headers["content-type"], request.read()
+
+
+def _read_file(file: Any) -> tuple[str, bytes, str]:
+    """openai-python's `FileTypes`: bytes, a path, an open file, or a (name, content[,
+    type]) tuple."""
+    import mimetypes
+    import os
+
+    name: str | None = None
+    kind: str | None = None
+    if isinstance(file, tuple) and 2 <= len(file) <= 4:
+        name, file, *rest = file
+        kind = rest[0] if rest else None
+    if isinstance(file, os.PathLike):
+        path = os.fspath(file)
+        name = name or os.path.basename(str(path))
+        with open(path, "rb") as handle:
+            content = handle.read()
+    elif isinstance(file, (bytes, bytearray, memoryview)):
+        content = bytes(file)
+    elif hasattr(file, "read"):
+        content = file.read()
+        name = name or os.path.basename(str(getattr(file, "name", "") or "")) or None
+        if isinstance(content, str):
+            content = content.encode()
+    else:
+        raise ConfigError(
+            f"must be bytes, a path, an open binary file or a (name, content) tuple, not "
+            f"{type(file).__name__}",
+            source=_ARGUMENT,
+            key="file",
+        )
+    name = str(name or "upload")
+    kind = kind or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return name, bytes(content), kind
+
+
 class Call:
     """A call's request id, body, headers and timeout, and the tracker of its record."""
 
     __slots__ = (
         "_encoded",
         "body",
+        "content_type",
         "deferred",
         "headers",
+        "method",
         "path",
         "query",
         "stream",
@@ -151,7 +229,10 @@ class Call:
         headers: dict[str, str],
         timeout: dict[str, float | None],
         tracker: CallTracker,
+        method: str = "POST",
+        form: Form | None = None,
     ) -> None:
+        self.method = method
         self.path = path
         self.body = body
         self.headers = headers
@@ -160,30 +241,43 @@ class Call:
         self.deferred: DeferredAudit | None = None  # AsyncClient's durable audit lines
         self.query: dict[str, str] = {}  # extra_query=, in the URL
         self.stream = bool(body.get("stream"))
-        self._encoded: dict[bool, bytes] = {False: encode_body(body)}
-        if tracker.capture_content:
-            tracker.request_body = self._encoded[False]
+        self.content_type: str | None = "application/json"
+        if form is not None:  # multipart: the fields and the file, encoded once
+            self.content_type, encoded = form.encoded(body)
+            self._encoded: dict[bool, bytes | None] = {False: encoded}
+            if tracker.capture_content:  # the fields and the file's name and size, not its bytes
+                tracker.request_body = encode_body({**body, "file": form.described})
+        elif method == "GET":
+            self.content_type = None
+            self._encoded = {False: None}
+        else:
+            self._encoded = {False: encode_body(body)}
+            if tracker.capture_content:
+                tracker.request_body = self._encoded[False]
 
     @property
     def request_id(self) -> str:
         return self.tracker.request_id
 
     def injects_usage(self, backend: Backend) -> bool:
-        """Whether the client asks this backend for stream usage on the caller's behalf."""
+        """Whether the client asks this backend for stream usage on the caller's behalf
+        (chat and legacy completions; the Responses API always sends it)."""
         if not self.stream or not backend.stream_usage:
+            return False
+        if self.tracker.operation not in ("chat", "text_completion"):
             return False
         options = self.body.get("stream_options")
         return not (isinstance(options, Mapping) and options.get("include_usage"))
 
-    def content(self, backend: Backend) -> bytes:
+    def content(self, backend: Backend) -> bytes | None:
         inject = self.injects_usage(backend)
-        encoded = self._encoded.get(inject)
-        if encoded is None:
+        if inject not in self._encoded:
             options = self.body.get("stream_options")
             extra = dict(options) if isinstance(options, Mapping) else {}
-            encoded = encode_body({**self.body, "stream_options": {**extra, "include_usage": True}})
-            self._encoded[inject] = encoded
-        return encoded
+            self._encoded[inject] = encode_body(
+                {**self.body, "stream_options": {**extra, "include_usage": True}}
+            )
+        return self._encoded[inject]
 
 
 def start_call(
@@ -199,6 +293,8 @@ def start_call(
     headers: dict[str, str],
     timeout: dict[str, float | None],
     defers_audit: bool,
+    method: str = "POST",
+    form: Form | None = None,
     attribution: Attribution = NO_ATTRIBUTION,
 ) -> Call:
     """A call and the tracker of its record, emitting into `telemetry` (if any).
@@ -226,6 +322,14 @@ def start_call(
         emit=emit,
         attribution=attribution,
     )
-    call = Call(path=path, body=body, headers=headers, timeout=timeout, tracker=tracker)
+    call = Call(
+        path=path,
+        body=body,
+        headers=headers,
+        timeout=timeout,
+        tracker=tracker,
+        method=method,
+        form=form,
+    )
     call.deferred = deferred
     return call

@@ -7,17 +7,20 @@ written twice, once sync and once async, and read the same. Errors are raised ou
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import logging
+import os
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import httpx
-from typing_extensions import Unpack
+from typing_extensions import Self, Unpack
 
 from .._config.settings import DefaultSettings, load_settings_or_defaults
 from .._exceptions import APIError, ConfigError
@@ -28,26 +31,35 @@ from .._telemetry.report import FlushReport
 from .._telemetry.trace import Trace, TraceParent, current_parent
 from .._version import __version__
 from . import answers as _answers
-from .answers import ResponseT
+from .audio import AsyncAudio, Audio
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
 from .call import (
     Call,
+    Form,
     check_headers,
     check_query,
     check_request_id,
     check_timeout,
     start_call,
 )
-from .params import ClientOptions, reject_unexpected
-from .resources import (
-    NOT_GIVEN,
-    AsyncChat,
-    AsyncEmbeddings,
-    AsyncImages,
-    Chat,
-    Embeddings,
-    Images,
+from .endpoints import (
+    AsyncModels,
+    AsyncModerations,
+    AsyncTextCompletions,
+    Models,
+    Moderations,
+    TextCompletions,
 )
+from .params import (
+    AsyncClientOptions,
+    AsyncCopyOptions,
+    ClientOptions,
+    CopyOptions,
+    reject_unexpected,
+)
+from .raw import WithRawResponse, WithStreamingResponse, raw_answer, wants_raw
+from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
+from .responses import AsyncResponses, Responses
 from .retry import RetryPolicy
 from .router import CallRoute, Router
 from .streaming import AsyncStream, Stream, _ChunkReader
@@ -68,6 +80,8 @@ logger = logging.getLogger("pipeclient")
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 _USER_AGENT = f"pipeclient/{__version__}"
 _ARGUMENTS = "Client arguments"
+
+ResponseT = TypeVar("ResponseT")
 
 
 class _Answer(NamedTuple):
@@ -104,21 +118,50 @@ def _check_backends(backends: Sequence[Backend]) -> tuple[Backend, ...]:
     return tuple(backends)
 
 
+def _account_headers(organization: str | None, project: str | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value, key in (
+        ("OpenAI-Organization", organization, "organization"),
+        ("OpenAI-Project", project, "project"),
+    ):
+        if value is not None:
+            check_headers({name: value}, key)
+            headers[name] = value
+    return headers
+
+
+def _check_http_client(http_client: Any, expected: type[Any]) -> Any:
+    if http_client is None or isinstance(http_client, expected):
+        return http_client
+    raise ConfigError(
+        f"must be an {expected.__module__}.{expected.__qualname__}, "
+        f"got {type(http_client).__name__}",
+        source=_ARGUMENTS,
+        key="http_client",
+    )
+
+
 class _BaseClient:
     # AsyncClient: a durable audit line is written in a worker thread, awaited.
     _defers_audit = False
+    _is_async = False
+    _http_client_type: type[Any] = httpx.Client
 
     def __init__(
         self,
         backends: Sequence[Backend] | None = None,
         *,
         api_key: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, object] | None = None,
+        http_client: httpx.Client | httpx.AsyncClient | None = None,
         retry_policy: RetryPolicy | None = None,
         no_log: bool = False,
-        default_headers: Mapping[str, str] | None = None,
         telemetry: TelemetryConfig | Mapping[str, Any] | None = None,
         telemetry_file: str | Path | None = None,
         redact: Callable[[str], str] | None = None,
@@ -126,6 +169,27 @@ class _BaseClient:
         session_id: str | None = None,
         properties: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
+        # What with_options() needs to build a client with other backends.
+        self._arguments: dict[str, Any] = {
+            "api_key": api_key,
+            "organization": organization,
+            "project": project,
+            "base_url": base_url,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "default_headers": default_headers,
+            "default_query": default_query,
+            "http_client": http_client,
+            "retry_policy": retry_policy,
+            "no_log": no_log,
+            "telemetry": telemetry,
+            "telemetry_file": telemetry_file,
+            "redact": redact,
+            "user_id": user_id,
+            "session_id": session_id,
+            "properties": properties,
+        }
+        self._from_backends = backends is not None
         if backends is not None and (api_key is not None or base_url is not None):
             raise ConfigError(
                 "pass either backends=[...] or api_key=/base_url=, not both", source=_ARGUMENTS
@@ -148,11 +212,21 @@ class _BaseClient:
         )
         self._timeout = check_timeout(timeout)
         self.no_log = bool(no_log)
+        if backends is None:  # as openai-python: the environment's, for OpenAI's own API
+            organization = organization or os.environ.get("OPENAI_ORG_ID") or None
+            project = project or os.environ.get("OPENAI_PROJECT_ID") or None
+        self.organization = organization
+        self.project = project
         # Who the calls are for, unless a block or a call says otherwise.
         self._attribution = check_attribution(
             user_id, session_id, properties, where=type(self).__name__ + "()"
         )
-        self._default_headers = check_headers(default_headers, "default_headers")
+        self._default_headers = _account_headers(organization, project)
+        self._default_headers.update(check_headers(default_headers, "default_headers"))
+        self._default_query = check_query(default_query, "default_query")
+        self._user_http = _check_http_client(http_client, self._http_client_type)
+        self._owner = True  # False for a with_options() copy: its parent owns the resources
+        self._parent: _BaseClient | None = None
         # Read (and validated) before anything telemetry-related exists. When nothing
         # configures telemetry, the settings are the defaults, built only if asked for.
         settings = load_settings_or_defaults(telemetry, file=telemetry_file)
@@ -197,6 +271,109 @@ class _BaseClient:
         # Flushed at close() or at exit (one hook for all clients, one deadline); a
         # collected client only stops taking records, never blocking the collecting thread.
         weakref.finalize(self, pipeline.release).atexit = False
+
+    @property
+    def base_url(self) -> httpx.URL:
+        """The first backend's base URL, with a trailing slash (as openai-python's)."""
+        return httpx.URL(self.backends[0].base_url + "/")
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(**self._timeout)
+
+    @property
+    def max_retries(self) -> int:
+        return self._policy.max_retries
+
+    def _copy(self, options: Mapping[str, Any]) -> Any:
+        """`with_options()`: a client with these options changed, sharing this one's
+        connections, telemetry and backend health; with another `api_key`/`base_url`, a
+        new client (its own connections and telemetry: close it)."""
+        changes = dict(options)
+        for replace, merge in (
+            ("set_default_headers", "default_headers"),
+            ("set_default_query", "default_query"),
+        ):
+            if changes.get(replace) is not None and changes.get(merge) is not None:
+                raise ConfigError(
+                    f"pass either {merge}= (merged) or {replace}= (replacing), not both",
+                    source="with_options()",
+                )
+        if "api_key" in changes or "base_url" in changes:
+            return self._rebuilt(changes)
+        new = copy.copy(self)
+        new._owner = False
+        new._parent = self._parent or self  # keeps the owner (and its telemetry) alive
+        if "timeout" in changes:
+            new._timeout = check_timeout(changes["timeout"])
+        if changes.get("max_retries") is not None:
+            if self._arguments.get("retry_policy") is None and not (
+                isinstance(changes["max_retries"], int) and changes["max_retries"] >= 0
+            ):
+                raise ConfigError(
+                    "must be an integer >= 0", source="with_options()", key="max_retries"
+                )
+            new._policy = dataclasses.replace(self._policy, max_retries=changes["max_retries"])
+            new._router = self._router.with_policy(new._policy)
+        headers = dict(self._default_headers)
+        if changes.get("set_default_headers") is not None:
+            headers = check_headers(changes["set_default_headers"], "set_default_headers")
+        for name in ("organization", "project"):
+            if changes.get(name) is not None:
+                setattr(new, name, changes[name])
+        headers.update(_account_headers(changes.get("organization"), changes.get("project")))
+        headers.update(check_headers(changes.get("default_headers"), "default_headers"))
+        new._default_headers = headers
+        query = dict(self._default_query)
+        if changes.get("set_default_query") is not None:
+            query = check_query(changes["set_default_query"], "set_default_query")
+        query.update(check_query(changes.get("default_query"), "default_query"))
+        new._default_query = query
+        if changes.get("http_client") is not None:
+            new._user_http = _check_http_client(changes["http_client"], self._http_client_type)
+        if "no_log" in changes:
+            new.no_log = bool(changes["no_log"])
+        new._bind()
+        return new
+
+    def _rebuilt(self, changes: dict[str, Any]) -> Any:
+        if self._from_backends:
+            raise ConfigError(
+                "this client was made with backends=[...]: api_key= and base_url= are set "
+                "per pipeclient.Backend; make a client with the backends you want",
+                source="with_options()",
+            )
+        arguments = dict(self._arguments)
+        for name, value in changes.items():
+            if name == "set_default_headers":
+                arguments["default_headers"] = value
+            elif name == "set_default_query":
+                arguments["default_query"] = value
+            elif name in ("default_headers", "default_query") and value is not None:
+                arguments[name] = {**(arguments[name] or {}), **value}
+            elif name == "max_retries" and arguments.get("retry_policy") is not None:
+                arguments["retry_policy"] = dataclasses.replace(
+                    arguments["retry_policy"], max_retries=value
+                )
+            else:
+                arguments[name] = value
+        return type(self)(**arguments)
+
+    def _bind(self) -> None:
+        """Attach the OpenAI-shaped namespaces (each client and copy has its own)."""
+        raise NotImplementedError
+
+    @property
+    def with_raw_response(self) -> Any:
+        """`client.with_raw_response.chat.completions.create(...)`: the same call, answering
+        with an `APIResponse` (`.headers`, `.status_code`, `.parse()` for the result)."""
+        return WithRawResponse(self, is_async=self._is_async)
+
+    @property
+    def with_streaming_response(self) -> Any:
+        """`with client.with_streaming_response.chat.completions.create(...) as response:`
+        the same call, its `APIResponse` closed when the block ends."""
+        return WithStreamingResponse(self, is_async=self._is_async)
 
     def __repr__(self) -> str:
         names = ", ".join(f"{b.name}={b.base_url}" for b in self.backends)
@@ -245,7 +422,7 @@ class _BaseClient:
 
     def _start(
         self,
-        operation: Operation,
+        operation: Operation | None,
         path: str,
         body: dict[str, Any],
         *,
@@ -256,10 +433,14 @@ class _BaseClient:
         extra_headers: Mapping[str, str] | None,
         extra_body: Mapping[str, Any] | None,
         extra_query: Mapping[str, object] | None = None,
+        method: str = "POST",
+        form: Form | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
     ) -> Call:
+        """A call ready to send. `operation=None`: not an inference call (listing models),
+        which no telemetry records."""
         attribution = check_attribution(user_id, session_id, properties, where="call argument")
         if trace is None:
             trace = current_parent()
@@ -292,8 +473,8 @@ class _BaseClient:
         if trace is not None and trace.no_log:  # nothing of a no-log block leaves
             quiet = True
         call = start_call(
-            self._telemetry,
-            operation=operation,
+            self._telemetry if operation is not None else None,
+            operation=operation or "chat",
             path=path,
             body=body,
             request_id=rid,
@@ -303,6 +484,8 @@ class _BaseClient:
             headers={**self._default_headers, **headers},
             timeout=self._timeout if timeout is NOT_GIVEN else check_timeout(timeout),
             defers_audit=self._defers_audit,
+            method=method,
+            form=form,
             attribution=attribution.over(
                 trace.attribution
                 if trace is not None and trace.attribution is not NO_ATTRIBUTION
@@ -316,21 +499,27 @@ class _BaseClient:
         call.tracker.attempt(
             backend.name, backend.base_url, self.is_gateway(backend), no_log=backend.no_log
         )
+        accept = "application/json"
+        if call.stream:
+            accept = "text/event-stream"
+        elif call.tracker.operation == "speech":
+            accept = "*/*"  # audio, in the format asked for
         headers = httpx.Headers(
             {
                 "Authorization": f"Bearer {backend.api_key.get_secret_value()}",
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream" if call.stream else "application/json",
+                "Accept": accept,
                 "User-Agent": _USER_AGENT,
             }
         )
+        if call.content_type is not None:
+            headers["Content-Type"] = call.content_type
         # Case-insensitive: a caller's "x-request-id" or "authorization" replaces ours.
         headers.update(backend.headers)
         headers.update(call.headers)
         headers["X-Request-Id"] = call.request_id
-        query = {**backend.default_query, **call.query}
+        query = {**backend.default_query, **self._default_query, **call.query}
         return httpx.Request(
-            "POST",
+            call.method,
             backend.base_url + call.path,
             params=query or None,
             headers=headers,
@@ -361,9 +550,11 @@ class _BaseClient:
             last.args = (f"{last.args[0]}{note}",)
         return self._fail(call, last)
 
-    def _reader(self, call: Call, answer: _Answer, lines: Any) -> _ChunkReader:
+    def _reader(
+        self, call: Call, answer: _Answer, lines: Any, kind: type[_ChunkReader]
+    ) -> _ChunkReader:
         call.tracker.http_status = answer.response.status_code
-        return _ChunkReader(
+        return kind(
             call.tracker,
             answer.response,
             lines,
@@ -385,17 +576,37 @@ class Client(_BaseClient):
         self, backends: Sequence[Backend] | None = None, **options: Unpack[ClientOptions]
     ) -> None:
         reject_unexpected(options, ClientOptions, "Client()", body_hint=False)
-        super().__init__(backends, **options)
         self._http: dict[str, httpx.Client] = {}
+        super().__init__(backends, **options)
+        self._bind()
+
+    def _bind(self) -> None:
         self.chat = Chat(self)
         self.embeddings = Embeddings(self)
         self.images = Images(self)
+        self.models = Models(self)
+        self.moderations = Moderations(self)
+        self.completions = TextCompletions(self)
+        self.responses = Responses(self)
+        self.audio = Audio(self)
+
+    def with_options(self, **options: Unpack[CopyOptions]) -> Self:
+        """A client with these options changed (openai-python's `with_options`/`copy`).
+
+        It shares this client's connections, telemetry and backend health, and needs no
+        closing; with another `api_key` or `base_url` it is a new client: close it."""
+        reject_unexpected(options, CopyOptions, "with_options()", body_hint=False)
+        return self._copy(options)  # type: ignore[no-any-return]
+
+    copy = with_options
 
     def _http_for(self, backend: Backend) -> httpx.Client:
         http = self._http.get(backend.name)
         if http is not None:
             return http
         transport = backend.transport
+        if transport is None and self._user_http is not None:
+            return self._user_http  # type: ignore[no-any-return]
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
             raise ConfigError(
                 "is an async-only transport; Client needs a sync one",
@@ -492,15 +703,22 @@ class Client(_BaseClient):
             raise
         if error is not None:
             raise self._fail(call, error)
+        if wants_raw():
+            return raw_answer(answer.response, result, call.request_id, sync=True)  # type: ignore[return-value]
         return result  # type: ignore[return-value]
 
-    def _stream(self, call: Call) -> Stream:
+    def _stream(self, call: Call, reader: type[_ChunkReader] = _ChunkReader) -> Stream[Any]:
         try:
             answer = self._send(call)
         except BaseException as exc:
             _abandon(call, exc)
             raise
-        return Stream(self._reader(call, answer, _prepend(answer.first, answer.lines)))
+        stream: Stream[Any] = Stream(
+            self._reader(call, answer, _prepend(answer.first, answer.lines), reader)
+        )
+        if wants_raw():
+            return raw_answer(answer.response, stream, call.request_id, live=True, sync=True)  # type: ignore[return-value]
+        return stream
 
     def flush(self, timeout: float | None = None) -> FlushReport | None:
         """Wait (at most `timeout`, default `[export] flush_timeout_s`) for telemetry to be
@@ -510,7 +728,10 @@ class Client(_BaseClient):
     def close(self) -> FlushReport | None:
         """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
         return what telemetry sent, dropped or failed (None without telemetry). Safe to
-        call more than once; calls still work after it, without telemetry."""
+        call more than once; calls still work after it, without telemetry. A
+        `with_options()` copy closes nothing: its owner holds the resources."""
+        if not self._owner:
+            return None
         report = self._close_telemetry()
         with self._http_lock:
             clients, self._http = list(self._http.values()), {}
@@ -542,22 +763,44 @@ class AsyncClient(_BaseClient):
     """The asyncio (and trio) client: `await` calls, `async for` streams."""
 
     _defers_audit = True
+    _is_async = True
+    _http_client_type = httpx.AsyncClient
 
     def __init__(
-        self, backends: Sequence[Backend] | None = None, **options: Unpack[ClientOptions]
+        self, backends: Sequence[Backend] | None = None, **options: Unpack[AsyncClientOptions]
     ) -> None:
-        reject_unexpected(options, ClientOptions, "AsyncClient()", body_hint=False)
-        super().__init__(backends, **options)
+        reject_unexpected(options, AsyncClientOptions, "AsyncClient()", body_hint=False)
         self._http: dict[str, httpx.AsyncClient] = {}
+        super().__init__(backends, **options)
+        self._bind()
+
+    def _bind(self) -> None:
         self.chat = AsyncChat(self)
         self.embeddings = AsyncEmbeddings(self)
         self.images = AsyncImages(self)
+        self.models = AsyncModels(self)
+        self.moderations = AsyncModerations(self)
+        self.completions = AsyncTextCompletions(self)
+        self.responses = AsyncResponses(self)
+        self.audio = AsyncAudio(self)
+
+    def with_options(self, **options: Unpack[AsyncCopyOptions]) -> Self:
+        """A client with these options changed (openai-python's `with_options`/`copy`).
+
+        It shares this client's connections, telemetry and backend health, and needs no
+        closing; with another `api_key` or `base_url` it is a new client: close it."""
+        reject_unexpected(options, AsyncCopyOptions, "with_options()", body_hint=False)
+        return self._copy(options)  # type: ignore[no-any-return]
+
+    copy = with_options
 
     def _http_for(self, backend: Backend) -> httpx.AsyncClient:
         http = self._http.get(backend.name)
         if http is not None:
             return http
         transport = backend.transport
+        if transport is None and self._user_http is not None:
+            return self._user_http  # type: ignore[no-any-return]
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise ConfigError(
                 "is a sync-only transport; AsyncClient needs an async one",
@@ -660,21 +903,29 @@ class AsyncClient(_BaseClient):
             await self._settle(call)
             raise failure
         await self._settle(call)
+        if wants_raw():
+            return raw_answer(answer.response, result, call.request_id, sync=False)  # type: ignore[return-value]
         return result  # type: ignore[return-value]
 
-    async def _stream(self, call: Call) -> AsyncStream:
+    async def _stream(
+        self, call: Call, reader_type: type[_ChunkReader] = _ChunkReader
+    ) -> AsyncStream[Any]:
         try:
             answer = await self._send(call)
         except BaseException as exc:
             _abandon(call, exc)
             await self._settle(call)
             raise
-        reader = self._reader(call, answer, _aprepend(answer.first, answer.lines))
+        reader = self._reader(call, answer, _aprepend(answer.first, answer.lines), reader_type)
         if call.deferred is None:
-            return AsyncStream(reader)
-        return AsyncStream(
-            reader, settle=functools.partial(self._settle, call), deferred=call.deferred
-        )
+            stream: AsyncStream[Any] = AsyncStream(reader)
+        else:
+            stream = AsyncStream(
+                reader, settle=functools.partial(self._settle, call), deferred=call.deferred
+            )
+        if wants_raw():
+            return raw_answer(answer.response, stream, call.request_id, live=True, sync=False)  # type: ignore[return-value]
+        return stream
 
     async def _settle(self, call: Call) -> None:
         """Write the call's durable audit line in a worker thread, before it returns."""
@@ -692,7 +943,10 @@ class AsyncClient(_BaseClient):
 
     async def close(self) -> FlushReport | None:
         """Flush telemetry (within `[export] flush_timeout_s`) and close connections;
-        return what telemetry sent, dropped or failed (None without telemetry)."""
+        return what telemetry sent, dropped or failed (None without telemetry). A
+        `with_options()` copy closes nothing: its owner holds the resources."""
+        if not self._owner:
+            return None
         # The flush waits on the worker thread: do not block the event loop meanwhile.
         import anyio.to_thread
 

@@ -20,29 +20,71 @@ if TYPE_CHECKING:
     from .retry import RetryPolicy
 
 __all__ = [
+    "AsyncClientOptions",
+    "AsyncCopyOptions",
     "CallExtras",
     "ChatParams",
     "ClientOptions",
+    "CompletionParams",
+    "CopyOptions",
     "EmbeddingParams",
     "ImageParams",
+    "ParseParams",
+    "ResponseParams",
+    "SpeechParams",
+    "TranscriptionParams",
     "reject_unexpected",
 ]
 
 
-class ClientOptions(TypedDict, total=False):
+class _OpenAIOptions(TypedDict, total=False):
+    """openai-python's client options, under its names."""
+
     api_key: str | None
+    organization: str | None
+    project: str | None
     base_url: str | None
     timeout: float | httpx.Timeout | None
+    default_headers: Mapping[str, str] | None
+    default_query: Mapping[str, object] | None
+
+
+class _CommonOptions(_OpenAIOptions, total=False):
     max_retries: int | None
+    # pipeclient's
     retry_policy: RetryPolicy | None
     no_log: bool
-    default_headers: Mapping[str, str] | None
     telemetry: TelemetryConfig | Mapping[str, Any] | None
     telemetry_file: str | Path | None
     redact: Callable[[str], str] | None
     user_id: str | None
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
+
+
+class ClientOptions(_CommonOptions, total=False):
+    http_client: httpx.Client | None
+
+
+class AsyncClientOptions(_CommonOptions, total=False):
+    http_client: httpx.AsyncClient | None
+
+
+class _CopyOptions(_OpenAIOptions, total=False):
+    """`with_options(...)`: openai-python's `copy()` arguments, and pipeclient's no_log."""
+
+    max_retries: int
+    set_default_headers: Mapping[str, str] | None
+    set_default_query: Mapping[str, object] | None
+    no_log: bool
+
+
+class CopyOptions(_CopyOptions, total=False):
+    http_client: httpx.Client | None
+
+
+class AsyncCopyOptions(_CopyOptions, total=False):
+    http_client: httpx.AsyncClient | None
 
 
 class CallExtras(TypedDict, total=False):
@@ -60,7 +102,10 @@ class CallExtras(TypedDict, total=False):
     properties: Mapping[str, str | int | float | bool] | None
 
 
-class ChatParams(CallExtras, total=False):
+class ParseParams(CallExtras, total=False):
+    """`chat.completions.parse()` and `.stream()`: a chat's parameters; their
+    `response_format` may be a class, so it is spelled out in the signatures."""
+
     audio: Mapping[str, Any] | None
     frequency_penalty: float | None
     function_call: str | Mapping[str, Any]
@@ -80,7 +125,6 @@ class ChatParams(CallExtras, total=False):
     prompt_cache_options: Any
     prompt_cache_retention: Any
     reasoning_effort: str | None
-    response_format: Mapping[str, Any]
     safety_identifier: str
     seed: int | None
     service_tier: str | None
@@ -95,6 +139,86 @@ class ChatParams(CallExtras, total=False):
     user: str
     verbosity: str | None
     web_search_options: Mapping[str, Any]
+
+
+class ChatParams(ParseParams, total=False):
+    response_format: Mapping[str, Any]
+
+
+class CompletionParams(CallExtras, total=False):
+    """The legacy `completions.create()`."""
+
+    best_of: int | None
+    echo: bool | None
+    frequency_penalty: float | None
+    logit_bias: Mapping[str, int] | None
+    logprobs: int | None
+    max_tokens: int | None
+    n: int | None
+    presence_penalty: float | None
+    seed: int | None
+    stop: str | list[str] | None
+    stream_options: Mapping[str, Any] | None
+    suffix: str | None
+    temperature: float | None
+    top_p: float | None
+    user: str
+
+
+class ResponseParams(CallExtras, total=False):
+    """`responses.create()`, besides `model`, `input` and `stream`."""
+
+    access_programs: Any
+    background: bool | None
+    background_options: Any
+    context_management: Any
+    conversation: str | Mapping[str, Any] | None
+    image: Any
+    include: list[str] | None
+    instructions: str | None
+    max_output_tokens: int | None
+    max_tool_calls: int | None
+    metadata: Mapping[str, str] | None
+    moderation: Any
+    parallel_tool_calls: bool | None
+    previous_response_id: str | None
+    prompt: Mapping[str, Any] | None
+    prompt_cache_key: str
+    prompt_cache_options: Any
+    prompt_cache_retention: Any
+    reasoning: Mapping[str, Any] | None
+    safety_identifier: str
+    service_tier: str | None
+    store: bool | None
+    stream_options: Mapping[str, Any] | None
+    temperature: float | None
+    text: Mapping[str, Any]
+    tool_choice: str | Mapping[str, Any]
+    tools: Iterable[Mapping[str, Any]]
+    top_logprobs: int | None
+    top_p: float | None
+    truncation: str | None
+    user: str
+
+
+class TranscriptionParams(CallExtras, total=False):
+    chunking_strategy: str | Mapping[str, Any] | None
+    include: list[str]
+    keywords: list[str]
+    known_speaker_names: list[str]
+    known_speaker_references: list[str]
+    language: str
+    languages: list[str]
+    prompt: str
+    temperature: float
+    timestamp_granularities: list[str]
+
+
+class SpeechParams(CallExtras, total=False):
+    instructions: str
+    response_format: str
+    speed: float
+    stream_format: str
 
 
 class EmbeddingParams(CallExtras, total=False):

@@ -10,24 +10,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
-from typing_extensions import Unpack
+from typing_extensions import TypeVar, Unpack
 
 from ..types import (
     ChatCompletion,
+    ChatCompletionChunk,
     CreateEmbeddingBase64Response,
     CreateEmbeddingResponse,
     ImagesResponse,
 )
-from .answers import ResponseT
 from .call import check_messages
-from .params import ChatParams, EmbeddingParams, ImageParams, reject_unexpected
+from .chat_stream import AsyncChatCompletionStreamManager, ChatCompletionStreamManager
+from .params import ChatParams, EmbeddingParams, ImageParams, ParseParams, reject_unexpected
+from .structured import ParsedChatCompletion, parsed_completion, response_format_of
 
 if TYPE_CHECKING:
     from .._telemetry.record import Operation
-    from .call import Call
-    from .streaming import AsyncStream, Stream
+    from .call import Call, Form
+    from .streaming import AsyncStream, Stream, _ChunkReader
 
 EncodingFormat = Literal["float", "base64"]
+ResponseT = TypeVar("ResponseT")
+ParsedT = TypeVar("ParsedT", default=None)  # without a response_format class: None
 
 
 class _Starts(Protocol):
@@ -35,7 +39,7 @@ class _Starts(Protocol):
 
     def _start(
         self,
-        operation: Operation,
+        operation: Operation | None,
         path: str,
         body: dict[str, Any],
         *,
@@ -46,6 +50,8 @@ class _Starts(Protocol):
         extra_headers: Mapping[str, str] | None,
         extra_query: Mapping[str, object] | None,
         extra_body: Mapping[str, Any] | None,
+        method: str = ...,
+        form: Form | None = ...,
         user_id: str | None = None,
         session_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
@@ -56,14 +62,14 @@ class Caller(_Starts, Protocol):
     """What a resource needs of `Client`: start a call, then send it."""
 
     def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
-    def _stream(self, call: Call) -> Stream: ...
+    def _stream(self, call: Call, reader: type[_ChunkReader] = ...) -> Stream[Any]: ...
 
 
 class AsyncCaller(_Starts, Protocol):
     """What a resource needs of `AsyncClient`."""
 
     async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT: ...
-    async def _stream(self, call: Call) -> AsyncStream: ...
+    async def _stream(self, call: Call, reader: type[_ChunkReader] = ...) -> AsyncStream[Any]: ...
 
 
 __all__ = ["AsyncChat", "AsyncEmbeddings", "AsyncImages", "Chat", "Embeddings", "Images"]
@@ -96,6 +102,25 @@ class _Extras:
             "session_id": params.pop("session_id", None),
             "properties": params.pop("properties", None),
         }
+
+
+def body_and_extras(
+    params: Mapping[str, Any],
+    accepted: type[Any],
+    where: str,
+    fields: Mapping[str, Any],
+    stream: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(body, extras) of a call: its own `fields` (None left out), the API parameters
+    given, and `stream` when asked for; the extras split off. Unknown names are refused."""
+    reject_unexpected(params, accepted, where)
+    given: dict[str, Any] = dict(params)
+    extras = _Extras.split(given)
+    body = {name: value for name, value in fields.items() if value is not None}
+    body.update(given)
+    if stream:
+        body["stream"] = True
+    return body, extras
 
 
 def _chat_body(
@@ -131,6 +156,22 @@ def _embeddings_call(
     return client._start("embeddings", "/embeddings", body, **extras)
 
 
+def _parse_body(
+    model: str, messages: Any, response_format: Any, params: ParseParams
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    reject_unexpected(params, ParseParams, "chat.completions.parse()")
+    given: dict[str, Any] = dict(params)
+    extras = _Extras.split(given)
+    sent, adapter = response_format_of(response_format)
+    if sent is not None:
+        given["response_format"] = sent
+    return _chat_body(model, messages, False, given), extras, adapter
+
+
+def _name(response_format: Any) -> str:
+    return getattr(response_format, "__name__", "value")
+
+
 class Completions:
     def __init__(self, client: Caller) -> None:
         self._client = client
@@ -153,7 +194,7 @@ class Completions:
         messages: Iterable[Mapping[str, Any]],
         stream: Literal[True],
         **params: Unpack[ChatParams],
-    ) -> Stream: ...
+    ) -> Stream[ChatCompletionChunk]: ...
 
     @overload
     def create(
@@ -163,7 +204,7 @@ class Completions:
         messages: Iterable[Mapping[str, Any]],
         stream: bool,
         **params: Unpack[ChatParams],
-    ) -> ChatCompletion | Stream: ...
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]: ...
 
     def create(
         self,
@@ -172,7 +213,7 @@ class Completions:
         messages: Iterable[Mapping[str, Any]],
         stream: bool = False,
         **params: Unpack[ChatParams],
-    ) -> ChatCompletion | Stream:
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]:
         """POST /chat/completions. With `stream=True`, returns an iterable `Stream`."""
         reject_unexpected(params, ChatParams, "chat.completions.create()")
         given: dict[str, Any] = dict(params)
@@ -182,6 +223,40 @@ class Completions:
         if stream:
             return self._client._stream(call)
         return self._client._call(call, ChatCompletion)
+
+    def parse(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
+        **params: Unpack[ParseParams],
+    ) -> ParsedChatCompletion[ParsedT]:
+        """POST /chat/completions with `response_format` a pydantic model class (sent as
+        its strict JSON schema): each `choices[i].message.parsed` is an instance of it."""
+        body, extras, adapter = _parse_body(model, messages, response_format, params)
+        call = self._client._start("chat", "/chat/completions", body, **extras)
+        completion = self._client._call(call, ChatCompletion)
+        return parsed_completion(completion, adapter, _name(response_format))
+
+    def stream(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
+        **params: Unpack[ParseParams],
+    ) -> ChatCompletionStreamManager[ParsedT]:
+        """`with client.chat.completions.stream(...) as stream:` a chat stream as events
+        (`content.delta`, ...); `stream.get_final_completion()` once it has ended."""
+        body, extras, adapter = _parse_body(model, messages, response_format, params)
+        body["stream"] = True
+
+        def start() -> Stream[ChatCompletionChunk]:
+            call = self._client._start("chat", "/chat/completions", body, **extras)
+            return self._client._stream(call)
+
+        return ChatCompletionStreamManager(start, adapter, _name(response_format))
 
 
 class Chat:
@@ -267,7 +342,7 @@ class AsyncCompletions:
         messages: Iterable[Mapping[str, Any]],
         stream: Literal[True],
         **params: Unpack[ChatParams],
-    ) -> AsyncStream: ...
+    ) -> AsyncStream[ChatCompletionChunk]: ...
 
     @overload
     async def create(
@@ -277,7 +352,7 @@ class AsyncCompletions:
         messages: Iterable[Mapping[str, Any]],
         stream: bool,
         **params: Unpack[ChatParams],
-    ) -> ChatCompletion | AsyncStream: ...
+    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]: ...
 
     async def create(
         self,
@@ -286,7 +361,7 @@ class AsyncCompletions:
         messages: Iterable[Mapping[str, Any]],
         stream: bool = False,
         **params: Unpack[ChatParams],
-    ) -> ChatCompletion | AsyncStream:
+    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """POST /chat/completions. With `stream=True`, returns an async-iterable `AsyncStream`."""
         reject_unexpected(params, ChatParams, "chat.completions.create()")
         given: dict[str, Any] = dict(params)
@@ -296,6 +371,40 @@ class AsyncCompletions:
         if stream:
             return await self._client._stream(call)
         return await self._client._call(call, ChatCompletion)
+
+    async def parse(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
+        **params: Unpack[ParseParams],
+    ) -> ParsedChatCompletion[ParsedT]:
+        """POST /chat/completions with `response_format` a pydantic model class: each
+        `choices[i].message.parsed` is an instance of it."""
+        body, extras, adapter = _parse_body(model, messages, response_format, params)
+        call = self._client._start("chat", "/chat/completions", body, **extras)
+        completion = await self._client._call(call, ChatCompletion)
+        return parsed_completion(completion, adapter, _name(response_format))
+
+    def stream(
+        self,
+        *,
+        model: str,
+        messages: Iterable[Mapping[str, Any]],
+        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
+        **params: Unpack[ParseParams],
+    ) -> AsyncChatCompletionStreamManager[ParsedT]:
+        """`async with client.chat.completions.stream(...) as stream:` the events of a chat
+        stream; `await stream.get_final_completion()` once it has ended."""
+        body, extras, adapter = _parse_body(model, messages, response_format, params)
+        body["stream"] = True
+
+        async def start() -> AsyncStream[ChatCompletionChunk]:
+            call = self._client._start("chat", "/chat/completions", body, **extras)
+            return await self._client._stream(call)
+
+        return AsyncChatCompletionStreamManager(start, adapter, _name(response_format))
 
 
 class AsyncChat:

@@ -9,6 +9,7 @@ backend is refused before any network I/O.
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 import time
@@ -53,6 +54,12 @@ class Router:
         self._gateway = {b.name: is_gateway(b, gateway_url) for b in self.backends}
         self._health = {backend.name: _Health() for backend in self.backends}
         self._lock = threading.Lock()
+
+    def with_policy(self, policy: RetryPolicy) -> Router:
+        """The same backends and health (shared), under another retry policy."""
+        other = copy.copy(self)
+        other.policy = policy
+        return other
 
     # -- the gateway rule ------------------------------------------------------------------
 

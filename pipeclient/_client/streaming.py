@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 from pydantic import ValidationError
+from typing_extensions import Self
 
 from .._exceptions import (
     APIError,
@@ -23,7 +24,8 @@ from .._exceptions import (
 )
 from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.record import CallTracker, ErrorInfo
-from ..types import ChatCompletionChunk, ChoiceDelta
+from ..types import ChatCompletionChunk, ChoiceDelta, Completion
+from .answers import provider_request_id
 
 if TYPE_CHECKING:
     import asyncio  # loaded by the event loop itself: a sync client never imports it
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from .._telemetry.pipeline import DeferredAudit
 
 __all__ = ["AsyncStream", "Stream"]
+
+ItemT = TypeVar("ItemT")
 
 
 class _SSEDecoder:
@@ -99,7 +103,11 @@ class _MessageParts:
 
 
 class _ChunkReader:
-    """What a stream needs besides I/O: parsing, usage hiding, and the call's facts."""
+    """What a stream needs besides I/O: parsing, usage hiding, and the call's facts.
+
+    This one reads chat completion chunks; other kinds of streams subclass it."""
+
+    item_type: Any = ChatCompletionChunk
 
     def __init__(
         self,
@@ -125,6 +133,7 @@ class _ChunkReader:
         self.response_id: str | None = None
         self.response_model: str | None = None
         self.finish_reasons: dict[int, str] = {}
+        self.provider_request_id = provider_request_id(response) or ""
         # Content, gathered only when some destination may receive it.
         self.messages: dict[int, _MessageParts] | None = {} if tracker.capture_content else None
 
@@ -132,19 +141,19 @@ class _ChunkReader:
     def request_id(self) -> str:
         return self.tracker.request_id
 
-    def chunk_for(self, line: str) -> ChatCompletionChunk | None:
+    def chunk_for(self, line: str) -> Any:
         """The chunk to yield for this line, if any; sets `done` at the end of the stream."""
         event = self.decoder.feed(line)
         return None if event is None else self._chunk(*event)
 
-    def chunk_at_eof(self) -> ChatCompletionChunk | None:
+    def chunk_at_eof(self) -> Any:
         """The last chunk, if the stream ended on one; an error if it ended too early."""
         event = self.decoder.flush()
         chunk = None if event is None else self._chunk(*event)
         if not self.done:
             if self.events == 0:
                 raise self._empty()
-            if not self.finish_reasons:  # no [DONE] and no finish_reason: cut short
+            if not self._ended_well():  # no [DONE] and no end of its own: cut short
                 raise self.interrupted(None)
         self.done = True
         return chunk
@@ -157,19 +166,35 @@ class _ChunkReader:
             backend=self.backend,
         )
 
-    def _chunk(self, event: str, data: str) -> ChatCompletionChunk | None:
+    def _chunk(self, event: str, data: str) -> Any:
         if data == "[DONE]":
             self.done = True
             return None
         self.events += 1
+        item = self._parse(event, data)
+        item._pipeclient_request_id = self.tracker.request_id
+        item._request_id = self.provider_request_id
+        shown = self._absorb(item)
+        if shown is not None and self.tracker.ttft_ms is None:
+            self.tracker.first_chunk()
+        return shown
+
+    # -- what a kind of stream says; a chat's here, other kinds override --------------------
+
+    def _parse(self, event: str, data: str) -> Any:
+        """The event's item, or the error to raise for it."""
         invalid = False
         try:
-            chunk = ChatCompletionChunk.model_validate_json(data)
+            chunk = self.item_type.model_validate_json(data)
         except ValidationError:
             invalid = True
-        if invalid:
+        if invalid:  # raised here, outside the handler: no __context__ with the data
             raise self._bad_event(event, data)
-        chunk._request_id = self.tracker.request_id
+        return chunk
+
+    def _absorb(self, chunk: Any) -> Any:
+        """Note what the item says (ids, usage, finish reasons, content); the item to
+        yield, or None for one the caller would not have seen."""
         if self.response_id is None:
             self.response_id = chunk.id or None
             self.response_model = chunk.model or None
@@ -188,10 +213,20 @@ class _ChunkReader:
                 parts = messages.get(choice.index)
                 if parts is None:
                     parts = messages[choice.index] = _MessageParts()
-                parts.add(choice.delta)
-        if self.tracker.ttft_ms is None:
-            self.tracker.first_chunk()
+                self._add(parts, choice)
         return chunk
+
+    def _add(self, parts: _MessageParts, choice: Any) -> None:
+        parts.add(choice.delta)
+
+    def _ended_well(self) -> bool:
+        """Whether a stream that stopped without [DONE] still said all it had to."""
+        return bool(self.finish_reasons)
+
+    def _output(self) -> Any:
+        if self.messages is None:
+            return None
+        return [parts.message() for _, parts in sorted(self.messages.items())]
 
     def _bad_event(self, event: str, data: str) -> APIError:
         try:
@@ -245,9 +280,7 @@ class _ChunkReader:
             info = ErrorInfo(type(error).__name__, getattr(error, "status_code", None), str(error))
         elif error is not None:
             info = ErrorInfo(type(error).__name__, None, None)
-        output = None
-        if self.messages is not None:
-            output = [parts.message() for _, parts in sorted(self.messages.items())]
+        output = self._output()
         self.tracker.finish(
             error=info,
             input_tokens=self.input_tokens,
@@ -260,8 +293,19 @@ class _ChunkReader:
         )
 
 
-class Stream:
-    """An iterator of `ChatCompletionChunk`; also a context manager. Close it to stop early."""
+class _CompletionReader(_ChunkReader):
+    """A legacy completions stream: `Completion` chunks whose choices carry `text`."""
+
+    item_type = Completion
+
+    def _add(self, parts: _MessageParts, choice: Any) -> None:
+        if choice.text:
+            parts.content.append(choice.text)
+
+
+class Stream(Generic[ItemT]):
+    """An iterator of the stream's items (`ChatCompletionChunk` for a chat); also a
+    context manager. Close it to stop early."""
 
     def __init__(self, reader: _ChunkReader) -> None:
         # The generator must not refer back to the stream: without a cycle, a stream left
@@ -274,21 +318,26 @@ class Stream:
         return self._reader.request_id
 
     @property
+    def provider_request_id(self) -> str | None:
+        """The provider's own id of this request (its `x-request-id`), if it gave one."""
+        return self._reader.provider_request_id or None
+
+    @property
     def response(self) -> httpx.Response:
         return self._reader.response
 
-    def __iter__(self) -> Stream:
+    def __iter__(self) -> Self:
         return self
 
-    def __next__(self) -> ChatCompletionChunk:
-        return next(self._iterator)
+    def __next__(self) -> ItemT:
+        return next(self._iterator)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._iterator.close()
         self._reader.finish(closed_early=True)
         self._reader.response.close()
 
-    def __enter__(self) -> Stream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -300,7 +349,7 @@ class Stream:
             self.close()
 
 
-def _chunks(reader: _ChunkReader) -> Generator[ChatCompletionChunk, None, None]:
+def _chunks(reader: _ChunkReader) -> Generator[Any, None, None]:
     lines = reader.lines
     try:
         while True:
@@ -335,8 +384,8 @@ def _chunks(reader: _ChunkReader) -> Generator[ChatCompletionChunk, None, None]:
         reader.response.close()
 
 
-class AsyncStream:
-    """An async iterator of `ChatCompletionChunk`; also an async context manager."""
+class AsyncStream(Generic[ItemT]):
+    """An async iterator of the stream's items; also an async context manager."""
 
     def __init__(
         self,
@@ -355,17 +404,22 @@ class AsyncStream:
         return self._reader.request_id
 
     @property
+    def provider_request_id(self) -> str | None:
+        """The provider's own id of this request (its `x-request-id`), if it gave one."""
+        return self._reader.provider_request_id or None
+
+    @property
     def response(self) -> httpx.Response:
         return self._reader.response
 
-    def __aiter__(self) -> AsyncStream:
+    def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> ChatCompletionChunk:
+    async def __anext__(self) -> ItemT:
         if self._settle is None:
-            return await self._iterator.__anext__()
+            return await self._iterator.__anext__()  # type: ignore[no-any-return]
         try:
-            return await self._iterator.__anext__()
+            return await self._iterator.__anext__()  # type: ignore[no-any-return]
         except BaseException:
             await self._settled()
             raise
@@ -381,7 +435,7 @@ class AsyncStream:
         if settle is not None:
             await settle()
 
-    async def __aenter__(self) -> AsyncStream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -412,7 +466,7 @@ class AsyncStream:
         task.add_done_callback(_CLOSING.discard)
 
 
-async def _async_chunks(reader: _ChunkReader) -> AsyncGenerator[ChatCompletionChunk, None]:
+async def _async_chunks(reader: _ChunkReader) -> AsyncGenerator[Any, None]:
     lines = reader.lines
     try:
         while True:

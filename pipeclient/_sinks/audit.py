@@ -17,12 +17,11 @@ from urllib.parse import urlsplit
 
 from .._audit.log import AuditLog, Rotation, check_audit_path
 from .._audit.secret import fingerprint, installation_secret
-from .._telemetry.record import CallRecord, TraceRecord
+from .._telemetry.record import ENDPOINTS, CallRecord, TraceRecord
 from .._telemetry.sink import Payload, Sink, rfc3339
 
 __all__ = ["AuditSink", "audit_fields", "build_audit_sink"]
 
-_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "images": "/images/generations"}
 _WORD = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _MAX_COUNT = 10**15  # larger is not a token count; it would also leave the fast format
 
@@ -142,7 +141,7 @@ def _endpoint(base_url: str, operation: str) -> str:
         prefix = urlsplit(base_url).path.rstrip("/")
     except ValueError:
         prefix = ""
-    return _text(prefix + _PATHS.get(operation, "/" + operation))
+    return _text(prefix + ENDPOINTS.get(operation, "/" + operation))
 
 
 def _ms(value: float | None) -> int | float | None:

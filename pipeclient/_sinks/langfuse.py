@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["LangfuseExportError", "LangfuseSink"]
 
 #: the observation types Langfuse knows; embeddings get their own
-_OBSERVATION_TYPE = {"chat": "generation", "embeddings": "embedding", "images": "generation"}
+# Every operation not named here is a "generation".
+_OBSERVATION_TYPE = {"embeddings": "embedding", "moderations": "guardrail"}
 
 # Span attributes Langfuse reads (the SDK's `LangfuseOtelSpanAttributes`; a test checks).
 TRACE_NAME = "langfuse.trace.name"

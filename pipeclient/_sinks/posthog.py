@@ -19,7 +19,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .._telemetry.record import CallRecord, ErrorInfo, TraceRecord
+from .._telemetry.record import ENDPOINTS, CallRecord, ErrorInfo, TraceRecord
 from .._telemetry.sink import Payload, Sink, error_summary, public_url, with_message
 
 if TYPE_CHECKING:
@@ -39,11 +39,6 @@ _MAX_BATCH_BYTES = 5 * 1024 * 1024
 _CONTENT_KEYS = ("$ai_input", "$ai_output_choices", "$ai_tools")
 _TOO_LARGE = "[pipeclient: content over 900 KiB, not sent]"
 
-_REQUEST_PATHS = {
-    "chat": "/chat/completions",
-    "embeddings": "/embeddings",
-    "images": "/images/generations",
-}
 _PROVIDERS = {
     "api.openai.com": "openai",
     "api.anthropic.com": "anthropic",
@@ -97,7 +92,7 @@ class PostHogSink(Sink):
             "$ai_latency": record.total_ms / 1000.0,
             "$ai_stream": record.stream,
             "$ai_base_url": base_url,
-            "$ai_request_url": base_url + _REQUEST_PATHS.get(record.operation, ""),
+            "$ai_request_url": base_url + ENDPOINTS.get(record.operation, ""),
             "request_id": record.request_id,  # no PostHog property of its own: a plain one
             "$ai_model_parameters": dict(record.parameters),
             "$ai_is_error": record.error is not None or record.outcome == "error",
@@ -133,11 +128,12 @@ class PostHogSink(Sink):
             return
         content = record.input
         if content is not None:
-            if record.operation == "chat" and isinstance(content, dict):
+            if record.operation in ("chat", "responses") and isinstance(content, dict):
                 props["$ai_input"] = content.get("messages")
                 if content.get("tools"):
                     props["$ai_tools"] = content["tools"]
-            elif record.operation == "images":  # the prompt, shown as the user's message
+            elif record.operation in ("images", "text_completion") and isinstance(content, str):
+                # the prompt, shown as the user's message
                 props["$ai_input"] = [{"role": "user", "content": content}]
             else:
                 props["$ai_input"] = content

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from .._privacy.detectors import Redactor
 from .._privacy.walk import map_strings
-from .record import CallRecord, ErrorInfo, TraceRecord, input_of
+from .record import CallRecord, ErrorInfo, TraceRecord
 
 if TYPE_CHECKING:
     from .._config.models import (
@@ -58,6 +58,7 @@ __all__ = [
     "PrivacyStep",
     "Record",
     "audience_of",
+    "input_of",
     "telemetry_secrets",
 ]
 
@@ -121,6 +122,30 @@ def telemetry_secrets(config: TelemetryConfig) -> tuple[str, ...]:
     for table in config.otlp:
         found += table.headers.values()
     return tuple(value for value in found if value and "${" not in value)
+
+
+def input_of(operation: str, body: Mapping[str, Any]) -> Any:
+    """The content of a request, as content destinations receive it. Everything here is
+    content: prompts, messages, tool definitions, instructions, texts to classify or speak,
+    and audio or files (described by name and size; their bytes are never kept)."""
+    if operation == "chat":
+        return {"messages": body.get("messages"), "tools": body.get("tools")}
+    if operation == "responses":  # shown as a chat: the instructions are its system message
+        given = body.get("input")
+        messages: list[Any] = (
+            [{"role": "user", "content": given}] if isinstance(given, str) else list(given or [])
+        )
+        if body.get("instructions"):
+            messages.insert(0, {"role": "system", "content": body["instructions"]})
+        return {"messages": messages, "tools": body.get("tools")}
+    if operation in ("embeddings", "moderations", "speech"):
+        if operation == "speech" and body.get("instructions"):
+            return {"input": body.get("input"), "instructions": body["instructions"]}
+        return body.get("input")
+    if operation == "transcriptions":
+        found = {name: body.get(name) for name in ("file", "prompt")}
+        return {name: value for name, value in found.items() if value is not None}
+    return body.get("prompt")  # images, text_completion
 
 
 class _HookFailed(Exception):

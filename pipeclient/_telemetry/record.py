@@ -13,6 +13,7 @@ from typing import Any, Literal
 from .attribution import NO_ATTRIBUTION, Attribution
 
 __all__ = [
+    "ENDPOINTS",
     "CallRecord",
     "CallTracker",
     "ErrorInfo",
@@ -22,7 +23,30 @@ __all__ = [
     "new_trace_id",
 ]
 
-Operation = Literal["chat", "embeddings", "images"]
+# One per inference endpoint. "text_completion" is the legacy completions endpoint, as
+# the GenAI conventions name it.
+Operation = Literal[
+    "chat",
+    "embeddings",
+    "images",
+    "responses",
+    "text_completion",
+    "moderations",
+    "transcriptions",
+    "speech",
+]
+
+# The request path of each operation, under the backend's base URL.
+ENDPOINTS: Mapping[str, str] = {
+    "chat": "/chat/completions",
+    "embeddings": "/embeddings",
+    "images": "/images/generations",
+    "responses": "/responses",
+    "text_completion": "/completions",
+    "moderations": "/moderations",
+    "transcriptions": "/audio/transcriptions",
+    "speech": "/audio/speech",
+}
 
 # Request parameters kept as metadata: numbers, booleans and short enum-like words only,
 # never text (a `stop` list, a schema or a tool definition is content).
@@ -31,6 +55,7 @@ NUMERIC_PARAMETERS = (
     "top_p",
     "max_tokens",
     "max_completion_tokens",
+    "max_output_tokens",
     "n",
     "seed",
     "presence_penalty",
@@ -55,6 +80,10 @@ _ENUM_WORD = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 
 def recorded_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = {}
+    text = body.get("text")
+    if isinstance(text, Mapping) and isinstance(text.get("format"), Mapping):
+        # The Responses API's structured output: its `text.format` is `response_format`.
+        body = {**body, "response_format": text["format"]}
     for name in NUMERIC_PARAMETERS:
         value = body.get(name)
         if isinstance(value, (int, float)) and math.isfinite(value):
@@ -283,12 +312,3 @@ class CallTracker:
                 closed_early=closed_early,
             )
         )
-
-
-def input_of(operation: Operation, body: Mapping[str, Any]) -> Any:
-    """The content of a request body, as sinks receive it."""
-    if operation == "chat":
-        return {"messages": body.get("messages"), "tools": body.get("tools")}
-    if operation == "embeddings":
-        return body.get("input")
-    return body.get("prompt")

@@ -10,19 +10,40 @@ import base64
 import hashlib
 import json
 import logging
-import re
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
+
+from ._mock_base import (
+    CREATED,
+    MOCK_MODEL,
+    Json,
+    _digest,
+    _error,
+    _int_param,
+    _json,
+    _phrase,
+    _pieces,
+    _RequestError,
+    _seconds,
+    _text_of,
+    _words,
+)
+from ._mock_endpoints import (
+    completions,
+    moderations,
+    responses,
+    speech,
+    transcriptions,
+)
+from ._mock_endpoints import model as one_model
 
 __all__ = ["Answer", "Fault", "RecordedRequest", "answer"]
 
 logger = logging.getLogger("pipeclient")
 
-MOCK_MODEL = "mock-model"
-CREATED = 1700000000
 # A valid 1x1 PNG.
 PNG_1X1 = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
@@ -30,7 +51,6 @@ PNG_1X1 = (
 )
 
 Reply = str | Callable[[dict[str, Any]], str]
-Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -82,14 +102,6 @@ class Answer:
         return self.events if self.events is not None else (self.body,)
 
 
-class _RequestError(Exception):
-    """An answer given as an OpenAI-style error: a bad request, or a failing reply callable."""
-
-    def __init__(self, status: int, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param = status, message, param
-
-
 def answer(
     request: RecordedRequest,
     fault: Fault | None = None,
@@ -139,6 +151,26 @@ def _respond(
     try:
         if request.method == "GET" and path.endswith("/models"):
             return _json(_models())
+        if request.method == "GET" and "/models/" in path:
+            return _json(one_model(unquote(path.split("/models/", 1)[1])))
+        if post and path.endswith("/moderations"):
+            return _json(moderations(_request_json(request)))
+        if post and path.endswith("/audio/transcriptions"):
+            kind, body = transcriptions(request.headers.get("content-type", ""), request.body)
+            return 200, kind, body, None
+        if post and path.endswith("/audio/speech"):
+            kind, body = speech(_request_json(request))
+            return 200, kind, body, None
+        answers: dict[str, Callable[[bytes, Json], Json | tuple[bytes, ...]]] = {
+            "/completions": completions,
+            "/responses": responses,
+        }
+        for suffix, endpoint in answers.items():
+            if post and path.endswith(suffix) and not path.endswith("/chat/completions"):
+                result = endpoint(request.body, _request_json(request))
+                if isinstance(result, tuple):
+                    return 200, "text/event-stream", b"", result
+                return _json(result)
         if post and path.endswith("/chat/completions"):
             result = _chat(request, _request_json(request), reply)
             if isinstance(result, tuple):
@@ -161,70 +193,6 @@ def _request_json(request: RecordedRequest) -> Json:
     if not isinstance(body, dict):
         raise _RequestError(400, "The request body must be a JSON object.")
     return body
-
-
-def _json(payload: Json) -> tuple[int, str, bytes, None]:
-    return 200, "application/json", json.dumps(payload).encode(), None
-
-
-def _error(
-    status: int, message: str, *, code: str | None = None, param: str | None = None
-) -> tuple[int, str, bytes, None]:
-    kind = "server_error" if status >= 500 else "invalid_request_error"
-    if status == 429:
-        kind, code = "requests", code or "rate_limit_exceeded"
-    error = {"message": message, "type": kind, "param": param, "code": code}
-    return status, "application/json", json.dumps({"error": error}).encode(), None
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-def _digest(data: bytes | str, length: int = 24) -> str:
-    raw = data.encode() if isinstance(data, str) else data
-    return hashlib.sha256(raw).hexdigest()[:length]
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
-
-
-def _words(text: str) -> int:
-    return len(text.split())
-
-
-def _pieces(text: str) -> list[str]:
-    """Words with their leading whitespace, so that "".join(_pieces(t)) == t."""
-    pieces = re.findall(r"\s*\S+", text)
-    rest = text[len("".join(pieces)) :]
-    return [*pieces, rest] if rest else pieces
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
-        )
-    return ""
-
-
-def _int_param(body: Json, name: str, default: int) -> int:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise _RequestError(
-            400, f"{value!r} is not valid for '{name}': expected an integer >= 1", param=name
-        )
-    return value
 
 
 # Chat completions ------------------------------------------------------------------------

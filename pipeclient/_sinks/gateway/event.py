@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ..._telemetry.record import CallRecord
+from ..._telemetry.record import CallRecord, Operation
 from ..._telemetry.sink import rfc3339
 from ..._version import __version__
 
@@ -26,6 +26,11 @@ ModelName = Annotated[str, StringConstraints(max_length=256)]
 Count = Annotated[int, Field(ge=0)]
 Milliseconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+# Every operation pipeclient records: the pinned ones (chat, embeddings, images) and the
+# endpoints added since, under the same names as every other destination sees them.
+GatewayOperation = Operation
 
 
 class _Strict(BaseModel):
@@ -72,7 +77,7 @@ class GatewayEvent(_Strict):
     schema_: Literal["pipeclient.gateway.v1"] = Field(alias="schema")
     request_id: RequestId
     timestamp: str
-    operation: Literal["chat", "embeddings", "images"]
+    operation: GatewayOperation
     model: ModelName
     stream: bool
     parameters: GatewayParameters
@@ -89,7 +94,7 @@ class GatewayBillingEvent(_Strict):
 
     request_id: RequestId
     timestamp: str
-    operation: Literal["chat", "embeddings", "images"]
+    operation: GatewayOperation
     model: ModelName
     usage: GatewayUsage
     outcome: Literal["ok", "error"]
@@ -97,6 +102,8 @@ class GatewayBillingEvent(_Strict):
 
 _NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 _COUNTS = ("max_tokens", "max_completion_tokens", "n", "seed")
+# The Responses API's name for the allowlist's max_tokens.
+_ALIASES = {"max_output_tokens": "max_tokens"}
 _SIZE = re.compile(r"^([0-9]{1,5})x([0-9]{1,5})$")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
@@ -104,6 +111,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 def _parameters(recorded: dict[str, Any]) -> dict[str, Any]:
     """The allowlisted parameters, with the type each must have; anything else is left out."""
     out: dict[str, Any] = {}
+    for alias, name in _ALIASES.items():
+        if alias in recorded and name not in recorded:
+            recorded = {**recorded, name: recorded[alias]}
     for name in _NUMBERS:
         value = recorded.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):

@@ -41,7 +41,20 @@ SCHEMA_URL = f"https://opentelemetry.io/schemas/{CONVENTIONS_VERSION}"
 # `images.generate` has no operation of its own in the conventions: `generate_content`
 # ("multimodal content generation") is the well-known value that applies, and
 # `gen_ai.output.type = "image"` tells it apart from text generation.
-OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "images": "generate_content"}
+# The Responses API is a chat (`openai.api.type` tells it apart, as the OpenAI conventions
+# do); the legacy completions endpoint is `text_completion`. Moderations and audio have no
+# well-known value: their own names are used.
+OPERATIONS = {
+    "chat": "chat",
+    "responses": "chat",
+    "embeddings": "embeddings",
+    "images": "generate_content",
+    "text_completion": "text_completion",
+    "moderations": "moderation",
+    "transcriptions": "transcription",
+    "speech": "speech",
+}
+_API_TYPES = {"chat": "chat_completions", "responses": "responses"}
 
 # gen_ai.provider.name from the backend's host. The convention asks for the
 # instrumentation's best knowledge; an OpenAI-compatible endpoint we do not recognise
@@ -148,8 +161,8 @@ def request_attributes(record: CallRecord, provider: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if record.stream:  # the convention sets it on streamed calls only
         found["gen_ai.request.stream"] = True
-    if record.operation == "chat" and provider == "openai":
-        found["openai.api.type"] = "chat_completions"
+    if record.operation in _API_TYPES and provider == "openai":
+        found["openai.api.type"] = _API_TYPES[record.operation]
     for name, value in record.parameters.items():
         if name in _PARAMETER_ATTRIBUTES and not isinstance(value, bool):
             key, kind = _PARAMETER_ATTRIBUTES[name]
@@ -211,7 +224,7 @@ def _measure(name: str, value: float, attributes: dict[str, Any]) -> Payload:
 def content_attributes(record: CallRecord) -> dict[str, str]:
     found: dict[str, str] = {}
     if record.input is not None:
-        if record.operation == "chat" and isinstance(record.input, Mapping):
+        if isinstance(record.input, Mapping) and "messages" in record.input:  # chat, responses
             messages = record.input.get("messages")
             if messages:
                 found["gen_ai.input.messages"] = _json(_input_messages(messages))

@@ -1,0 +1,272 @@
+"""`client.audio`: transcriptions (a multipart upload) and speech (audio bytes back).
+
+Audio and files are content: the privacy step gives content destinations the file's
+name and size and the text around it, never the audio; metadata destinations none of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal, overload
+
+import httpx
+from typing_extensions import Unpack
+
+from .._exceptions import ConfigError
+from ..types import Transcription
+from .call import Form
+from .params import SpeechParams, TranscriptionParams
+from .resources import AsyncCaller, Caller, body_and_extras
+
+__all__ = [
+    "AsyncAudio",
+    "AsyncSpeech",
+    "AsyncTranscriptions",
+    "Audio",
+    "HttpxBinaryResponseContent",
+    "Speech",
+    "Transcriptions",
+]
+
+_TEXT_FORMATS = ("text", "srt", "vtt")
+
+
+class HttpxBinaryResponseContent:
+    """What `audio.speech.create()` answers (openai-python's type of the same name)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+    @classmethod
+    def decode_response(cls, response: httpx.Response) -> HttpxBinaryResponseContent:
+        return cls(response)
+
+    @property
+    def content(self) -> bytes:
+        return self.response.content
+
+    @property
+    def text(self) -> str:
+        return self.response.text
+
+    @property
+    def encoding(self) -> str | None:
+        return self.response.encoding
+
+    @property
+    def charset_encoding(self) -> str | None:
+        return self.response.charset_encoding
+
+    def json(self, **kwargs: Any) -> Any:
+        return self.response.json(**kwargs)
+
+    def read(self) -> bytes:
+        return self.content
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        return self.response.iter_bytes(chunk_size)
+
+    def iter_text(self, chunk_size: int | None = None) -> Iterator[str]:
+        return self.response.iter_text(chunk_size)
+
+    def iter_lines(self) -> Iterator[str]:
+        return self.response.iter_lines()
+
+    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        return self.response.iter_bytes(chunk_size)
+
+    def write_to_file(self, file: str | os.PathLike[str]) -> None:
+        with open(file, mode="wb") as out:
+            out.write(self.content)
+
+    def stream_to_file(
+        self, file: str | os.PathLike[str], *, chunk_size: int | None = None
+    ) -> None:
+        self.write_to_file(file)  # the body has been read: the call's record is complete
+
+    def close(self) -> None:
+        self.response.close()
+
+    async def aread(self) -> bytes:
+        return self.content
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        for part in self.response.iter_bytes(chunk_size):
+            yield part
+
+    async def aiter_text(self, chunk_size: int | None = None) -> AsyncIterator[str]:
+        for part in self.response.iter_text(chunk_size):
+            yield part
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        for line in self.response.iter_lines():
+            yield line
+
+    async def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        for part in self.response.iter_bytes(chunk_size):
+            yield part
+
+    async def astream_to_file(
+        self, file: str | os.PathLike[str], *, chunk_size: int | None = None
+    ) -> None:
+        self.write_to_file(file)
+
+    async def aclose(self) -> None:
+        self.response.close()
+
+
+class _TranscriptText(str):
+    """A transcript asked for as text (`text`, `srt`, `vtt`): a plain `str`."""
+
+    @classmethod
+    def decode_response(cls, response: httpx.Response) -> str:
+        return response.text
+
+
+def _transcription(
+    file: Any, model: str, response_format: str | None, stream: bool, params: TranscriptionParams
+) -> tuple[dict[str, Any], dict[str, Any], Form, type[Any]]:
+    if stream:
+        raise ConfigError(
+            "streamed transcriptions are not supported; leave stream out",
+            source="call argument",
+            key="stream",
+        )
+    fields = {"model": model, "response_format": response_format}
+    where = "audio.transcriptions.create()"
+    body, extras = body_and_extras(params, TranscriptionParams, where, fields)
+    decoded = _TranscriptText if response_format in _TEXT_FORMATS else Transcription
+    return body, extras, Form(file), decoded
+
+
+def _speech(
+    input: str, model: str, voice: Any, params: SpeechParams
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    fields = {"input": input, "model": model, "voice": voice}
+    return body_and_extras(params, SpeechParams, "audio.speech.create()", fields)
+
+
+class Transcriptions:
+    def __init__(self, client: Caller) -> None:
+        self._client = client
+
+    @overload
+    def create(
+        self,
+        *,
+        file: Any,
+        model: str,
+        response_format: Literal["json", "verbose_json", "diarized_json"] | None = None,
+        stream: Literal[False] = False,
+        **params: Unpack[TranscriptionParams],
+    ) -> Transcription: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        file: Any,
+        model: str,
+        response_format: Literal["text", "srt", "vtt"],
+        stream: Literal[False] = False,
+        **params: Unpack[TranscriptionParams],
+    ) -> str: ...
+
+    def create(
+        self,
+        *,
+        file: Any,
+        model: str,
+        response_format: str | None = None,
+        stream: bool = False,
+        **params: Unpack[TranscriptionParams],
+    ) -> Transcription | str:
+        """POST /audio/transcriptions (multipart). `file`: bytes, a path, an open binary
+        file or a `(name, content)` tuple, as openai-python takes it."""
+        body, extras, form, decoded = _transcription(file, model, response_format, stream, params)
+        call = self._client._start(
+            "transcriptions", "/audio/transcriptions", body, form=form, **extras
+        )
+        return self._client._call(call, decoded)  # type: ignore[no-any-return]
+
+
+class Speech:
+    def __init__(self, client: Caller) -> None:
+        self._client = client
+
+    def create(
+        self, *, input: str, model: str, voice: str | dict[str, Any], **params: Unpack[SpeechParams]
+    ) -> HttpxBinaryResponseContent:
+        """POST /audio/speech: the audio, in `response_format` (mp3 by default)."""
+        body, extras = _speech(input, model, voice, params)
+        call = self._client._start("speech", "/audio/speech", body, **extras)
+        return self._client._call(call, HttpxBinaryResponseContent)
+
+
+class Audio:
+    def __init__(self, client: Caller) -> None:
+        self.transcriptions = Transcriptions(client)
+        self.speech = Speech(client)
+
+
+class AsyncTranscriptions:
+    def __init__(self, client: AsyncCaller) -> None:
+        self._client = client
+
+    @overload
+    async def create(
+        self,
+        *,
+        file: Any,
+        model: str,
+        response_format: Literal["json", "verbose_json", "diarized_json"] | None = None,
+        stream: Literal[False] = False,
+        **params: Unpack[TranscriptionParams],
+    ) -> Transcription: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        file: Any,
+        model: str,
+        response_format: Literal["text", "srt", "vtt"],
+        stream: Literal[False] = False,
+        **params: Unpack[TranscriptionParams],
+    ) -> str: ...
+
+    async def create(
+        self,
+        *,
+        file: Any,
+        model: str,
+        response_format: str | None = None,
+        stream: bool = False,
+        **params: Unpack[TranscriptionParams],
+    ) -> Transcription | str:
+        """POST /audio/transcriptions (multipart)."""
+        body, extras, form, decoded = _transcription(file, model, response_format, stream, params)
+        call = self._client._start(
+            "transcriptions", "/audio/transcriptions", body, form=form, **extras
+        )
+        return await self._client._call(call, decoded)
+
+
+class AsyncSpeech:
+    def __init__(self, client: AsyncCaller) -> None:
+        self._client = client
+
+    async def create(
+        self, *, input: str, model: str, voice: str | dict[str, Any], **params: Unpack[SpeechParams]
+    ) -> HttpxBinaryResponseContent:
+        """POST /audio/speech."""
+        body, extras = _speech(input, model, voice, params)
+        call = self._client._start("speech", "/audio/speech", body, **extras)
+        return await self._client._call(call, HttpxBinaryResponseContent)
+
+
+class AsyncAudio:
+    def __init__(self, client: AsyncCaller) -> None:
+        self.transcriptions = AsyncTranscriptions(client)
+        self.speech = AsyncSpeech(client)
