@@ -16,7 +16,7 @@ from .._config.settings import DEFAULT, TelemetrySettings, key_name, where_value
 
 __all__ = ["describe", "render_text"]
 
-_SECRET_KEYS = frozenset({"api_key", "public_key", "secret_key"})
+_SECRET_KEYS = frozenset({"api_key", "public_key", "secret_key", "key"})
 
 
 def _shown(key: str, value: Any) -> Any:
@@ -154,6 +154,21 @@ def describe(
             "sends_to": os.path.abspath(os.path.expanduser(audit.path)) + " (local file)",
             "content": "no: metadata only, always",
             "settings": _settings_of(audit, ("audit",), settings),
+        }
+    )
+    store = config.store
+    on, why = _switch(settings, "store.enabled", store.enabled, telemetry=False)
+    if on and settings.do_not_track:
+        why += "; DO_NOT_TRACK does not apply: the content store is local"
+    streams.append(
+        {
+            "stream": "store",
+            "on": on,
+            "why": why,
+            "sends_to": os.path.abspath(os.path.expanduser(store.path))
+            + " (local file, encrypted)",
+            "content": _content(pii, True, "sealed per user; never for no_log calls"),
+            "settings": _settings_of(store, ("store",), settings),
         }
     )
     return {

@@ -107,6 +107,7 @@ class _BaseClient:
         telemetry: TelemetryConfig | Mapping[str, Any] | None = None,
         telemetry_file: str | Path | None = None,
         redact: Callable[[str], str] | None = None,
+        ephemeral: bool = False,
     ) -> None:
         if backends is not None and (api_key is not None or base_url is not None):
             raise ConfigError(
@@ -130,6 +131,7 @@ class _BaseClient:
         )
         self._timeout = check_timeout(timeout)
         self.no_log = bool(no_log)
+        self.ephemeral = bool(ephemeral)  # the content store keeps calls for ttl_hours only
         self._default_headers = check_headers(default_headers, "default_headers")
         # Read (and validated) before anything telemetry-related exists. When nothing
         # configures telemetry, the settings are the defaults, built only if asked for.
@@ -230,6 +232,7 @@ class _BaseClient:
         extra_headers: Mapping[str, str] | None,
         extra_body: Mapping[str, Any] | None,
         extra_query: Mapping[str, object] | None = None,
+        ephemeral: bool | None = None,
     ) -> Call:
         if trace is None:
             trace = current_parent()
@@ -281,6 +284,7 @@ class _BaseClient:
             capture_content=telemetry is not None and telemetry.wants_content and not quiet,
             request_id_supplied=supplied,
             emit=emit,
+            ephemeral=self.ephemeral if ephemeral is None else bool(ephemeral),
         )
         call = Call(
             path=path,

@@ -40,6 +40,7 @@ class ClientOptions(TypedDict, total=False):
     telemetry: TelemetryConfig | Mapping[str, Any] | None
     telemetry_file: str | Path | None
     redact: Callable[[str], str] | None
+    ephemeral: bool
 
 
 class CallExtras(TypedDict, total=False):
@@ -52,6 +53,7 @@ class CallExtras(TypedDict, total=False):
     extra_headers: Mapping[str, str] | None
     extra_query: Mapping[str, object] | None
     extra_body: Mapping[str, Any] | None
+    ephemeral: bool | None
 
 
 class ChatParams(CallExtras, total=False):

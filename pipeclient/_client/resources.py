@@ -40,6 +40,7 @@ class _Starts(Protocol):
         extra_headers: Mapping[str, str] | None,
         extra_query: Mapping[str, object] | None,
         extra_body: Mapping[str, Any] | None,
+        ephemeral: bool | None = None,
     ) -> Call: ...
 
 
@@ -83,6 +84,7 @@ class _Extras:
             "extra_headers": params.pop("extra_headers", None),
             "extra_query": params.pop("extra_query", None),
             "extra_body": params.pop("extra_body", None),
+            "ephemeral": params.pop("ephemeral", None),
         }
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "HOOK",
     "HOOK_FAILED",
     "METADATA",
+    "STORE",
     "TRACE_PLACEHOLDER",
     "Audience",
     "PrivacyStep",
@@ -95,6 +96,9 @@ CONTENT = Audience(content=True)
 METADATA = Audience()
 GATEWAY = Audience(custom=False, traces=False, own_ids=True)
 AUDIT = Audience(traces=False, own_ids=True)
+# The local content store: content after the `[privacy]` transforms, found again by the
+# request id the caller chose; calls only.
+STORE = Audience(content=True, traces=False, own_ids=True)
 
 
 def audience_of(table: PostHogConfig | LangfuseConfig | OtlpConfig) -> Audience:
@@ -177,7 +181,7 @@ class PrivacyStep:
                 return self._trace_content(record)
             return base if base is not None else _trace_metadata(record)
         if audience.content:
-            return self._call_content(record)
+            return self._call_content(record, audience)
         view = base if base is not None else _call_metadata(record)
         if _free_text_id(record) and not audience.own_ids:
             assert isinstance(view, CallRecord)
@@ -186,7 +190,7 @@ class PrivacyStep:
 
     # -- content views -------------------------------------------------------------------
 
-    def _call_content(self, record: CallRecord) -> CallRecord:
+    def _call_content(self, record: CallRecord, audience: Audience) -> CallRecord:
         found: dict[str, int] = {}
         try:
             content = record.input
@@ -203,13 +207,13 @@ class PrivacyStep:
                 changes["error"] = dataclasses.replace(
                     error, message=self._clean(error.message, found)
                 )
-            if _free_text_id(record):
+            if _free_text_id(record) and not audience.own_ids:
                 changes["request_id"] = self._clean(record.request_id, found)
             view = dataclasses.replace(record, **changes)
         except Exception as exc:
             failed = self._failed(exc)
             metadata = _call_metadata(record)
-            if _free_text_id(record):
+            if _free_text_id(record) and not audience.own_ids:
                 metadata = dataclasses.replace(
                     metadata, request_id=self._pseudonym(record.request_id)
                 )

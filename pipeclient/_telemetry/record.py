@@ -101,6 +101,11 @@ class CallRecord:
     parent_id: str | None = None  # 16 hex: the enclosing trace span or application span
     trace_name: str | None = None  # the outermost trace block's name: free text
     request_id_supplied: bool = False  # the caller chose the request id: free text
+    # Per-call attribution (`user_id=`, `session_id=`, `properties=`): personal data,
+    # decided per destination by the privacy step; never sent to the provider or gateway.
+    user_id: str | None = None
+    session_id: str | None = None
+    properties: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     closed_early: bool = False  # the caller stopped reading a stream before its end
     # Content: present only when some destination may receive it. The request is kept as
     # the bytes sent (a snapshot: the caller may reuse its lists), decoded on the worker.
@@ -110,6 +115,8 @@ class CallRecord:
     # Set by the privacy step on content views: redactions in this record per detector
     # ("email", "secret", "api_key", "hook", ...), numbers only. Empty: none.
     redactions: Mapping[str, int] = field(default_factory=dict)
+    # `ephemeral=True`: the content store keeps the call only for `[store] ttl_hours`
+    ephemeral: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +155,7 @@ class CallTracker:
         "base_url",
         "body",
         "capture_content",
+        "ephemeral",
         "gateway",
         "http_status",
         "model",
@@ -174,8 +182,10 @@ class CallTracker:
         capture_content: bool,
         emit: Callable[[CallRecord], None] | None,
         request_id_supplied: bool = False,
+        ephemeral: bool = False,
     ) -> None:
         self.request_id = request_id
+        self.ephemeral = ephemeral
         self.request_id_supplied = request_id_supplied
         self.operation = operation
         self.body = body
@@ -265,6 +275,7 @@ class CallTracker:
                 request_body=self.request_body if self.capture_content else None,
                 output=output if self.capture_content else None,
                 closed_early=closed_early,
+                ephemeral=self.ephemeral,
             )
         )
 
