@@ -5,8 +5,9 @@ servers (the real SDKs' bytes: PostHog's gzip JSON, OTLP protobuf), the gateway'
 telemetry endpoint (the gateway is the backend), and the audit log file. Each example
 salts a unique marker into a trace block's name, a nested block's name, the model name,
 a request id the caller chose, the prompt, a tool call's arguments, a provider error
-body, OpenAI's own `metadata` and `user` fields and an extra header, and then checks,
-destination by destination, what DESIGN 5.2 (and 8: free text is content) allows.
+body, OpenAI's own `metadata` and `user` fields, an extra header and the attribution
+(`user_id=`, `session_id=`, a text property), and then checks (the provider too, for the
+attribution), destination by destination, what DESIGN 5.2 (and 8: free text is content) allows.
 """
 
 from __future__ import annotations
@@ -166,6 +167,10 @@ def _call(client: pipeclient.Client, gateway: MockGateway, s: Scenario, prefix: 
         "extra_headers": {"X-Note": m(prefix + "header")},
         "extra_body": {"metadata": {"note": m(prefix + "meta")}, "user": m(prefix + "user")},
         "no_log": prefix == "quiet",
+        # Attribution: personal data, for telemetry only.
+        "user_id": m(prefix + "uid"),
+        "session_id": m(prefix + "sid"),
+        "properties": {"plan": m(prefix + "prop"), "seats": 3},
     }
     if s.error and prefix != "quiet":
         body = {"error": {"message": f"bad {m('err')}", "code": f"code {m('code')}"}}
@@ -216,6 +221,10 @@ def test_free_text_reaches_only_the_destinations_that_may_have_it(
     report = client.flush(10.0)
     assert report is not None and report.pending == 0, report
     received = world.received()
+    people = [m(k) for k in ("uid", "sid", "prop", "quietuid", "quietsid", "quietprop")]
+    for request in world.gateway.requests:  # what the provider received: no attribution
+        raw = request.body + request.query.encode() + repr(dict(request.headers)).encode()
+        _absent(raw, people, "provider")
 
     # What no destination ever receives: OpenAI's own metadata/user fields and headers.
     never = [m(k) for k in ("meta", "user", "header", "quietmeta", "quietuser", "quietheader")]
@@ -227,24 +236,27 @@ def test_free_text_reaches_only_the_destinations_that_may_have_it(
             _absent(data, [m("code")], where)
         assert EMAIL.encode() not in data, where  # pii = ["email"]: never as written
         if s.call_no_log:  # a no-log call: billing fields for the gateway, nothing else
-            quiet = [m(k) for k in ("quietprompt", "quiettool")]
+            quiet = [m(k) for k in ("quietprompt", "quiettool", "quietuid", "quietsid")]
+            quiet.append(m("quietprop"))
             billing = [m("quietrid"), m("quietmodel")]
             _absent(data, quiet if where == "gateway" else quiet + billing, where)
         if s.block_no_log:  # nothing of the block, nor of the calls inside it
-            _absent(data, names + text, where)
+            _absent(data, names + text + [m("uid"), m("sid"), m("prop")], where)
             if where != "gateway":
                 _absent(data, [m("rid"), m("model")], where)
             continue
         if where in world.content:
-            _present(data, names + text + [m("rid")], where)
+            _present(data, names + text + [m("rid"), m("uid"), m("sid"), m("prop")], where)
             if s.email_in_name:
                 assert b"[REDACTED:email]" in data, where
         elif where in ("gateway", "audit"):
             # Metadata only; the request id is the gateway's billing key (it came as the
             # call's X-Request-Id) and the audit log's lookup key.
-            _absent(data, names + text, where)
+            _absent(data, names + text + [m("sid"), m("prop")], where)
             _present(data, [m("rid"), m("model")], where)
+            # The audit line's user is the call's user_id=; the gateway gets none of it.
+            (_present if where == "audit" else _absent)(data, [m("uid")], where)
         else:
             assert where in world.metadata
-            _absent(data, [*names, *text, m("rid")], where)
+            _absent(data, [*names, *text, m("rid"), m("uid"), m("sid"), m("prop")], where)
             _present(data, [m("model")], where)

@@ -647,3 +647,38 @@ def test_status_shows_the_store_on_under_do_not_track_and_hides_its_key(
     [store] = [s for s in json.loads(result.stdout)["streams"] if s["stream"] == "store"]
     assert store["on"] and "DO_NOT_TRACK does not apply" in store["why"]
     assert key not in result.stdout and "<set, 44 characters>" in result.stdout
+
+
+def test_calls_are_kept_under_their_user_id_as_given(key: str, cli: RunCli) -> None:
+    configure("", "[privacy]", 'pii = ["email"]')
+    with mock_client(user_id="ann@example.com") as client:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "a"}])
+        client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "b"}],
+            user_id="ben@example.com",
+            session_id="s-1",
+            properties={"note": "call cy@example.com", "tier": 2},
+        )
+        with client.trace("block", user_id="dee@example.com"):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "c"}])
+    [ann] = exported(cli, "ann@example.com")["records"]
+    assert ann["content"]["input"]["messages"][0]["content"] == "a"
+    [ben] = exported(cli, "ben@example.com")["records"]
+    assert ben["content"]["session_id"] == "s-1" and ben["content"]["properties"]["tier"] == 2
+    assert "cy@example.com" not in ben["content"]["properties"]["note"]  # after the detectors
+    [dee] = exported(cli, "dee@example.com")["records"]
+    assert dee["content"]["trace_name"] == "block"
+
+
+def test_a_users_calls_are_deleted_with_their_user_id(key: str, cli: RunCli) -> None:
+    db = configure()
+    with mock_client() as client:
+        for user in ("keep-me", "erase-me", "erase-me"):
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": CANARY}], user_id=user
+            )
+    result = cli("store", "delete", "--user-id", "erase-me")
+    assert result.returncode == 0 and "deleted 2 record(s)" in result.stdout
+    assert b"erase-me" not in file_bytes(db)
+    assert len(exported(cli, "keep-me")["records"]) == 1

@@ -22,6 +22,7 @@ from typing_extensions import Unpack
 from .._config.settings import DefaultSettings, load_settings_or_defaults
 from .._exceptions import APIError, ConfigError
 from .._privacy.known_secrets import KnownSecrets
+from .._telemetry.attribution import NO_ATTRIBUTION, check_attribution
 from .._telemetry.record import CallTracker, ErrorInfo, Operation
 from .._telemetry.report import FlushReport
 from .._telemetry.trace import Trace, TraceParent, current_parent
@@ -107,6 +108,9 @@ class _BaseClient:
         telemetry: TelemetryConfig | Mapping[str, Any] | None = None,
         telemetry_file: str | Path | None = None,
         redact: Callable[[str], str] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        properties: Mapping[str, str | int | float | bool] | None = None,
         ephemeral: bool = False,
     ) -> None:
         if backends is not None and (api_key is not None or base_url is not None):
@@ -131,6 +135,10 @@ class _BaseClient:
         )
         self._timeout = check_timeout(timeout)
         self.no_log = bool(no_log)
+        # Who the calls are for, unless a block or a call says otherwise.
+        self._attribution = check_attribution(
+            user_id, session_id, properties, where=type(self).__name__ + "()"
+        )
         self.ephemeral = bool(ephemeral)  # the content store keeps calls for ttl_hours only
         self._default_headers = check_headers(default_headers, "default_headers")
         # Read (and validated) before anything telemetry-related exists. When nothing
@@ -209,15 +217,32 @@ class _BaseClient:
     def _close_telemetry(self) -> FlushReport | None:
         return self._telemetry.close() if self._telemetry is not None else None
 
-    def trace(self, name: str, *, no_log: bool | None = None) -> Trace:
+    def trace(
+        self,
+        name: str,
+        *,
+        no_log: bool | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        properties: Mapping[str, str | int | float | bool] | None = None,
+    ) -> Trace:
         """`with client.trace("name"):` groups the calls inside under one trace id.
 
         A no-log block (`no_log=True`, or a no-log client) sends nothing of itself and
-        makes every call inside it no-log."""
+        makes every call inside it no-log. `user_id=`, `session_id=` and `properties=`
+        apply to the block and to every call inside it (a call's own win)."""
         if no_log is None:
             no_log = self.no_log or all(backend.no_log for backend in self.backends)
         emit = self._telemetry.emit if self._telemetry is not None else None
-        return Trace(name, emit, current_parent(), no_log=bool(no_log))
+        own = check_attribution(user_id, session_id, properties, where="client.trace()")
+        return Trace(
+            name,
+            emit,
+            current_parent(),
+            no_log=bool(no_log),
+            attribution=own,
+            base=self._attribution,
+        )
 
     def _start(
         self,
@@ -232,8 +257,12 @@ class _BaseClient:
         extra_headers: Mapping[str, str] | None,
         extra_body: Mapping[str, Any] | None,
         extra_query: Mapping[str, object] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
         ephemeral: bool | None = None,
     ) -> Call:
+        attribution = check_attribution(user_id, session_id, properties, where="call argument")
         if trace is None:
             trace = current_parent()
         elif not isinstance(trace, TraceParent):
@@ -284,6 +313,11 @@ class _BaseClient:
             capture_content=telemetry is not None and telemetry.wants_content and not quiet,
             request_id_supplied=supplied,
             emit=emit,
+            attribution=attribution.over(
+                trace.attribution
+                if trace is not None and trace.attribution is not NO_ATTRIBUTION
+                else self._attribution
+            ),
             ephemeral=self.ephemeral if ephemeral is None else bool(ephemeral),
         )
         call = Call(

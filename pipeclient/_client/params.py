@@ -40,6 +40,9 @@ class ClientOptions(TypedDict, total=False):
     telemetry: TelemetryConfig | Mapping[str, Any] | None
     telemetry_file: str | Path | None
     redact: Callable[[str], str] | None
+    user_id: str | None
+    session_id: str | None
+    properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool
 
 
@@ -53,6 +56,9 @@ class CallExtras(TypedDict, total=False):
     extra_headers: Mapping[str, str] | None
     extra_query: Mapping[str, object] | None
     extra_body: Mapping[str, Any] | None
+    user_id: str | None
+    session_id: str | None
+    properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool | None
 
 

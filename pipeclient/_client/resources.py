@@ -40,6 +40,9 @@ class _Starts(Protocol):
         extra_headers: Mapping[str, str] | None,
         extra_query: Mapping[str, object] | None,
         extra_body: Mapping[str, Any] | None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
         ephemeral: bool | None = None,
     ) -> Call: ...
 
@@ -84,6 +87,9 @@ class _Extras:
             "extra_headers": params.pop("extra_headers", None),
             "extra_query": params.pop("extra_query", None),
             "extra_body": params.pop("extra_body", None),
+            "user_id": params.pop("user_id", None),
+            "session_id": params.pop("session_id", None),
+            "properties": params.pop("properties", None),
             "ephemeral": params.pop("ephemeral", None),
         }
 

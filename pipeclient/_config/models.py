@@ -134,11 +134,30 @@ class PrivacyConfig(_Table):
         '"credit_card", "secret", "ip"',
     )
     content_max_length: int = Field(0, ge=0, description="0: no limit")
+    pseudonym_key: str = Field(
+        "",
+        description="16+ character secret, e.g. ${PIPECLIENT_PSEUDONYM_KEY}: pseudonyms of "
+        "user, session and request ids stay the same across processes; empty: random per client",
+        repr=False,
+        json_schema_extra=SECRET,
+    )
 
     @field_validator("pii")
     @classmethod
     def _unique(cls, value: list[PiiDetector]) -> list[PiiDetector]:
         return list(dict.fromkeys(value))
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _long_enough(cls, value: str, info: ValidationInfo) -> str:
+        if "${" in value and not (info.context or {}).get("resolved"):
+            return value
+        if value and len(value) < 16:
+            raise ValueError(
+                f"must be empty or at least 16 characters (got {len(value)}); e.g. the output "
+                'of `python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+            )
+        return value
 
 
 class AuditConfig(_Table):

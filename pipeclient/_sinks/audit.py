@@ -70,8 +70,9 @@ def build_audit_sink(
 ) -> AuditSink:
     """The sink `[audit]` asks for; raises ConfigError now if the path is unusable.
 
-    `api_keys` maps backend names to their keys: with no `[audit] user_id`, a line's user
-    is the fingerprint of the key of the backend that served the call.
+    `api_keys` maps backend names to their keys. With no `[audit] user_id`, a line's user
+    is the call's `user_id=` (per call, block or client), else the fingerprint of the key
+    of the backend that served the call.
     """
     fingerprints = {name: fingerprint(key) for name, key in api_keys.items() if key}
     fallback = user_id or next(iter(fingerprints.values()), "anonymous")
@@ -79,7 +80,9 @@ def build_audit_sink(
     if user_id:
         return AuditSink(log, user_id=fallback)
     return AuditSink(
-        log, user_id=fallback, user_id_for=lambda record: fingerprints.get(record.backend)
+        log,
+        user_id=fallback,
+        user_id_for=lambda record: record.user_id or fingerprints.get(record.backend),
     )
 
 

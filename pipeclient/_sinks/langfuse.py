@@ -57,6 +57,9 @@ _OBSERVATION_TYPE = {"chat": "generation", "embeddings": "embedding", "images": 
 
 # Span attributes Langfuse reads (the SDK's `LangfuseOtelSpanAttributes`; a test checks).
 TRACE_NAME = "langfuse.trace.name"
+TRACE_USER_ID = "user.id"
+TRACE_SESSION_ID = "session.id"
+TRACE_METADATA = "langfuse.trace.metadata"
 OBSERVATION_TYPE = "langfuse.observation.type"
 OBSERVATION_LEVEL = "langfuse.observation.level"
 OBSERVATION_STATUS_MESSAGE = "langfuse.observation.status_message"
@@ -280,6 +283,7 @@ def _call_span(record: CallRecord) -> Payload:
         for key, value in metadata.items()
         if value is not None
     )
+    _attribute_people(attributes, record)
     return _span(
         trace_id=record.trace_id or _derived_id(record.request_id, 32),
         span_id=record.span_id or _derived_id(record.request_id, 16),
@@ -302,6 +306,7 @@ def _trace_span(record: TraceRecord) -> Payload:
         TRACE_NAME: record.trace_name or record.name,
         f"{OBSERVATION_METADATA}.outcome": record.outcome,
     }
+    _attribute_people(attributes, record)
     return _span(
         trace_id=record.trace_id or _derived_id(record.span_id or record.name, 32),
         span_id=record.span_id or _derived_id(record.trace_id or record.name, 16),
@@ -314,6 +319,17 @@ def _trace_span(record: TraceRecord) -> Payload:
         error=record.error,
         failed=record.outcome == "error",
     )
+
+
+def _attribute_people(attributes: dict[str, Any], record: CallRecord | TraceRecord) -> None:
+    """Attribution: Langfuse's user and session of the trace, properties as the trace's
+    metadata (filterable in Langfuse); pipeclient's own metadata keys win."""
+    if record.user_id:
+        attributes[TRACE_USER_ID] = record.user_id
+    if record.session_id:
+        attributes[TRACE_SESSION_ID] = record.session_id
+    for key, value in record.properties.items():
+        attributes.setdefault(f"{TRACE_METADATA}.{key}", value)
 
 
 def _span(

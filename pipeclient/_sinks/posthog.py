@@ -122,8 +122,7 @@ class PostHogSink(Sink):
         event = "$ai_embedding" if record.operation == "embeddings" else "$ai_generation"
         return self._event(
             event,
-            record.trace_id,
-            record.started_at,
+            record,
             f"call:{record.request_id}:{record.span_id}",
             props,
         )
@@ -165,9 +164,7 @@ class PostHogSink(Sink):
         key = f"{record.trace_id}:{record.span_id}"
         if record.parent_id:
             props["$ai_parent_id"] = record.parent_id
-            return [
-                self._event("$ai_span", record.trace_id, record.started_at, f"span:{key}", props)
-            ]
+            return [self._event("$ai_span", record, f"span:{key}", props)]
         # A root block is the trace itself. PostHog's trace view leaves `$ai_trace` out of
         # the tree and roots the tree at the trace id, so the calls made in this block
         # (whose `$ai_parent_id` is the block's span id) hang from a span node for it.
@@ -179,16 +176,20 @@ class PostHogSink(Sink):
         trace = {**props, "$ai_trace_name": record.name}
         del trace["$ai_span_id"]
         return [
-            self._event("$ai_trace", record.trace_id, record.started_at, f"trace:{key}", trace),
-            self._event("$ai_span", record.trace_id, record.started_at, f"span:{key}", node),
+            self._event("$ai_trace", record, f"trace:{key}", trace),
+            self._event("$ai_span", record, f"span:{key}", node),
         ]
 
     def _event(
-        self, event: str, trace_id: str, started_at: float, key: str, props: dict[str, Any]
+        self, event: str, record: CallRecord | TraceRecord, key: str, props: dict[str, Any]
     ) -> Payload:
-        distinct_id = self._distinct_id
+        if record.properties:  # the application's own; pipeclient's `$ai_*` ones win
+            props = {**record.properties, **props}
+        if record.session_id:
+            props["$ai_session_id"] = record.session_id
+        distinct_id = record.user_id or self._distinct_id
         if not distinct_id:  # anonymous, as the SDK's own AI wrappers do it
-            distinct_id = trace_id
+            distinct_id = record.trace_id
             props["$process_person_profile"] = False
         # What the SDK's message building adds to every event (Client._enrich_event_properties).
         props["$lib"] = "posthog-python"
@@ -201,7 +202,7 @@ class PostHogSink(Sink):
             "event": event,
             "distinct_id": distinct_id,
             "properties": props,
-            "timestamp": datetime.fromtimestamp(started_at, tz=timezone.utc).isoformat(),
+            "timestamp": datetime.fromtimestamp(record.started_at, tz=timezone.utc).isoformat(),
             "uuid": str(uuid.uuid5(_UUID_NAMESPACE, key)),
         }
 

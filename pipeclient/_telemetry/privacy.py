@@ -7,13 +7,16 @@ view is the record cut down to exactly that. Sinks render the view and hold no p
 rule of their own.
 
 Free text is content: prompts, completions, tool arguments, error text, and also trace
-block names and request ids the caller chose. A destination that may receive content
-gets it after the `[privacy]` transforms, in order: the client's own secrets (always),
-the `pii` detectors, the `redact=` hook, then `content_max_length`. One that may not gets
-none of it: no content, no error text, trace blocks under a fixed name, and a
-pseudonym for a caller's request id. Nothing of a no-log call or block reaches a custom
-destination; the gateway keeps a no-log call's billing fields only. A hook that raises
-(or a transform that fails) leaves the record without content: metadata only, counted.
+block names, request ids the caller chose and attribution (`user_id=`, `session_id=`,
+`properties=`). A destination that may receive content gets it after the `[privacy]`
+transforms, in order: the client's own secrets (always), the `pii` detectors, the
+`redact=` hook, then `content_max_length`. One that may not gets none of it: no content,
+no error text, trace blocks under a fixed name, and keyed pseudonyms for a caller's
+request id, user id, session id and text property values (numbers and booleans are kept).
+The gateway gets no attribution at all; the local audit log gets the user id as given.
+Nothing of a no-log call or block reaches a custom destination; the gateway keeps a no-log
+call's billing fields only. A hook that raises (or a transform that fails) leaves the
+record without content: metadata only, counted.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from secrets import token_bytes
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from .._privacy.detectors import Redactor
 from .._privacy.walk import map_strings
@@ -62,6 +65,8 @@ __all__ = [
 logger = logging.getLogger("pipeclient")
 
 Record = CallRecord | TraceRecord
+R = TypeVar("R", bound=Record)
+_NONE: Mapping[str, Any] = MappingProxyType({})
 
 TRUNCATION_MARK = "…[truncated]"
 HOOK = "hook"  # counter: strings the redact= hook changed
@@ -90,6 +95,8 @@ class Audience(NamedTuple):
     #: request ids as the caller chose them: the gateway's billing key (it has received
     #: it already, as the call's X-Request-Id) and the local audit log's lookup key
     own_ids: bool = False
+    #: property names (of `properties=`) this destination never receives
+    drop: frozenset[str] = frozenset()
 
 
 CONTENT = Audience(content=True)
@@ -106,7 +113,9 @@ def audience_of(table: PostHogConfig | LangfuseConfig | OtlpConfig) -> Audience:
     false`, Langfuse and OTLP with `capture_content = true`."""
     redact = getattr(table, "redact", None)
     if redact is not None:
-        return METADATA if redact else CONTENT
+        audience = METADATA if redact else CONTENT
+        dropped = frozenset(getattr(table, "redact_properties", ()))
+        return audience._replace(drop=dropped) if dropped else audience
     return CONTENT if getattr(table, "capture_content", False) else METADATA
 
 
@@ -145,9 +154,11 @@ class PrivacyStep:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._warned = threading.Lock()  # held once the failure was logged
-        # Pseudonyms of caller-chosen ids: the same within this client, so destinations
-        # agree, and not reversible by hashing guesses (the key never leaves the process).
-        self._pseudonym_key = _new_key()
+        # Pseudonyms of caller-chosen ids: the same within this client (or, with
+        # `pseudonym_key`, wherever that key is), so destinations agree, and not reversible
+        # by hashing guesses (the key never leaves the process).
+        key = config.pseudonym_key
+        self._pseudonym_key = key.encode() if key else _new_key()
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -178,15 +189,50 @@ class PrivacyStep:
             if not audience.traces:
                 return None
             if audience.content:
-                return self._trace_content(record)
-            return base if base is not None else _trace_metadata(record)
+                return self._trace_content(record, audience)
+            trace = base if base is not None else _trace_metadata(record)
+            return self._people(trace, audience)
         if audience.content:
             return self._call_content(record, audience)
         view = base if base is not None else _call_metadata(record)
         if _free_text_id(record) and not audience.own_ids:
             assert isinstance(view, CallRecord)
             view = dataclasses.replace(view, request_id=self._pseudonym(record.request_id))
-        return view
+        return self._people(view, audience)
+
+    # -- attribution -----------------------------------------------------------------------
+
+    def _people(self, view: R, audience: Audience, found: dict[str, int] | None = None) -> R:
+        """The view with the attribution this audience may see: after the `[privacy]`
+        transforms where content may go (`found` counts what they change), else keyed
+        pseudonyms; the user id as given for the audit log and the content store (their
+        lookup key); nothing for the gateway."""
+        if view.user_id is None and view.session_id is None and not view.properties:
+            return view
+        if not audience.custom:  # the gateway's billing stream
+            return dataclasses.replace(view, user_id=None, session_id=None, properties=_NONE)
+        if audience.own_ids and not audience.content:  # the audit log: its lookup key
+            return dataclasses.replace(view, session_id=None, properties=_NONE)
+        kept = {k: v for k, v in view.properties.items() if k not in audience.drop}
+        if found is not None:
+            # The content store's lookup key stays as given, as the audit log's does.
+            user = view.user_id if audience.own_ids else self._clean(view.user_id, found)
+            session = self._clean(view.session_id, found)
+            for key, value in kept.items():
+                if isinstance(value, str):
+                    kept[key] = self._clean(value, found)
+        else:
+            user = self._pseudonym(view.user_id, "u-") if view.user_id else None
+            session = self._pseudonym(view.session_id, "s-") if view.session_id else None
+            for key, value in kept.items():
+                if isinstance(value, str):
+                    kept[key] = self._pseudonym(value, "p-")
+        return dataclasses.replace(
+            view,
+            user_id=user,
+            session_id=session,
+            properties=MappingProxyType(kept) if kept else _NONE,
+        )
 
     # -- content views -------------------------------------------------------------------
 
@@ -209,7 +255,7 @@ class PrivacyStep:
                 )
             if _free_text_id(record) and not audience.own_ids:
                 changes["request_id"] = self._clean(record.request_id, found)
-            view = dataclasses.replace(record, **changes)
+            view = self._people(dataclasses.replace(record, **changes), audience, found)
         except Exception as exc:
             failed = self._failed(exc)
             metadata = _call_metadata(record)
@@ -217,22 +263,24 @@ class PrivacyStep:
                 metadata = dataclasses.replace(
                     metadata, request_id=self._pseudonym(record.request_id)
                 )
+            metadata = self._people(metadata, audience._replace(content=False))
             return dataclasses.replace(metadata, redactions=MappingProxyType(failed))
         self._count(found)
         return dataclasses.replace(view, redactions=MappingProxyType(found)) if found else view
 
-    def _trace_content(self, record: TraceRecord) -> TraceRecord:
+    def _trace_content(self, record: TraceRecord, audience: Audience) -> TraceRecord:
         found: dict[str, int] = {}
         try:
             name = self._clean(record.name, found)
             outer = self._clean(record.trace_name, found) if record.trace_name else ""
+            view = self._people(record, audience, found)
         except Exception as exc:
             self._failed(exc)
-            return _trace_metadata(record)
+            return self._people(_trace_metadata(record), audience._replace(content=False))
         self._count(found)
         if name == record.name and outer == record.trace_name:
-            return record
-        return dataclasses.replace(record, name=name or TRACE_PLACEHOLDER, trace_name=outer)
+            return view
+        return dataclasses.replace(view, name=name or TRACE_PLACEHOLDER, trace_name=outer)
 
     def _failed(self, exc: Exception) -> dict[str, int]:
         # Fail closed: no content rather than content that was not cleaned.
@@ -258,9 +306,11 @@ class PrivacyStep:
                 type(cause).__name__,
             )
 
-    def _pseudonym(self, value: str) -> str:
-        digest = hmac.new(self._pseudonym_key, value.encode("utf-8", "replace"), hashlib.sha256)
-        return "rid-" + digest.hexdigest()[:32]
+    def _pseudonym(self, value: str, kind: str = "rid-") -> str:
+        # The kind is hashed too: a user id and a session id alike get unrelated pseudonyms.
+        message = (kind + value).encode("utf-8", "replace")
+        digest = hmac.new(self._pseudonym_key, message, hashlib.sha256)
+        return kind + digest.hexdigest()[:32]
 
     def _clean(self, content: Any, found: dict[str, int]) -> Any:
         if content is None or not self._active:

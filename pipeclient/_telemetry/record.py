@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .attribution import NO_ATTRIBUTION, Attribution
+
 __all__ = [
     "CallRecord",
     "CallTracker",
@@ -133,6 +135,9 @@ class TraceRecord:
     error: ErrorInfo | None = None
     trace_name: str = ""  # the outermost block's name (this one's, for a root block)
     no_log: bool = False
+    user_id: str | None = None  # the block's attribution, as a call's
+    session_id: str | None = None
+    properties: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
 
 def new_trace_id() -> str:
@@ -151,6 +156,7 @@ class CallTracker:
         "_finished",
         "_start",
         "attempts",
+        "attribution",
         "backend",
         "base_url",
         "body",
@@ -182,9 +188,11 @@ class CallTracker:
         capture_content: bool,
         emit: Callable[[CallRecord], None] | None,
         request_id_supplied: bool = False,
+        attribution: Attribution = NO_ATTRIBUTION,
         ephemeral: bool = False,
     ) -> None:
         self.request_id = request_id
+        self.attribution = attribution
         self.ephemeral = ephemeral
         self.request_id_supplied = request_id_supplied
         self.operation = operation
@@ -272,6 +280,9 @@ class CallTracker:
                 parent_id=getattr(trace, "span_id", None),
                 trace_name=getattr(trace, "trace_name", None),
                 request_id_supplied=self.request_id_supplied,
+                user_id=self.attribution.user_id,
+                session_id=self.attribution.session_id,
+                properties=self.attribution.properties,
                 request_body=self.request_body if self.capture_content else None,
                 output=output if self.capture_content else None,
                 closed_early=closed_early,

@@ -15,6 +15,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
+from .attribution import NO_ATTRIBUTION, Attribution
 from .record import ErrorInfo, TraceRecord, new_span_id, new_trace_id
 
 __all__ = ["Trace", "TraceParent", "current_parent"]
@@ -22,9 +23,10 @@ __all__ = ["Trace", "TraceParent", "current_parent"]
 
 class TraceParent:
     """What a call needs of its parent: the trace and parent span ids, the outermost
-    block's name, and whether the block is no-log (then so is every call inside it)."""
+    block's name, whether the block is no-log (then so is every call inside it), and the
+    attribution its calls inherit."""
 
-    __slots__ = ("name", "no_log", "span_id", "trace_id", "trace_name")
+    __slots__ = ("attribution", "name", "no_log", "span_id", "trace_id", "trace_name")
 
     def __init__(
         self,
@@ -34,12 +36,14 @@ class TraceParent:
         *,
         trace_name: str | None = None,
         no_log: bool = False,
+        attribution: Attribution = NO_ATTRIBUTION,
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.name = name
         self.trace_name = trace_name if trace_name is not None else name
         self.no_log = no_log
+        self.attribution = attribution
 
 
 class Trace(TraceParent):
@@ -54,7 +58,11 @@ class Trace(TraceParent):
         parent: TraceParent | None = None,
         *,
         no_log: bool = False,
+        attribution: Attribution = NO_ATTRIBUTION,
+        base: Attribution = NO_ATTRIBUTION,
     ) -> None:
+        """`attribution`: the block's own; it inherits the enclosing block's, else `base`
+        (the client's)."""
         if not isinstance(name, str) or not name:
             from .._exceptions import ConfigError
 
@@ -66,6 +74,11 @@ class Trace(TraceParent):
             # Langfuse names a trace after its outermost block, whatever arrives last.
             trace_name=parent.trace_name if parent and parent.trace_name else name,
             no_log=no_log or bool(parent and parent.no_log),
+            attribution=attribution.over(
+                parent.attribution
+                if parent is not None and parent.attribution is not NO_ATTRIBUTION
+                else base
+            ),
         )
         self.parent_id = parent.span_id if parent else None
         self._emit = emit
@@ -105,6 +118,9 @@ class Trace(TraceParent):
                 error=ErrorInfo(exc_type.__name__, None) if exc_type else None,
                 trace_name=self.trace_name or "",
                 no_log=self.no_log,
+                user_id=self.attribution.user_id,
+                session_id=self.attribution.session_id,
+                properties=self.attribution.properties,
             )
         )
 

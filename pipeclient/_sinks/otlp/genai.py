@@ -119,7 +119,9 @@ def provider_name(host: str | None) -> str:
 
 
 def request_attributes(record: CallRecord, provider: str) -> dict[str, Any]:
-    found: dict[str, Any] = {"gen_ai.request.stream": record.stream}
+    found: dict[str, Any] = {}
+    if record.stream:  # the convention sets it on streamed calls only
+        found["gen_ai.request.stream"] = True
     if record.operation == "chat" and provider == "openai":
         found["openai.api.type"] = "chat_completions"
     for name, value in record.parameters.items():

@@ -216,6 +216,7 @@ def _call_span(record: CallRecord) -> Payload:
     if record.closed_early:
         attributes["pipeclient.closed_early"] = True
     attributes.update(content_attributes(record))
+    _add_people(attributes, record)
     name = f"{operation} {record.model}".strip()
     return _span(record, name, "CLIENT", attributes, measurements(record, attributes))
 
@@ -224,7 +225,19 @@ def _trace_span(record: TraceRecord) -> Payload:
     attributes: dict[str, Any] = {}
     if record.error is not None:
         attributes["error.type"] = record.error.type
+    _add_people(attributes, record)
     return _span(record, record.name, "INTERNAL", attributes, [])
+
+
+def _add_people(attributes: dict[str, Any], record: CallRecord | TraceRecord) -> None:
+    """Attribution: `user.id`, `gen_ai.conversation.id`, and the application's properties
+    as attributes under their own names (pipeclient's attributes win a clash)."""
+    if record.user_id:
+        attributes["user.id"] = record.user_id
+    if record.session_id:
+        attributes["gen_ai.conversation.id"] = record.session_id
+    for key, value in record.properties.items():
+        attributes.setdefault(key, value)
 
 
 def _span(
