@@ -682,3 +682,46 @@ def test_a_users_calls_are_deleted_with_their_user_id(key: str, cli: RunCli) -> 
     assert result.returncode == 0 and "deleted 2 record(s)" in result.stdout
     assert b"erase-me" not in file_bytes(db)
     assert len(exported(cli, "keep-me")["records"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"not a database at all, just text" * 40, "not a usable store database"),
+        (None, "something else"),
+    ],
+)
+def test_a_path_that_is_not_a_store_is_refused(
+    key: str, content: bytes | None, reason: str
+) -> None:
+    db = configure()
+    if content is None:
+        with sqlite3.connect(db) as connection:
+            connection.execute("CREATE TABLE invoices (id INTEGER)")
+    else:
+        db.write_bytes(content)
+    before = db.read_bytes()
+    with pytest.raises(ConfigError) as caught:
+        mock_client()
+    assert reason in str(caught.value) and "store.path" in str(caught.value)
+    assert db.read_bytes() == before
+
+
+def test_the_async_client_stores_its_calls_off_the_event_loop(key: str, cli: RunCli) -> None:
+    import asyncio
+
+    from pipeclient import AsyncClient
+
+    db = configure()
+
+    async def run() -> None:
+        async with AsyncClient(backends=[MockBackend().backend()], ephemeral=True) as client:
+            await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": CANARY}], user_id="async-user"
+            )
+
+    asyncio.run(run())
+    [entry] = exported(cli, "async-user")["records"]
+    assert entry["content"]["input"]["messages"][0]["content"] == CANARY
+    assert entry["expires_at"] is not None
+    assert CANARY.encode() not in file_bytes(db)

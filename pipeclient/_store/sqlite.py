@@ -41,6 +41,10 @@ CREATE INDEX IF NOT EXISTS records_by_time ON records (created_at);
 CREATE INDEX IF NOT EXISTS records_by_expiry ON records (expires_at)
     WHERE expires_at IS NOT NULL;
 """
+_OURS = frozenset(
+    {"meta", "data_keys", "records", "records_by_user", "records_by_request", "records_by_time"}
+    | {"records_by_expiry", "sqlite_autoindex_meta_1", "sqlite_autoindex_data_keys_1"}
+)
 _COLUMNS = "request_id, user_id, created_at, expires_at, sealed"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
@@ -139,6 +143,13 @@ class SqliteStorage(Storage):
         except (OSError, sqlite3.Error) as exc:
             raise self._fail(f"cannot be opened ({_reason(exc)})") from None
         try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            others = sorted(tables - _OURS)
+            if others:
+                raise self._fail(
+                    f"is a database of something else (it has {', '.join(others[:3])}); "
+                    "set [store] path to a new file"
+                )
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise self._fail(f"cannot use write-ahead logging (journal mode {mode})")
