@@ -99,6 +99,9 @@ def build_pipeline(
             api_keys=api_keys or {},
             source=where_value(("audit", "path"), settings.sources),
             open_log=capture is None,
+            rotate_mb=audit.rotate_mb,
+            retention_days=audit.retention_days,
+            signing_key=audit.signing_key,
         )
         if capture is None and (audit.durable or settings.do_not_track):
             audit_now = audit_sink

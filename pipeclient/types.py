@@ -11,12 +11,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
 __all__ = [
+    "Base64Embedding",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionMessage",
     "Choice",
     "ChunkChoice",
     "CompletionUsage",
+    "CreateEmbeddingBase64Response",
     "CreateEmbeddingResponse",
     "Embedding",
     "EmbeddingUsage",
@@ -126,7 +128,16 @@ class ChatCompletionChunk(_Response):
 class Embedding(_Model):
     object: Literal["embedding"] = "embedding"
     index: int = 0
-    embedding: list[float] | str
+    embedding: list[float]
+
+
+class Base64Embedding(_Model):
+    """An embedding asked for with `encoding_format="base64"`: little-endian float32s,
+    base64-encoded (`numpy.frombuffer(base64.b64decode(e.embedding), dtype="<f4")`)."""
+
+    object: Literal["embedding"] = "embedding"
+    index: int = 0
+    embedding: str
 
 
 class EmbeddingUsage(_Model):
@@ -134,9 +145,8 @@ class EmbeddingUsage(_Model):
     total_tokens: int = 0
 
 
-class CreateEmbeddingResponse(_Response):
+class _EmbeddingsResponse(_Response):
     object: Literal["list"] = "list"
-    data: list[Embedding]
     model: str = ""
     usage: EmbeddingUsage = EmbeddingUsage()
 
@@ -144,6 +154,16 @@ class CreateEmbeddingResponse(_Response):
     @classmethod
     def _usage_may_be_null(cls, value: Any) -> Any:
         return EmbeddingUsage() if value is None else value
+
+
+class CreateEmbeddingResponse(_EmbeddingsResponse):
+    data: list[Embedding]
+
+
+class CreateEmbeddingBase64Response(_EmbeddingsResponse):
+    """`embeddings.create(..., encoding_format="base64")`: each embedding a base64 string."""
+
+    data: list[Base64Embedding]
 
 
 class Image(_Model):

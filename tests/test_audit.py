@@ -4,6 +4,7 @@ show, and the `pipeclient audit` commands."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -28,9 +29,9 @@ from pipeclient._audit.log import (
     AuditLog,
     _check_slowly,
     check_line,
-    fingerprint,
     format_line,
 )
+from pipeclient._audit.secret import SECRET_NAME, fingerprint, installation_secret
 from pipeclient._audit.verify import find_lines, parse_anchor, verify
 from pipeclient._sinks.audit import AuditSink, audit_fields, build_audit_sink
 from pipeclient._telemetry.dispatch import Dispatcher
@@ -236,11 +237,12 @@ def test_no_log_calls_write_no_line(tmp_path: Path) -> None:
     assert [line["x_request_id"] for line in lines_of(path)] == ["logged", "durable-logged"]
 
 
+def secret_of(directory: Path) -> bytes:
+    return installation_secret(directory, create=False)
+
+
 def test_user_id_is_configured_or_the_key_fingerprint_never_the_key(tmp_path: Path) -> None:
     keys = {"main": "sk-main-secret-key", "backup": "sk-backup-secret-key"}
-    assert fingerprint("sk-main-secret-key") == (
-        "sha256:" + hashlib.sha256(b"sk-main-secret-key").hexdigest()[:12]
-    )
     by_key = build_audit_sink(
         path=str(tmp_path / "a.jsonl"), user_id="", durable=False, api_keys=keys
     )
@@ -250,10 +252,75 @@ def test_user_id_is_configured_or_the_key_fingerprint_never_the_key(tmp_path: Pa
     for record in (call_record(backend="main"), call_record(backend="backup")):
         by_key.send(by_key.encode(record), 1.0)
         configured.send(configured.encode(record), 1.0)
+    secret = secret_of(tmp_path)
+    assert fingerprint("sk-main-secret-key", secret) == (
+        "sha256:" + hmac.new(secret, b"sk-main-secret-key", hashlib.sha256).hexdigest()[:12]
+    )
     users = [line["user_id"] for line in lines_of(tmp_path / "a.jsonl")]
-    assert users == [fingerprint(keys["main"]), fingerprint(keys["backup"])]
+    assert users == [fingerprint(keys["main"], secret), fingerprint(keys["backup"], secret)]
     assert {line["user_id"] for line in lines_of(tmp_path / "b.jsonl")} == {"employee-42"}
     assert "secret-key" not in (tmp_path / "a.jsonl").read_text()
+
+
+def test_fingerprints_are_keyed_per_installation_and_stable_on_one(tmp_path: Path) -> None:
+    key = {"main": "sk-same-key-everywhere"}
+    users = {}
+    for place in ("one", "two", "one"):
+        path = tmp_path / place / "audit.jsonl"
+        sink = build_audit_sink(path=str(path), user_id="", durable=False, api_keys=key)
+        sink.send(sink.encode(call_record(backend="main")), 1.0)
+        sink.shutdown(1.0)
+        users.setdefault(place, set()).update(line["user_id"] for line in lines_of(path))
+    assert len(users["one"]) == 1 and users["one"] != users["two"]  # unlinkable, yet stable
+    unkeyed = "sha256:" + hashlib.sha256(b"sk-same-key-everywhere").hexdigest()[:12]
+    assert unkeyed not in users["one"] | users["two"]
+    secret_file = tmp_path / "one" / SECRET_NAME
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "one" / "audit.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+def test_lines_with_the_old_unkeyed_fingerprint_keep_verifying(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    unkeyed = "sha256:" + hashlib.sha256(b"sk-old").hexdigest()[:12]
+    with AuditLog(path, user_id=unkeyed) as log:
+        log.append(fields(0, user_id=unkeyed))
+    sink = build_audit_sink(path=str(path), user_id="", durable=False, api_keys={"main": "sk-old"})
+    sink.send(sink.encode(call_record(backend="main")), 1.0)
+    sink.shutdown(1.0)
+    old, new = (line["user_id"] for line in lines_of(path))
+    assert old == unkeyed and new == fingerprint("sk-old", secret_of(tmp_path)) != unkeyed
+    assert verify(path).ok and [n for n, _ in find_lines(path, user_id=unkeyed)] == [1]
+
+
+def test_first_writers_racing_agree_on_one_secret(tmp_path: Path) -> None:
+    found: list[bytes] = []
+    barrier = threading.Barrier(8)
+
+    def make() -> None:
+        barrier.wait()
+        found.append(installation_secret(tmp_path, create=True))
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(found)) == 1 and len(found[0]) == 32
+    assert [path.name for path in tmp_path.iterdir()] == [SECRET_NAME]
+
+
+def test_a_damaged_secret_or_a_preview_never_makes_a_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "audit.jsonl"
+    encode_only = build_audit_sink(
+        path=str(path), user_id="", durable=False, api_keys={"main": "k"}, open_log=False
+    )
+    assert encode_only.encode(call_record())[0]["user_id"].startswith("sha256:")
+    assert not (tmp_path / "logs").exists()  # a preview creates nothing
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / SECRET_NAME).write_text("damaged\n")
+    with pytest.raises(ConfigError, match=r"audit\.secret.*not a pipeclient audit secret") as err:
+        build_audit_sink(path=str(path), user_id="", durable=False, api_keys={"main": "k"})
+    assert err.value.key == "audit.path"
 
 
 def test_append_refuses_other_keys(tmp_path: Path) -> None:
@@ -771,7 +838,7 @@ def test_client_writes_one_metadata_line_per_call(tmp_path: Path, durable: bool)
     assert [line["x_request_id"] for line in lines] == ["a-ok", "a-err"]
     assert all(set(line) == LINE_KEYS for line in lines)
     assert lines[1]["error"] == {"type": "BadRequestError", "code": 400}
-    assert lines[0]["user_id"] == fingerprint("sk-audit-key-123")
+    assert lines[0]["user_id"] == fingerprint("sk-audit-key-123", secret_of(tmp_path))
     assert canary not in path.read_text() and "sk-audit-key-123" not in path.read_text()
     assert verify(path).ok
 

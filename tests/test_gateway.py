@@ -248,6 +248,9 @@ def test_a_full_spool_drops_the_oldest_and_counts(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="spooled"):
         sink.send(payloads, timeout=0.5)
     spool = sink.spools["gateway"]
+    files = [path for path in spool.directory.iterdir()]
+    assert files and all(path.stat().st_mode & 0o777 == 0o600 for path in files), files
+    assert spool.directory.stat().st_mode & 0o077 == 0  # nobody else may list it
     kept = [json.loads(event)["request_id"] for event in spool.take(100)]
     assert kept == [f"r-{i}" for i in range(3, 8)] and sink.dropped == 3
 

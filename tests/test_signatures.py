@@ -78,6 +78,10 @@ def test_mypy_catches_typos_in_calls_and_client_options(tmp_path: Path) -> None:
         "client = pipeclient.Client(max_retry=3)\n"
         "client.chat.completions.create(model='m', messages=[], temprature=0.2)\n"
         "client.chat.completions.create(model='m', messages=[], temperature='hot')\n"
+        "floats = client.embeddings.create(model='e', input='x')\n"
+        "reveal_type(floats.data[0].embedding)\n"
+        "packed = client.embeddings.create(model='e', input='x', encoding_format='base64')\n"
+        "reveal_type(packed.data[0].embedding)\n"
     )
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
@@ -90,6 +94,44 @@ def test_mypy_catches_typos_in_calls_and_client_options(tmp_path: Path) -> None:
     assert '"max_retry"' in result.stdout, result.stdout
     assert '"temprature"' in result.stdout, result.stdout
     assert '"temperature"' in result.stdout and "str" in result.stdout, result.stdout
+    # An embedding is typed by the encoding asked for: floats, or base64 text.
+    assert ':6: note: Revealed type is "list[float]"' in result.stdout, result.stdout
+    assert ':8: note: Revealed type is "str"' in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("client_class", [pipeclient.Client, pipeclient.AsyncClient])
+def test_an_embedding_is_floats_unless_base64_was_asked_for(client_class: Any) -> None:
+    import base64
+    import struct
+
+    from pipeclient.types import CreateEmbeddingBase64Response, CreateEmbeddingResponse
+
+    mock = MockBackend()
+    client = client_class(backends=[mock.backend()])
+
+    async def calls() -> tuple[Any, Any]:
+        floats = client.embeddings.create(model="e", input="x", dimensions=4)
+        packed = client.embeddings.create(
+            model="e", input="x", dimensions=4, encoding_format="base64"
+        )
+        if client_class is pipeclient.AsyncClient:
+            return await floats, await packed
+        return floats, packed
+
+    floats, packed = asyncio.run(calls())
+    assert type(floats) is CreateEmbeddingResponse
+    assert type(packed) is CreateEmbeddingBase64Response
+    vector = floats.data[0].embedding
+    assert isinstance(vector, list) and len(vector) == 4
+    decoded = struct.unpack("<4f", base64.b64decode(packed.data[0].embedding))
+    assert list(decoded) == vector  # the same embedding, as the encoding asked for it
+    assert "encoding_format" not in mock.requests[0].json()
+    assert mock.requests[1].json()["encoding_format"] == "base64"
+    with pytest.raises(pipeclient.ConfigError, match="encoding_format"):
+        bad = client.embeddings.create(model="e", input="x", encoding_format="int8")
+        if client_class is pipeclient.AsyncClient:
+            asyncio.run(bad)
+    assert len(mock.requests) == 2
 
 
 def test_every_parameter_of_the_installed_openai_sdk_is_accepted_under_its_name() -> None:
@@ -102,7 +144,7 @@ def test_every_parameter_of_the_installed_openai_sdk_is_accepted_under_its_name(
 
     from pipeclient._client.params import ChatParams, EmbeddingParams, ImageParams
 
-    explicit = {"model", "messages", "stream", "input", "prompt", "self"}
+    explicit = {"model", "messages", "stream", "input", "prompt", "self", "encoding_format"}
     for method, params in (
         (Completions.create, ChatParams),
         (Embeddings.create, EmbeddingParams),

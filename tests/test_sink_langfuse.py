@@ -166,7 +166,12 @@ def test_a_chat_call_is_a_generation(server: CaptureServer) -> None:
     (resource,) = body["resourceSpans"]
     resource_attributes = {a["key"]: a["value"] for a in resource["resource"]["attributes"]}
     assert resource_attributes["service.name"] == {"stringValue": "test-service"}
-    assert resource["scopeSpans"][0]["scope"]["name"] == "pipeclient"
+    # A scope named "langfuse-sdk..." (with the public key, as the SDK's own spans): Langfuse
+    # reads the spans as written in its attribute format and does not repeat each raw
+    # attribute in the observation's metadata.
+    scope = resource["scopeSpans"][0]["scope"]
+    assert scope["name"] == "langfuse-sdk.pipeclient"
+    assert scope["attributes"] == [{"key": "public_key", "value": {"stringValue": PUBLIC}}]
 
     (span,) = _spans(body)
     assert span["traceId"] == TRACE_ID and span["spanId"] == "00f067aa0ba902b7"
@@ -221,7 +226,8 @@ def test_a_streamed_call_has_its_completion_start_time(server: CaptureServer) ->
     sink = _sink(server.url)
     body = _post(server, sink, _call(stream=True, ttft_ms=80.0, closed_early=True))
     attributes = _attributes(_spans(body)[0])
-    first_chunk = json.loads(attributes["langfuse.observation.completion_start_time"])
+    # An ISO 8601 string as it is: a JSON-quoted one is read only by a fallback for old SDKs
+    first_chunk = attributes["langfuse.observation.completion_start_time"]
     assert first_chunk == "2023-11-14T22:13:20.330000Z"  # STARTED + 80 ms, UTC
     assert attributes["langfuse.observation.metadata.stream"] is True
     assert attributes["langfuse.observation.metadata.closed_early"] is True

@@ -204,6 +204,10 @@ def trace_block(**changes: Any) -> TraceRecord:
 # -- the sink and what arrived ---------------------------------------------------------------
 
 
+INFERENCE_INPUT = "gen_ai.client.inference.usage.input_tokens"
+INFERENCE_OUTPUT = "gen_ai.client.inference.usage.output_tokens"
+
+
 def sink_for(url: str, **settings: Any) -> OtlpSink:
     config = OtlpConfig(
         name="test", enabled=True, endpoint=url, headers={"Authorization": TOKEN}, **settings
@@ -555,6 +559,49 @@ def test_metrics_follow_the_conventions(collector: CaptureServer, sink: OtlpSink
     assert (by_type["output"].count, by_type["output"].sum) == (2, 55)
     assert list(by_type["input"].explicit_bounds) == TOKEN_BUCKETS
     assert_convention_names(collector)
+
+
+def test_spans_and_metrics_state_the_pinned_conventions_version(
+    collector: CaptureServer, sink: OtlpSink
+) -> None:
+    from pipeclient._sinks.otlp.genai import CONVENTIONS_VERSION
+
+    assert CONVENTIONS_VERSION == "1.41.0"
+    deliver(sink, call())
+    schema = "https://opentelemetry.io/schemas/1.41.0"
+    (traces,) = collector.requests_to("/v1/traces")
+    message = ExportTraceServiceRequest.FromString(traces.content)
+    assert [s.schema_url for r in message.resource_spans for s in r.scope_spans] == [schema]
+    metrics = ExportMetricsServiceRequest.FromString(
+        collector.requests_to("/v1/metrics")[0].content
+    )
+    assert [s.schema_url for r in metrics.resource_metrics for s in r.scope_metrics] == [schema]
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ("v1.41", {"gen_ai.client.token.usage"}),
+        ("inference", {INFERENCE_INPUT, INFERENCE_OUTPUT}),
+        ("both", {"gen_ai.client.token.usage", INFERENCE_INPUT, INFERENCE_OUTPUT}),
+    ],
+)
+def test_the_newer_token_histograms_are_an_opt_in(
+    collector: CaptureServer, choice: str, expected: set[str]
+) -> None:
+    sink = sink_for(collector.url, token_metrics=choice)
+    try:
+        deliver(sink, call(input_tokens=100, output_tokens=50))
+    finally:
+        sink.shutdown(timeout=2.0)
+    metrics = arrived_metrics(collector)
+    tokens = {name for name in metrics if "token" in name}
+    assert tokens == expected
+    if choice != "v1.41":
+        ((attributes, point),) = points(metrics[INFERENCE_INPUT])
+        assert "gen_ai.token.type" not in attributes and (point.count, point.sum) == (1, 100)
+        ((_, point),) = points(metrics[INFERENCE_OUTPUT])
+        assert point.sum == 50 and list(point.explicit_bounds) == TOKEN_BUCKETS
 
 
 def test_metrics_go_at_most_every_few_seconds_and_at_flush(

@@ -130,7 +130,7 @@ def test_chat_call_arrives_as_ai_generation_with_posthog_properties() -> None:
     assert props["$ai_request_url"] == "https://api.openai.com/v1/chat/completions"
     assert props["$ai_is_error"] is False
     assert props["$ai_model_parameters"] == {"temperature": 0.2, "max_tokens": 64}
-    assert props["$ai_request_id"] == "req-123"
+    assert props["request_id"] == "req-123"
     assert props["$ai_response_id"] == "chatcmpl-1"
     assert props["$ai_stop_reason"] == "stop"
     assert props["$lib"] == "posthog-python"
@@ -405,7 +405,7 @@ def test_large_batches_are_split_into_several_requests(monkeypatch: pytest.Monke
         deliver(sink_for(server.url), *records)
         assert len(server.requests) > 1
         events = arrived(server)
-    assert [e["properties"]["$ai_request_id"] for e in events] == [f"req-{i}" for i in range(6)]
+    assert [e["properties"]["request_id"] for e in events] == [f"req-{i}" for i in range(6)]
 
 
 def test_secrets_stay_out_of_repr_and_encode() -> None:

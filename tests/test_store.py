@@ -210,13 +210,14 @@ def test_writes_run_on_the_store_lane_not_the_callers_thread(
 def test_a_call_without_a_user_id_is_stored_under_its_keys_fingerprint(
     key: str, cli: RunCli
 ) -> None:
-    from pipeclient._audit.log import fingerprint
+    from pipeclient._audit.secret import fingerprint, installation_secret
 
     db = configure()
     backend = MockBackend().backend()
     with Client(backends=[backend]) as client:
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
-    assert _only_user(db) == fingerprint(backend.api_key.get_secret_value())
+    secret = installation_secret(db.absolute().parent, create=False)
+    assert _only_user(db) == fingerprint(backend.api_key.get_secret_value(), secret)
 
 
 def test_trace_blocks_are_not_stored(key: str) -> None:

@@ -124,7 +124,7 @@ def test_every_stream_receives_each_call_with_shared_ids(destinations: Destinati
     assert report.sent == {"posthog": 5, "langfuse": 5, "otlp:collector": 5}
 
     # PostHog: redact = true, so metadata only.
-    events = {e["properties"].get("$ai_request_id"): e for e in destinations.posthog_events()}
+    events = {e["properties"].get("request_id"): e for e in destinations.posthog_events()}
     assert events[rid("chat")]["event"] == "$ai_generation"
     assert events[rid("embed")]["event"] == "$ai_embedding"
     assert events[rid("stream")]["properties"]["$ai_stream"] is True
@@ -167,7 +167,7 @@ def test_redact_false_sends_content_and_no_log_sends_nothing(
         no_log=True,
     )
     client.close()
-    events = {e["properties"]["$ai_request_id"]: e for e in destinations.posthog_events()}
+    events = {e["properties"]["request_id"]: e for e in destinations.posthog_events()}
     assert CANARY in json.dumps(events[rid("open")]["properties"]["$ai_input"])
     assert rid("quiet") not in events
     for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
@@ -246,7 +246,7 @@ def test_capture_telemetry_records_payloads_without_sending(
         client.chat.completions.create(model="m", messages=MESSAGES, request_id=rid("cap"))
         client.close()
     assert set(captured) == {"posthog", "langfuse", "otlp:collector"}
-    assert captured["posthog"][0]["properties"]["$ai_request_id"] == rid("cap")
+    assert captured["posthog"][0]["properties"]["request_id"] == rid("cap")
     assert CANARY not in captured.text("posthog")
     assert CANARY in captured.text("langfuse") and CANARY in captured.text("otlp:collector")
     for server in (destinations.posthog, destinations.langfuse, destinations.otlp):
@@ -325,7 +325,7 @@ def test_non_streamed_calls_have_no_time_to_first_token(destinations: Destinatio
         )
     )
     client.close()
-    events = {e["properties"]["$ai_request_id"]: e for e in destinations.posthog_events()}
+    events = {e["properties"]["request_id"]: e for e in destinations.posthog_events()}
     assert "$ai_time_to_first_token" not in events[rid("plain")]["properties"]
     assert events[rid("streamed")]["properties"]["$ai_time_to_first_token"] > 0
 

@@ -25,7 +25,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 import rfc8785
 
@@ -40,10 +40,11 @@ __all__ = [
     "LINE_KEYS",
     "AuditLog",
     "LineCheck",
+    "Rotation",
     "check_audit_path",
     "check_line",
-    "fingerprint",
     "format_line",
+    "leaf_bytes",
 ]
 
 GENESIS = "0" * 64
@@ -94,11 +95,6 @@ CANONICAL_LINE = re.compile(
     rb',"user_id":' + _STR + rb',"x_request_id":' + _STR + rb"\}"
 )  # fmt: skip
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def fingerprint(api_key: str) -> str:
-    """A stable, non-reversible user id for an API key: never the key itself."""
-    return "sha256:" + hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:12]
 
 
 # -- one line -------------------------------------------------------------------------
@@ -152,6 +148,19 @@ def _check_slowly(raw: bytes) -> LineCheck:
     return LineCheck(
         status, line["seq"], line["prev_hash"], line["hash"], "" if status == "ok" else _EDITED
     )
+
+
+def leaf_bytes(raw: bytes) -> bytes:
+    """The bytes the chain hashes for an intact line: the line without its hash member.
+
+    They are also the line's leaf in the log's Merkle tree."""
+    match = CANONICAL_LINE.fullmatch(raw)
+    if match is not None and (raw.isascii() or is_utf8(raw)):
+        start, end = match.span(1)
+        return raw[:start] + raw[end:]
+    line = json.loads(raw.decode("utf-8"))
+    del line["hash"]
+    return rfc8785.dumps(line)
 
 
 def is_cut(raw: bytes) -> bool:
@@ -325,6 +334,17 @@ def _not_a_log(path: Path, size: int) -> str:
     )
 
 
+class Rotation(Protocol):
+    """When and how the log rolls into a new segment (`_audit.rotate` implements it)."""
+
+    limit: int  # bytes: a line that would take the file past this starts a new segment
+
+    def seal(self, path: Path, fd: int) -> str:
+        """Keep the full file as a segment (under the writers' lock); the `prev_hash` the
+        next segment's first line carries: it commits to the sealed segment."""
+        ...
+
+
 class AuditLog:
     """An append-only audit file shared safely by threads and processes."""
 
@@ -335,10 +355,12 @@ class AuditLog:
         user_id: str,
         durable: bool = False,
         source: str | None = None,
+        rotation: Rotation | None = None,
     ) -> None:
         self.path = Path(path).expanduser().absolute()  # immune to a later chdir
         self.user_id = user_id
         self.durable = durable
+        self.rotation = rotation
         self._source = source  # where [audit] path was set, for error messages
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -385,6 +407,13 @@ class AuditLog:
                 size = self._sync_head(fd)
                 seq, prev = self._head
                 data, digest = format_line(line, seq + 1, prev)
+                rotation = self.rotation
+                if rotation is not None and seq and size + len(data) > rotation.limit:
+                    prev = rotation.seal(self.path, fd)
+                    data, digest = format_line(line, seq + 1, prev)
+                    self._start_segment(data)  # the next append opens it
+                    self._size = -1
+                    return dict(line, seq=seq + 1, prev_hash=prev, hash=digest)
                 if self._needs_newline:
                     data = b"\n" + data  # close a fragment a crash left, in the same write
                 self._size = -1  # unknown until the write is complete
@@ -394,6 +423,21 @@ class AuditLog:
             if self.durable:
                 os.fsync(fd)
         return dict(line, seq=seq + 1, prev_hash=prev, hash=digest)
+
+    def _start_segment(self, first_line: bytes) -> None:
+        """Replace the file at our path with a new one holding `first_line`, atomically:
+        a writer opening the path sees the old file or the new one, never none."""
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, first_line)
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.path)
+        if self.durable:
+            _fsync_directory(self.path.parent)
 
     def close(self) -> None:
         """Close the file. Idempotent; later appends raise."""

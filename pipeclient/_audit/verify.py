@@ -10,6 +10,7 @@ verify) detects what the chain alone cannot: lines cut from the end, or a rewrit
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -18,14 +19,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 if sys.platform != "win32":
     import fcntl
 
-from .log import CANONICAL_LINE, GENESIS, LineCheck, check_line, is_utf8
+from .log import CANONICAL_LINE, GENESIS, LineCheck, check_line, is_utf8, leaf_bytes
+from .merkle import Leaves, TreeBuilder
 
-__all__ = ["FaultKind", "VerifyResult", "find_lines", "parse_anchor", "verify"]
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
+
+__all__ = ["FaultKind", "VerifyResult", "find_lines", "log_origin", "parse_anchor", "verify"]
 
 FaultKind = Literal[
     "edited",  # a line's content does not hash to its hash (or it was re-hashed)
@@ -35,7 +40,9 @@ FaultKind = Literal[
     "duplicate",  # an exact copy of another line
     "malformed",  # not JSON, wrong keys or types, or a cut line the chain does not cross
     "truncated",  # the log ends before the anchor's seq: lines were cut from the end
-    "rewritten",  # the line at the anchor's seq has another hash
+    "rewritten",  # the line at the anchor's seq has another hash, or the checkpoint's
+    # tree head is not that of the log's first lines
+    "another_log",  # the checkpoint is of another log
 ]
 
 _BLOCK = 1 << 22
@@ -54,6 +61,10 @@ class VerifyResult:
     fault: FaultKind | None = None
     message: str = ""
     torn: tuple[int, ...] = ()  # fragments of interrupted writes that the chain crosses
+    tree_size: int = 0  # with a checkpoint or collected leaves: the log's tree, its size
+    root: bytes = b""  # and its head
+    origin: str = ""  # and the log's name in checkpoints
+    continues: str = ""  # a segment: the checkpoint of the sealed one its first line follows
 
     @property
     def anchor(self) -> str:
@@ -94,18 +105,30 @@ def _settled_size(path: Path) -> int:
 
 
 def verify(
-    path: str | os.PathLike[str], expect_head: tuple[int, str] | None = None
+    path: str | os.PathLike[str],
+    expect_head: tuple[int, str] | None = None,
+    *,
+    checkpoint: Checkpoint | None = None,
+    tree_file: str | os.PathLike[str] | None = None,
+    leaves: Leaves | None = None,
 ) -> VerifyResult:
-    """Check the whole chain (and the anchor, if given); report the first bad line."""
+    """Check the whole chain (and the anchor, and the checkpoint's tree, if given); report
+    the first bad line. `leaves` collects the leaf hashes of the log's tree; `tree_file`
+    (leaf hashes kept by `audit checkpoint`) lets a rewrite be traced to its first line."""
     path = Path(path)
     match, sha = CANONICAL_LINE.fullmatch, sha256
     line_no = last_line = last_seq = 0
     last_hash, last_prev = GENESIS.encode(), b""
     anchor_seq, anchor_hash = expect_head if expect_head is not None else (-1, "")
     anchor_seen: tuple[int, bytes] | None = None
+    tree = TreeBuilder() if checkpoint is not None or leaves is not None else None
+    want_size = checkpoint.size if checkpoint is not None else -1
+    first: tuple[int, bytes] | None = None  # line number and hash of the tree's first leaf
+    at_size: tuple[int, bytes] | None = None  # line number and tree head at `want_size`
     end = _settled_size(path)  # lines appended while we read are not ours to judge
     pending: list[int] = []  # cut lines waiting for the next intact line to explain them
     torn: list[int] = []
+    continues = ""  # the sealed segment's checkpoint that the first line commits to
     for raw in _raw_lines(path, end):
         line_no += 1
         found = match(raw)
@@ -113,7 +136,8 @@ def verify(
             start = found.start(1)  # `,"hash":"<64 hex>"`: 74 bytes
             digest, prev, seq_text = found.group(2, 3, 4)
             seq = int(seq_text)
-            if sha(raw[:start] + raw[start + 74 :]).hexdigest().encode() != digest:
+            body = raw[:start] + raw[start + 74 :]
+            if sha(body).hexdigest().encode() != digest:
                 return _fault(line_no, "edited", _EDITED, line_no, last_seq, last_hash)
         else:
             check = check_line(raw)
@@ -125,6 +149,11 @@ def verify(
                 message = _EDITED if kind == "edited" else check.reason
                 return _fault(line_no, kind, message, line_no, last_seq, last_hash)
             digest, seq, prev = check.hash.encode(), check.seq, check.prev_hash.encode()
+            body = leaf_bytes(raw) if tree is not None else b""
+        if not last_line and seq > 1 and not continues:  # a segment after a sealed one?
+            continues = _sealed_before(path, prev)
+            if continues:
+                last_seq, last_hash = seq - 1, prev
         if seq != last_seq + 1 or prev != last_hash:
             if pending:
                 return _fault(
@@ -147,6 +176,15 @@ def verify(
             pending.clear()
         if seq == anchor_seq:
             anchor_seen = (line_no, digest)
+        if tree is not None:
+            leaf = sha(b"\x00" + body).digest()
+            tree.append(leaf)
+            if leaves is not None:
+                leaves.append(leaf)
+            if first is None:
+                first = (line_no, digest)
+            if tree.size == want_size:
+                at_size = (line_no, tree.root())
         last_line, last_seq, last_prev, last_hash = line_no, seq, prev, digest
     torn += pending
     head, torn_lines = last_hash.decode(), tuple(torn)
@@ -166,7 +204,134 @@ def verify(
                 "since the anchor was taken",
                 torn_lines,
             )  # fmt: skip
-    return VerifyResult(True, line_no, last_seq, head, torn=torn_lines)
+    size, root = (tree.size, tree.root()) if tree is not None else (0, b"")
+    origin = log_origin(first[1].decode()) if first is not None else ""
+    if checkpoint is not None:
+        problem = _tree_problem(
+            path, end, checkpoint, tree_file, size, first, at_size, line_no, last_seq
+        )
+        if problem is not None:
+            bad, kind, message = problem
+            return VerifyResult(
+                False, line_no, last_seq, head, bad, kind, message, torn_lines, size, root, origin
+            )
+    return VerifyResult(
+        True, line_no, last_seq, head, torn=torn_lines, tree_size=size, root=root, origin=origin,
+        continues=continues,
+    )  # fmt: skip
+
+
+_SEGMENT_NAME = re.compile(r"(.+)\.[0-9]{12}")
+
+
+def _sealed_before(path: Path, prev_hash: bytes) -> str:
+    """The checkpoint beside the log whose text hashes to `prev_hash`: the final checkpoint
+    of the segment this one continues (a segment's first line commits to it), or ""."""
+    from .checkpoint import CheckpointError, parse_checkpoint
+
+    named = _SEGMENT_NAME.fullmatch(path.name)
+    base = named[1] if named else path.name
+    for candidate in sorted(path.parent.glob(f"{glob.escape(base)}.*.checkpoint")):
+        try:
+            checkpoint = parse_checkpoint(candidate.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, CheckpointError):
+            continue
+        if sha256(checkpoint.body.encode()).hexdigest().encode() == prev_hash:
+            return str(candidate)
+    return ""
+
+
+def log_origin(first_hash: str) -> str:
+    """A log's name in its checkpoints: fixed by its first line, so no two logs share one."""
+    return f"pipeclient/audit/{first_hash[:16]}"
+
+
+def _tree_problem(
+    path: Path,
+    end: int,
+    checkpoint: Checkpoint,
+    tree_file: str | os.PathLike[str] | None,
+    size: int,
+    first: tuple[int, bytes] | None,
+    at_size: tuple[int, bytes] | None,
+    lines: int,
+    last_seq: int,
+) -> tuple[int, FaultKind, str] | None:
+    """Why the log does not hold the checkpoint's tree (line, fault, message), or None."""
+    origin = log_origin(first[1].decode()) if first is not None else None
+    if first is not None and origin != checkpoint.origin:
+        line = first[0]
+        return (
+            line,
+            "another_log",
+            (
+                f"line {line} is not the first line of the checkpoint's log: the checkpoint is of "
+                f"{checkpoint.origin!r}, this log is {origin!r} (a checkpoint of another log, or "
+                "this log was rewritten from its first line)"
+            ),
+        )
+    if checkpoint.size == 0 or (at_size is not None and at_size[1] == checkpoint.root):
+        return None
+    found = _first_rewritten(path, end, checkpoint, tree_file)
+    if checkpoint.size > size and found is None:
+        return (
+            lines + 1,
+            "truncated",
+            (
+                f"the log holds {size} lines (up to seq {last_seq}) but the checkpoint covers "
+                f"{checkpoint.size}: {checkpoint.size - size} line(s) were cut from the end"
+            ),
+        )
+    last_line = at_size[0] if at_size is not None else lines
+    if found is not None:
+        line, index = found
+        return (
+            line,
+            "rewritten",
+            (
+                f"line {line} (entry {index} of the tree) is not the line the checkpoint covers "
+                "(the tree file kept beside the log says what it was): the log was rewritten "
+                "from this line on"
+            ),
+        )
+    return (
+        last_line,
+        "rewritten",
+        (
+            f"the first {checkpoint.size} lines no longer hash to the checkpoint's tree head: "
+            f"the log was rewritten at or before line {last_line}; keep the tree file that "
+            "`pipeclient audit checkpoint` writes beside the log to have the first changed "
+            "line named"
+        ),
+    )
+
+
+def _first_rewritten(
+    path: Path, end: int, checkpoint: Checkpoint, tree_file: str | os.PathLike[str] | None
+) -> tuple[int, int] | None:
+    """(line number, leaf index) of the first leaf that differs from the tree file's, when
+    that file holds the checkpoint's tree (so its hashes are the ones that were signed)."""
+    if tree_file is None:
+        return None
+    try:
+        data = Path(tree_file).read_bytes()[: checkpoint.size * 32]
+    except OSError:
+        return None
+    if len(data) != checkpoint.size * 32:
+        return None
+    kept = Leaves(data)
+    if kept.root() != checkpoint.root:
+        return None  # not the signed tree: it proves nothing about the lines
+    index = 0
+    for number, raw in enumerate(_raw_lines(path, end), 1):
+        if check_line(raw).status != "ok":
+            continue  # a torn fragment: not a leaf
+        if index >= checkpoint.size:
+            break
+        if sha256(b"\x00" + leaf_bytes(raw)).digest() != kept[index]:
+            return number, index
+        index += 1
+    return None
 
 
 _EDITED = "its content does not hash to its hash field: the line was changed"

@@ -12,22 +12,21 @@ from pydantic import BaseModel
 
 from .._audit.log import check_audit_path
 from .._client.backends import gateway_url_from_env
+from .._config.models import secret_fields
 from .._config.settings import DEFAULT, TelemetrySettings, key_name, where_value
 
 __all__ = ["describe", "render_text"]
 
-_SECRET_KEYS = frozenset({"api_key", "public_key", "secret_key", "key"})
 
-
-def _shown(key: str, value: Any) -> Any:
-    """Secrets are shown as set or not, never their value."""
-    if key in _SECRET_KEYS:
-        if isinstance(value, str) and value.startswith("${"):
-            return f"{value} (not resolved: the stream is off)"
-        return f"<set, {len(value)} characters>" if value else "<empty>"
-    if key == "headers" and isinstance(value, Mapping):
+def _shown(value: Any, *, secret: bool) -> Any:
+    """Secrets (the fields the model marks so) are shown as set or not, never their value."""
+    if not secret:
+        return value
+    if isinstance(value, Mapping):
         return {name: "<set>" for name in value}
-    return value
+    if isinstance(value, str) and value.startswith("${"):
+        return f"{value} (not resolved: its table is off, or the variable is unset)"
+    return f"<set, {len(value)} characters>" if value else "<empty>"
 
 
 def _source_label(source: str) -> str:
@@ -40,11 +39,12 @@ def _settings_of(
     table: BaseModel, prefix: tuple[str | int, ...], settings: TelemetrySettings
 ) -> list[dict[str, Any]]:
     rows = []
+    secrets = secret_fields(type(table))
     for key in type(table).model_fields:
         name = key_name((*prefix, key))
         row = {
             "key": name,
-            "value": _shown(key, getattr(table, key)),
+            "value": _shown(getattr(table, key), secret=key in secrets),
             "source": _source_label(settings.source_of(name)),
         }
         if name in settings.overridden:  # which layer won, and over which

@@ -21,14 +21,26 @@ from .._exceptions import (
     status_error_class,
 )
 from .._privacy.known_secrets import KnownSecrets
-from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
+from ..types import (
+    ChatCompletion,
+    CreateEmbeddingBase64Response,
+    CreateEmbeddingResponse,
+    ImagesResponse,
+)
 from .backends import Backend
 from .call import Call
 from .retry import retry_after_seconds, should_retry_status
 
 __all__ = ["not_an_event_stream", "parse", "status_error", "transport_error"]
 
-ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
+# Every answer type a call can be parsed into (one definition, used by the resources too).
+ResponseT = TypeVar(
+    "ResponseT",
+    ChatCompletion,
+    CreateEmbeddingResponse,
+    CreateEmbeddingBase64Response,
+    ImagesResponse,
+)
 
 
 def _content_type(response: httpx.Response) -> str:

@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 from typing_extensions import Unpack
@@ -27,12 +27,20 @@ from .._telemetry.record import CallTracker, ErrorInfo, Operation
 from .._telemetry.report import FlushReport
 from .._telemetry.trace import Trace, TraceParent, current_parent
 from .._version import __version__
-from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
 from . import answers as _answers
+from .answers import ResponseT
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
 from .call import Call, check_headers, check_query, check_request_id, check_timeout
 from .params import ClientOptions, reject_unexpected
-from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
+from .resources import (
+    NOT_GIVEN,
+    AsyncChat,
+    AsyncEmbeddings,
+    AsyncImages,
+    Chat,
+    Embeddings,
+    Images,
+)
 from .retry import RetryPolicy
 from .router import CallRoute, Router
 from .streaming import AsyncStream, Stream, _ChunkReader
@@ -52,8 +60,6 @@ logger = logging.getLogger("pipeclient")
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 _USER_AGENT = f"pipeclient/{__version__}"
 _ARGUMENTS = "Client arguments"
-
-ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
 
 
 class _Answer(NamedTuple):

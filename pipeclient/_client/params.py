@@ -100,8 +100,9 @@ class ChatParams(CallExtras, total=False):
 
 
 class EmbeddingParams(CallExtras, total=False):
+    """Besides `encoding_format=`, which `create`'s overloads type: it sets the answer's."""
+
     dimensions: int
-    encoding_format: str
     user: str
 
 

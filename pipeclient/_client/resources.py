@@ -8,11 +8,17 @@ keyword-only extras (`request_id`, `no_log`, `trace`, `timeout`, `extra_headers`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from typing_extensions import Unpack
 
-from ..types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse
+from ..types import (
+    ChatCompletion,
+    CreateEmbeddingBase64Response,
+    CreateEmbeddingResponse,
+    ImagesResponse,
+)
+from .answers import ResponseT
 from .call import check_messages
 from .params import ChatParams, EmbeddingParams, ImageParams, reject_unexpected
 
@@ -21,7 +27,7 @@ if TYPE_CHECKING:
     from .call import Call
     from .streaming import AsyncStream, Stream
 
-ResponseT = TypeVar("ResponseT", ChatCompletion, CreateEmbeddingResponse, ImagesResponse)
+EncodingFormat = Literal["float", "base64"]
 
 
 class _Starts(Protocol):
@@ -103,6 +109,30 @@ def _chat_body(
     return body
 
 
+def _embeddings_call(
+    client: _Starts,
+    model: str,
+    input: str | list[Any],
+    encoding_format: str | None,
+    params: Mapping[str, Any],
+) -> Call:
+    reject_unexpected(params, EmbeddingParams, "embeddings.create()")
+    given: dict[str, Any] = dict(params)
+    extras = _Extras.split(given)
+    body: dict[str, Any] = {"model": model, "input": input, **given}
+    if encoding_format is not None:
+        if encoding_format not in ("float", "base64"):
+            from .._exceptions import ConfigError
+
+            raise ConfigError(
+                f'must be "float" or "base64", not {encoding_format!r}',
+                source="call argument",
+                key="encoding_format",
+            )
+        body["encoding_format"] = encoding_format
+    return client._start("embeddings", "/embeddings", body, **extras)
+
+
 class Completions:
     def __init__(self, client: Caller) -> None:
         self._client = client
@@ -165,15 +195,37 @@ class Embeddings:
     def __init__(self, client: Caller) -> None:
         self._client = client
 
+    @overload
     def create(
-        self, *, model: str, input: str | list[Any], **params: Unpack[EmbeddingParams]
-    ) -> CreateEmbeddingResponse:
-        """POST /embeddings."""
-        reject_unexpected(params, EmbeddingParams, "embeddings.create()")
-        given: dict[str, Any] = dict(params)
-        extras = _Extras.split(given)
-        body = {"model": model, "input": input, **given}
-        call = self._client._start("embeddings", "/embeddings", body, **extras)
+        self,
+        *,
+        model: str,
+        input: str | list[Any],
+        encoding_format: Literal["base64"],
+        **params: Unpack[EmbeddingParams],
+    ) -> CreateEmbeddingBase64Response: ...
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        input: str | list[Any],
+        encoding_format: Literal["float"] | None = None,
+        **params: Unpack[EmbeddingParams],
+    ) -> CreateEmbeddingResponse: ...
+    def create(
+        self,
+        *,
+        model: str,
+        input: str | list[Any],
+        encoding_format: EncodingFormat | None = None,
+        **params: Unpack[EmbeddingParams],
+    ) -> CreateEmbeddingResponse | CreateEmbeddingBase64Response:
+        """POST /embeddings. Each embedding is a list of floats, or with
+        `encoding_format="base64"` a base64 string (`CreateEmbeddingBase64Response`)."""
+        call = _embeddings_call(self._client, model, input, encoding_format, params)
+        if encoding_format == "base64":
+            return self._client._call(call, CreateEmbeddingBase64Response)
         return self._client._call(call, CreateEmbeddingResponse)
 
 
@@ -257,15 +309,36 @@ class AsyncEmbeddings:
     def __init__(self, client: AsyncCaller) -> None:
         self._client = client
 
+    @overload
     async def create(
-        self, *, model: str, input: str | list[Any], **params: Unpack[EmbeddingParams]
-    ) -> CreateEmbeddingResponse:
-        """POST /embeddings."""
-        reject_unexpected(params, EmbeddingParams, "embeddings.create()")
-        given: dict[str, Any] = dict(params)
-        extras = _Extras.split(given)
-        body = {"model": model, "input": input, **given}
-        call = self._client._start("embeddings", "/embeddings", body, **extras)
+        self,
+        *,
+        model: str,
+        input: str | list[Any],
+        encoding_format: Literal["base64"],
+        **params: Unpack[EmbeddingParams],
+    ) -> CreateEmbeddingBase64Response: ...
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        input: str | list[Any],
+        encoding_format: Literal["float"] | None = None,
+        **params: Unpack[EmbeddingParams],
+    ) -> CreateEmbeddingResponse: ...
+    async def create(
+        self,
+        *,
+        model: str,
+        input: str | list[Any],
+        encoding_format: EncodingFormat | None = None,
+        **params: Unpack[EmbeddingParams],
+    ) -> CreateEmbeddingResponse | CreateEmbeddingBase64Response:
+        """POST /embeddings (see `Embeddings.create`)."""
+        call = _embeddings_call(self._client, model, input, encoding_format, params)
+        if encoding_format == "base64":
+            return await self._client._call(call, CreateEmbeddingBase64Response)
         return await self._client._call(call, CreateEmbeddingResponse)
 
 

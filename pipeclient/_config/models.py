@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from .urls import check_url
@@ -121,6 +128,11 @@ class OtlpConfig(_Table):
     capture_content: bool = Field(
         True, description="put prompts and completions on spans (after [privacy] detectors)"
     )
+    token_metrics: Literal["v1.41", "inference", "both"] = Field(
+        "v1.41",
+        description='"v1.41": gen_ai.client.token.usage; "inference": the newer '
+        'gen_ai.client.inference.usage.{input,output}_tokens; "both"',
+    )
 
     _urls = field_validator("endpoint")(_check_http_url)
 
@@ -169,6 +181,62 @@ class AuditConfig(_Table):
     durable: bool = Field(
         False, description="true: each line is written and fsynced before the call returns"
     )
+    signing_key: str = Field(
+        "${PIPECLIENT_AUDIT_SIGNING_KEY}",
+        description="Ed25519 private key (base64 of 32 raw bytes) signing checkpoints; "
+        "unset: checkpoints are unsigned",
+        repr=False,
+        json_schema_extra=SECRET,
+    )
+
+    witness: Literal["none", "gateway"] = Field(
+        "none",
+        description='"gateway": `audit checkpoint` also sends the checkpoint (size, tree '
+        "head, signature: no line) to the managed gateway",
+    )
+    rotate_mb: float = Field(
+        0,
+        ge=0,
+        description="past this size (MiB) the log rolls into a new segment, chained to the "
+        "last one's checkpoint; 0: never",
+    )
+    retention_days: float = Field(
+        0,
+        ge=0,
+        description="delete segments last written longer ago than this (needs rotate_mb); "
+        "0: keep all",
+    )
+
+    @model_validator(mode="after")
+    def _retention_needs_segments(self) -> AuditConfig:
+        if self.retention_days and not self.rotate_mb:
+            raise ValueError(
+                "retention_days deletes old segments of the log, and without rotate_mb "
+                "there are none: set rotate_mb too (e.g. 64), or retention_days = 0"
+            )
+        return self
+
+    @field_validator("signing_key")
+    @classmethod
+    def _signing_key(cls, value: str) -> str:
+        # An unresolved ${VAR} means no key (checkpoints say they are unsigned).
+        if value and "${" not in value and not _is_key_b64(value.strip()):
+            raise ValueError(
+                "is not an Ed25519 private key: expected the base64 of 32 raw bytes; make "
+                "one with python -c 'import base64,os; print(base64.b64encode(os.urandom(32))"
+                ".decode())'"
+            )
+        return value
+
+
+def _is_key_b64(text: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 class StoreConfig(_Table):

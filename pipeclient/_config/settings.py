@@ -11,7 +11,7 @@ import copy
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -348,7 +348,19 @@ class _Merged:
                 if isinstance(table[key], str) and "${" in table[key]:
                     self.placeholders[key_name((*prefix, key))] = table[key]
                 if active:
-                    table[key] = resolve(table[key], env, fail((*prefix, key)))
+                    on_error = fail((*prefix, key))
+                    if (*prefix, key) in OPTIONAL_PLACEHOLDERS:
+                        on_error = _keep_unresolved(table[key])
+                    table[key] = resolve(table[key], env, on_error)
+
+
+# Keys whose placeholder may stay unresolved: the feature they enable is then off (an
+# audit checkpoint without a signing key is unsigned, and says so).
+OPTIONAL_PLACEHOLDERS: frozenset[KeyPath] = frozenset({("audit", "signing_key")})
+
+
+def _keep_unresolved(value: Any) -> Callable[[str, tuple[str, ...]], Any]:
+    return lambda _reason, _path: value
 
 
 OTEL_DEFAULT_ENDPOINT = "http://localhost:4318"  # the OpenTelemetry default for OTLP/HTTP

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._audit.log import AuditLog, fingerprint
+from .._audit.log import AuditLog, Rotation, check_audit_path
+from .._audit.secret import fingerprint, installation_secret
 from .._telemetry.record import CallRecord, TraceRecord
 from .._telemetry.sink import Payload, Sink, rfc3339
 
@@ -67,16 +69,29 @@ def build_audit_sink(
     api_keys: Mapping[str, str],
     source: str | None = None,
     open_log: bool = True,
+    rotate_mb: float = 0,
+    retention_days: float = 0,
+    signing_key: str = "",
 ) -> AuditSink:
     """The sink `[audit]` asks for; raises ConfigError now if the path is unusable.
 
     `api_keys` maps backend names to their keys. With no `[audit] user_id`, a line's user
-    is the call's `user_id=` (per call, block or client), else the fingerprint of the key
-    of the backend that served the call.
+    is the call's `user_id=` (per call, block or client), else the keyed fingerprint of the
+    key of the backend that served the call (keyed by the installation's secret beside the
+    log; without `open_log`, an existing secret is read and none is created).
     """
-    fingerprints = {name: fingerprint(key) for name, key in api_keys.items() if key}
+    fingerprints: dict[str, str] = {}
+    if not user_id and any(api_keys.values()):
+        directory = Path(path).expanduser().absolute().parent
+        if open_log:
+            check_audit_path(path, source=source)  # a clear error before creating anything
+        secret = installation_secret(directory, create=open_log, source=source)
+        fingerprints = {name: fingerprint(key, secret) for name, key in api_keys.items() if key}
     fallback = user_id or next(iter(fingerprints.values()), "anonymous")
-    log = AuditLog(path, user_id=fallback, durable=durable, source=source) if open_log else None
+    log = None
+    if open_log:
+        rotation = _rotation(path, rotate_mb, retention_days, signing_key) if rotate_mb else None
+        log = AuditLog(path, user_id=fallback, durable=durable, source=source, rotation=rotation)
     if user_id:
         return AuditSink(log, user_id=fallback)
     return AuditSink(
@@ -84,6 +99,17 @@ def build_audit_sink(
         user_id=fallback,
         user_id_for=lambda record: record.user_id or fingerprints.get(record.backend),
     )
+
+
+def _rotation(path: str, rotate_mb: float, retention_days: float, signing_key: str) -> Rotation:
+    """Segments of `rotate_mb`, sealed by a checkpoint signed with the key if there is one;
+    segments past their retention are deleted now and at each roll."""
+    from .._audit.checkpoint import parse_signing_key
+    from .._audit.rotate import SegmentRotation, expire_segments
+
+    key = parse_signing_key(signing_key) if signing_key and "${" not in signing_key else None
+    expire_segments(Path(path).expanduser().absolute(), retention_days)
+    return SegmentRotation(int(rotate_mb * 2**20), retention_days, key)
 
 
 def audit_fields(record: CallRecord, user_id: str) -> dict[str, Any]:

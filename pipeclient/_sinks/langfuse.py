@@ -72,6 +72,7 @@ OBSERVATION_USAGE_DETAILS = "langfuse.observation.usage_details"
 OBSERVATION_COMPLETION_START_TIME = "langfuse.observation.completion_start_time"
 
 _TRACES_PATH = "api/public/otel/v1/traces"
+SCOPE_NAME = "langfuse-sdk.pipeclient"
 _KIND_INTERNAL = 1
 _KIND_CLIENT = 3
 _STATUS_ERROR = 2
@@ -89,7 +90,14 @@ class LangfuseSink(Sink):
         self._public_key = config.public_key
         self._secret_key = config.secret_key
         self._resource: Payload = {"attributes": [_attribute("service.name", service_name)]}
-        self._scope: Payload = {"name": "pipeclient", "version": __version__}
+        # Langfuse reads spans whose scope name starts with "langfuse-sdk" as written in its
+        # own attribute format (these are): it does not then repeat every raw attribute in
+        # the observation's metadata. The SDK's own spans carry the public key likewise.
+        self._scope: Payload = {
+            "name": SCOPE_NAME,
+            "version": __version__,
+            "attributes": [_attribute("public_key", config.public_key)],
+        }
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
         self._wrapper: Any = None
@@ -252,7 +260,7 @@ def _call_span(record: CallRecord) -> Payload:
         attributes[OBSERVATION_USAGE_DETAILS] = json.dumps(usage)
     if record.ttft_ms is not None:
         first = datetime.fromtimestamp(record.started_at + record.ttft_ms / 1000, timezone.utc)
-        attributes[OBSERVATION_COMPLETION_START_TIME] = json.dumps(_iso(first))
+        attributes[OBSERVATION_COMPLETION_START_TIME] = _iso(first)  # an ISO 8601 string
     if record.trace_name:
         attributes[TRACE_NAME] = record.trace_name
     if record.input is not None:

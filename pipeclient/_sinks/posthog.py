@@ -98,7 +98,7 @@ class PostHogSink(Sink):
             "$ai_stream": record.stream,
             "$ai_base_url": base_url,
             "$ai_request_url": base_url + _REQUEST_PATHS.get(record.operation, ""),
-            "$ai_request_id": record.request_id,
+            "request_id": record.request_id,  # no PostHog property of its own: a plain one
             "$ai_model_parameters": dict(record.parameters),
             "$ai_is_error": record.error is not None or record.outcome == "error",
         }

@@ -16,9 +16,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from .._audit.log import fingerprint
+from .._audit.secret import fingerprint, installation_secret
 from .._config.keys import decode_key
 from .._config.models import StoreConfig
 from .._store.crypto import KeyEncryptionKey
@@ -163,13 +164,18 @@ def build_store_sink(
     key that is not the store's is a ConfigError when the client is made.
 
     A call's user is its `user_id=`, else (as on audit lines) the fingerprint of the key
-    of the backend that served it, else "anonymous".
+    of the backend that served it (keyed by the installation's secret beside the store's
+    file, as the audit log's), else "anonymous".
     """
     store = None
     if open_store:
         kek = KeyEncryptionKey(decode_key(config.key))
         store = ContentStore.open(config.path, kek, key_source=key_source, path_source=path_source)
-    fingerprints = {name: fingerprint(key) for name, key in api_keys.items() if key}
+    fingerprints: dict[str, str] = {}
+    if any(api_keys.values()):  # keyed as the audit log's, by the secret beside the file
+        directory = Path(config.path).expanduser().absolute().parent
+        secret = installation_secret(directory, create=open_store, source=path_source)
+        fingerprints = {name: fingerprint(key, secret) for name, key in api_keys.items() if key}
 
     def user_id_for(record: CallRecord) -> str:
         return record.user_id or fingerprints.get(record.backend) or ANONYMOUS

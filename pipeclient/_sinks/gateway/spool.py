@@ -41,7 +41,7 @@ class Spool:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         with self._thread_lock:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             handle = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 if fcntl is not None:
@@ -59,7 +59,8 @@ class Spool:
 
     def _write(self, lines: list[str]) -> None:
         temporary = self._file.with_name(f".events.{os.getpid()}.tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "w", encoding="utf-8") as handle:  # the owner's only, as the audit log
             handle.write("".join(line + "\n" for line in lines))
             handle.flush()
             os.fsync(handle.fileno())

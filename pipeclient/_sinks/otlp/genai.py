@@ -2,6 +2,14 @@
 
 Operation and provider names, request parameters, the client metrics, and content as the
 conventions' message parts, all from OpenAI-shaped records. No SDK: `encode` uses these.
+
+The version emitted is pinned here, in one place: `CONVENTIONS_VERSION`, the last release
+of the GenAI conventions published with the OpenTelemetry semantic conventions (they have
+since moved to a repository of their own, semantic-conventions-genai, and the Python
+`opentelemetry-semantic-conventions` package marks its `gen_ai.*` constants deprecated).
+Spans and metrics carry its schema URL. The newer per-direction token histograms
+(`gen_ai.client.inference.usage.*`, still in development there) are an opt-in:
+`[[otlp]] token_metrics = "inference"` (or `"both"`, while dashboards move).
 """
 
 from __future__ import annotations
@@ -9,21 +17,26 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ..._telemetry.record import CallRecord
 from ..._telemetry.sink import Payload, strict_json
 
 __all__ = [
+    "CONVENTIONS_VERSION",
     "INSTRUMENTS",
     "OPERATIONS",
+    "SCHEMA_URL",
     "content_attributes",
     "measurements",
     "provider_name",
     "request_attributes",
     "server",
 ]
+
+CONVENTIONS_VERSION = "1.41.0"
+SCHEMA_URL = f"https://opentelemetry.io/schemas/{CONVENTIONS_VERSION}"
 
 # `images.generate` has no operation of its own in the conventions: `generate_content`
 # ("multimodal content generation") is the well-known value that applies, and
@@ -75,9 +88,22 @@ _TOKEN_BUCKETS = tuple(float(4**power) for power in range(14))  # 1, 4, 16, ... 
 _DURATION = "gen_ai.client.operation.duration"
 _TOKEN_USAGE = "gen_ai.client.token.usage"
 _TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
+# The development conventions' per-direction token histograms (opt-in).
+_INFERENCE_INPUT = "gen_ai.client.inference.usage.input_tokens"
+_INFERENCE_OUTPUT = "gen_ai.client.inference.usage.output_tokens"
 INSTRUMENTS = {  # name: (unit, description, bucket boundaries)
     _DURATION: ("s", "GenAI operation duration.", _SECONDS_BUCKETS),
     _TOKEN_USAGE: ("{token}", "Number of input and output tokens used.", _TOKEN_BUCKETS),
+    _INFERENCE_INPUT: (
+        "{token}",
+        "The number of input (prompt) tokens used per inference operation.",
+        _TOKEN_BUCKETS,
+    ),
+    _INFERENCE_OUTPUT: (
+        "{token}",
+        "The number of output (completion) tokens used per inference operation.",
+        _TOKEN_BUCKETS,
+    ),
     _TIME_TO_FIRST_CHUNK: (
         "s",
         "Time to receive the first chunk, measured from when the client issues the "
@@ -146,15 +172,30 @@ def request_attributes(record: CallRecord, provider: str) -> dict[str, Any]:
     return found
 
 
-def measurements(record: CallRecord, span_attributes: Mapping[str, Any]) -> list[Payload]:
+TokenMetrics = Literal["v1.41", "inference", "both"]
+
+
+def measurements(
+    record: CallRecord, span_attributes: Mapping[str, Any], tokens: TokenMetrics = "v1.41"
+) -> list[Payload]:
+    """The metric measurements of one call. `tokens`: which token-usage instruments,
+    `gen_ai.client.token.usage` by `gen_ai.token.type` (v1.41), the development
+    conventions' `gen_ai.client.inference.usage.{input,output}_tokens`, or both."""
     common = {key: span_attributes[key] for key in _METRIC_ATTRIBUTES if key in span_attributes}
     timed = dict(common)
     if record.error is not None:
         timed["error.type"] = record.error.type
     found: list[Payload] = [_measure(_DURATION, max(record.total_ms, 0.0) / 1000.0, timed)]
-    for token_type, count in (("input", record.input_tokens), ("output", record.output_tokens)):
-        if count is not None:
+    for token_type, count, inference in (
+        ("input", record.input_tokens, _INFERENCE_INPUT),
+        ("output", record.output_tokens, _INFERENCE_OUTPUT),
+    ):
+        if count is None:
+            continue
+        if tokens != "inference":
             found.append(_measure(_TOKEN_USAGE, count, {**common, "gen_ai.token.type": token_type}))
+        if tokens != "v1.41":
+            found.append(_measure(inference, count, common))
     if record.stream and record.ttft_ms is not None:
         found.append(_measure(_TIME_TO_FIRST_CHUNK, record.ttft_ms / 1000.0, timed))
     return found

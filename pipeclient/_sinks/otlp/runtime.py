@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..._telemetry.sink import Payload
 from ..._version import __version__
-from .genai import INSTRUMENTS
+from .genai import INSTRUMENTS, SCHEMA_URL
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import HistogramDataPoint, MetricsData
@@ -72,7 +72,7 @@ class OtelRuntime:
                 "telemetry.sdk.version": _sdk_version(),
             }
         )
-        self.scope = InstrumentationScope("pipeclient", __version__)
+        self.scope = InstrumentationScope("pipeclient", __version__, SCHEMA_URL)
         self.limits = SpanLimits()  # the OTEL_*_LIMIT variables, as a TracerProvider reads
         self.histograms = Histograms()
         allowed = _PROTOCOL_HEADERS | {name.lower() for name in headers}
@@ -344,7 +344,7 @@ class Histograms:
         ]
         if not metrics:
             return None
-        scope_metrics = ScopeMetrics(scope=scope, metrics=metrics, schema_url="")
+        scope_metrics = ScopeMetrics(scope=scope, metrics=metrics, schema_url=SCHEMA_URL)
         return MetricsData(
             resource_metrics=[
                 ResourceMetrics(resource=resource, scope_metrics=[scope_metrics], schema_url="")

@@ -32,6 +32,7 @@ from ..._telemetry.sink import (
 )
 from .genai import (
     OPERATIONS,
+    TokenMetrics,
     content_attributes,
     measurements,
     provider_name,
@@ -62,6 +63,7 @@ class OtlpSink(Sink):
         self._traces_url = f"{base}/v1/traces"
         self._metrics_url = f"{base}/v1/metrics"
         self._headers = dict(config.headers)
+        self._token_metrics: TokenMetrics = config.token_metrics
         self._lock = threading.Lock()
         self._runtime: OtelRuntime | None = None
         self._closed = False
@@ -76,7 +78,7 @@ class OtlpSink(Sink):
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
         if isinstance(record, TraceRecord):
             return [_trace_span(record)]
-        return [_call_span(record)]
+        return [_call_span(record, self._token_metrics)]
 
     # -- send: the SDK, on the dispatcher's worker ------------------------------------------
 
@@ -170,7 +172,7 @@ class OtlpSink(Sink):
 # -- encode ------------------------------------------------------------------------------
 
 
-def _call_span(record: CallRecord) -> Payload:
+def _call_span(record: CallRecord, tokens: TokenMetrics = "v1.41") -> Payload:
     operation = OPERATIONS.get(record.operation, record.operation)
     address, port = server(record.base_url)
     provider = provider_name(address)
@@ -218,7 +220,7 @@ def _call_span(record: CallRecord) -> Payload:
     attributes.update(content_attributes(record))
     _add_people(attributes, record)
     name = f"{operation} {record.model}".strip()
-    return _span(record, name, "CLIENT", attributes, measurements(record, attributes))
+    return _span(record, name, "CLIENT", attributes, measurements(record, attributes, tokens))
 
 
 def _trace_span(record: TraceRecord) -> Payload:
