@@ -3,7 +3,8 @@
 The client, `pipeclient telemetry preview` and `capture_telemetry()` all build their
 telemetry here, so what a preview or a capture shows is what a client sends. Each sink
 gets its audience (what it may see, DESIGN 5.2) from the privacy step's table; under
-DO_NOT_TRACK no custom sink and no gateway sink is built, and no thread can start.
+DO_NOT_TRACK no custom sink and no gateway sink is built, and no thread starts but the
+content store's, when it is on (local, like the audit log).
 """
 
 from __future__ import annotations
@@ -13,12 +14,19 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ._config.file import KeyPath
-from ._config.settings import TelemetrySettings, key_name, where_value
+from ._config.settings import TelemetrySettings, key_name, value_source, where_value
 from ._exceptions import ConfigError
 from ._privacy.known_secrets import KnownSecrets
 from ._telemetry.fanout import Fanout, Route
 from ._telemetry.pipeline import Pipeline
-from ._telemetry.privacy import AUDIT, GATEWAY, PrivacyStep, audience_of, telemetry_secrets
+from ._telemetry.privacy import (
+    AUDIT,
+    GATEWAY,
+    STORE,
+    PrivacyStep,
+    audience_of,
+    telemetry_secrets,
+)
 from ._telemetry.recorder import CAPTURE
 from ._telemetry.sink import Payload, Sink
 
@@ -147,6 +155,23 @@ def build_pipeline(
             audit_now = audit_sink
         else:
             routes.append(Route(audit_sink, AUDIT))
+    # The content store is local too, and follows only its own setting; it always has
+    # its own lane (its writes never run on the caller's thread), DO_NOT_TRACK or not.
+    if config.store.enabled:
+        from ._sinks.store import build_store_sink
+
+        routes.append(
+            Route(
+                build_store_sink(
+                    config.store,
+                    api_keys=api_keys or {},
+                    key_source=value_source(("store", "key"), settings),
+                    path_source=where_value(("store", "path"), settings.sources),
+                    open_store=capture is None,
+                ),
+                STORE,
+            )
+        )
     if not routes and audit_now is None:
         return None
     privacy = PrivacyStep(

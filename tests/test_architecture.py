@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeclient._version", "pipeclient._exceptions", "pipeclient.types"),
     ("pipeclient._config", "pipeclient.config"),
     ("pipeclient._privacy",),
-    ("pipeclient._audit",),
+    ("pipeclient._audit", "pipeclient._store"),
     ("pipeclient._telemetry",),
     ("pipeclient._sinks",),
     ("pipeclient._builder",),

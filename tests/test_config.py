@@ -375,7 +375,7 @@ def test_status_reports_each_stream_with_reasons_and_sources(cli: RunCli, tmp_pa
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     streams = {stream["stream"]: stream for stream in status["streams"]}
-    assert set(streams) == {"posthog", "langfuse", "otlp:c1", "gateway", "audit"}
+    assert set(streams) == {"posthog", "langfuse", "otlp:c1", "gateway", "audit", "store"}
     assert streams["posthog"]["on"] and str(path) in streams["posthog"]["why"]
     assert streams["posthog"]["content"].startswith("yes, after [privacy] detectors (email)")
     assert (

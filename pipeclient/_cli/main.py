@@ -87,6 +87,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .audit import add_audit_commands
 
     add_audit_commands(commands)
+    from .store import add_store_commands
+
+    add_store_commands(commands)
     return parser
 
 

@@ -180,6 +180,21 @@ def describe(
             "settings": _settings_of(audit, ("audit",), settings),
         }
     )
+    store = config.store
+    on, why = _switch(settings, "store.enabled", store.enabled, telemetry=False)
+    if on and settings.do_not_track:
+        why += "; DO_NOT_TRACK does not apply: the content store is local"
+    streams.append(
+        {
+            "stream": "store",
+            "on": on,
+            "why": why,
+            "sends_to": os.path.abspath(os.path.expanduser(store.path))
+            + " (local file, encrypted)",
+            "content": _content(pii, True, "sealed per user; never for no_log calls"),
+            "settings": _settings_of(store, ("store",), settings),
+        }
+    )
     return {
         "file": str(settings.file) if settings.file else None,
         "do_not_track": settings.do_not_track,

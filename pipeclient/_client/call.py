@@ -296,6 +296,7 @@ def start_call(
     method: str = "POST",
     form: Form | None = None,
     attribution: Attribution = NO_ATTRIBUTION,
+    ephemeral: bool = False,
 ) -> Call:
     """A call and the tracker of its record, emitting into `telemetry` (if any).
 
@@ -321,6 +322,7 @@ def start_call(
         request_id_supplied=request_id_supplied,
         emit=emit,
         attribution=attribution,
+        ephemeral=ephemeral,
     )
     call = Call(
         path=path,

@@ -168,6 +168,7 @@ class _BaseClient:
         user_id: str | None = None,
         session_id: str | None = None,
         properties: Mapping[str, str | int | float | bool] | None = None,
+        ephemeral: bool = False,
     ) -> None:
         # What with_options() needs to build a client with other backends.
         self._arguments: dict[str, Any] = {
@@ -227,6 +228,7 @@ class _BaseClient:
         self._user_http = _check_http_client(http_client, self._http_client_type)
         self._owner = True  # False for a with_options() copy: its parent owns the resources
         self._parent: _BaseClient | None = None
+        self.ephemeral = bool(ephemeral)  # the content store keeps calls for ttl_hours only
         # Read (and validated) before anything telemetry-related exists. When nothing
         # configures telemetry, the settings are the defaults, built only if asked for.
         settings = load_settings_or_defaults(telemetry, file=telemetry_file)
@@ -438,6 +440,7 @@ class _BaseClient:
         user_id: str | None = None,
         session_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
+        ephemeral: bool | None = None,
     ) -> Call:
         """A call ready to send. `operation=None`: not an inference call (listing models),
         which no telemetry records."""
@@ -491,6 +494,7 @@ class _BaseClient:
                 if trace is not None and trace.attribution is not NO_ATTRIBUTION
                 else self._attribution
             ),
+            ephemeral=self.ephemeral if ephemeral is None else bool(ephemeral),
         )
         call.query = check_query(extra_query)
         return call

@@ -60,6 +60,7 @@ class _CommonOptions(_OpenAIOptions, total=False):
     user_id: str | None
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
+    ephemeral: bool
 
 
 class ClientOptions(_CommonOptions, total=False):
@@ -100,6 +101,7 @@ class CallExtras(TypedDict, total=False):
     user_id: str | None
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
+    ephemeral: bool | None
 
 
 class ParseParams(CallExtras, total=False):

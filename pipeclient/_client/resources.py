@@ -55,6 +55,7 @@ class _Starts(Protocol):
         user_id: str | None = None,
         session_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
+        ephemeral: bool | None = None,
     ) -> Call: ...
 
 
@@ -101,6 +102,7 @@ class _Extras:
             "user_id": params.pop("user_id", None),
             "session_id": params.pop("session_id", None),
             "properties": params.pop("properties", None),
+            "ephemeral": params.pop("ephemeral", None),
         }
 
 

@@ -38,6 +38,7 @@ NOT_TELEMETRY_KEYS = frozenset(
         "PIPECLIENT_GATEWAY_URL",
         "PIPECLIENT_GATEWAY_API_KEY",
         "PIPECLIENT_GATEWAY_SPOOL_DIR",
+        "PIPECLIENT_STORE_KEY",  # the default [store] key reads it through a placeholder
         FILE_VARIABLE,
     }
 )
@@ -125,6 +126,7 @@ def _environment_model() -> type[Any]:
         OtlpConfig,
         PostHogConfig,
         PrivacyConfig,
+        StoreConfig,
     )
 
     class FromEnvironment(BaseSettings):
@@ -136,6 +138,7 @@ def _environment_model() -> type[Any]:
         otlp: list[OtlpConfig] | None = None
         privacy: PrivacyConfig | None = None
         audit: AuditConfig | None = None
+        store: StoreConfig | None = None
         export: ExportConfig | None = None
 
     return FromEnvironment

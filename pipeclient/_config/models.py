@@ -28,6 +28,7 @@ __all__ = [
     "PiiDetector",
     "PostHogConfig",
     "PrivacyConfig",
+    "StoreConfig",
     "TelemetryConfig",
 ]
 
@@ -238,6 +239,27 @@ def _is_key_b64(text: str) -> bool:
         return False
 
 
+class StoreConfig(_Table):
+    """The local encrypted content store: each call's request and response, per user."""
+
+    enabled: bool = Field(
+        False, description="keep each call's content, encrypted, in a local database"
+    )
+    path: str = Field(".pipelex/store.db", min_length=1, description="the SQLite database file")
+    key: str = Field(
+        "${PIPECLIENT_STORE_KEY}",
+        description="the key-encryption key: 32 random bytes as base64",
+        repr=False,
+        json_schema_extra=SECRET,
+    )
+    ttl_hours: int = Field(
+        24, gt=0, le=876_000, description="how long a record made with ephemeral=True is kept"
+    )
+    retention_days: int = Field(
+        0, ge=0, le=365_000, description="records older than this are deleted; 0: keep"
+    )
+
+
 class ExportConfig(_Table):
     """Bounds of the background export."""
 
@@ -259,6 +281,7 @@ class TelemetryConfig(_Table):
     )
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
     @field_validator("otlp")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from .._exceptions import ConfigError
 from .dnt import DO_NOT_TRACK_VARIABLE, do_not_track
 from .env import EnvLayer, configures_telemetry, environment_layer
 from .file import KeyPath, check_tables, find_telemetry_file, key_name, read_toml
+from .keys import decode_key
 from .placeholders import resolve
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ __all__ = [
     "load_settings",
     "load_settings_or_defaults",
     "read_toml",
+    "value_source",
 ]
 
 DEFAULT = "default"
@@ -68,6 +71,8 @@ class TelemetrySettings:
     service_name: str
     # key name -> the source it replaced: the value in force won over that one
     overridden: Mapping[str, str] = field(default_factory=dict)
+    # key name -> the value as written, for values that read the environment ("${VAR}")
+    placeholders: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # the config's repr hides secrets; the sources hold none
         return f"TelemetrySettings(file={self.file}, do_not_track={self.do_not_track})"
@@ -158,8 +163,7 @@ def _load(
     merged.values = config.model_dump()
     merged.resolve_placeholders(env, dnt=dnt, otel_disabled=otel_disabled)
     config = merged.validate(resolved=True)
-    _check_required(config, merged.sources, dnt=dnt)
-    return TelemetrySettings(
+    settings = TelemetrySettings(
         config=config,
         sources=dict(merged.sources),
         file=path,
@@ -167,7 +171,10 @@ def _load(
         otel_sdk_disabled=otel_disabled,
         service_name=env.get("OTEL_SERVICE_NAME", "").strip() or "pipeclient",
         overridden=dict(merged.overridden),
+        placeholders=dict(merged.placeholders),
     )
+    _check_required(settings)
+    return settings
 
 
 # -- layers --------------------------------------------------------------------------
@@ -228,6 +235,7 @@ class _Merged:
         self.values: dict[str, Any] = TelemetryConfig().model_dump()
         self.sources: dict[str, str] = {}
         self.overridden: dict[str, str] = {}
+        self.placeholders: dict[str, str] = {}
 
     def _record(self, name: str, source: str) -> None:
         previous = self.sources.get(name, DEFAULT)
@@ -328,6 +336,7 @@ class _Merged:
             (("posthog",), values["posthog"], values["posthog"]["enabled"] and not dnt),
             (("langfuse",), values["langfuse"], values["langfuse"]["enabled"] and not dnt),
             (("audit",), values["audit"], values["audit"]["enabled"]),
+            (("store",), values["store"], values["store"]["enabled"]),  # local: no DNT
             (("privacy",), values["privacy"], True),
             (("export",), values["export"], True),
         ]
@@ -335,8 +344,10 @@ class _Merged:
             active = table["enabled"] and not dnt and not otel_disabled
             sections.append((("otlp", index), table, active))
         for prefix, table, active in sections:
-            if active:
-                for key in list(table):
+            for key in list(table):
+                if isinstance(table[key], str) and "${" in table[key]:
+                    self.placeholders[key_name((*prefix, key))] = table[key]
+                if active:
                     on_error = fail((*prefix, key))
                     if (*prefix, key) in OPTIONAL_PLACEHOLDERS:
                         on_error = _keep_unresolved(table[key])
@@ -404,7 +415,24 @@ def where_value(path: KeyPath, sources: Mapping[str, str]) -> str:
     return f"default value, in a table enabled by {_where(switch)}"
 
 
-def _check_required(config: TelemetryConfig, sources: Mapping[str, str], *, dnt: bool) -> None:
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def value_source(path: KeyPath, settings: TelemetrySettings) -> str:
+    """Where a value came from, naming the variable a placeholder read: "environment
+    variable PIPECLIENT_STORE_KEY (read by [store] key, default value, ...)"."""
+    where = where_value(path, settings.sources)
+    written = settings.placeholders.get(key_name(path), "")
+    names = _VARIABLE.findall(written)
+    if not names:
+        return where
+    table, key = path[0], path[-1]
+    return f"environment variable {names[0]} (read by [{table}] {key}: {where})"
+
+
+def _check_required(settings: TelemetrySettings) -> None:
+    config, sources, dnt = settings.config, settings.sources, settings.do_not_track
+
     def require(path: KeyPath, value: str, hint: str) -> None:
         if not value.strip():
             raise ConfigError(
@@ -418,6 +446,16 @@ def _check_required(config: TelemetryConfig, sources: Mapping[str, str], *, dnt:
     if config.langfuse.enabled and not dnt:
         require(("langfuse", "public_key"), config.langfuse.public_key, "set LANGFUSE_PUBLIC_KEY")
         require(("langfuse", "secret_key"), config.langfuse.secret_key, "set LANGFUSE_SECRET_KEY")
+    if config.store.enabled:  # local, as the audit log: DO_NOT_TRACK does not apply
+        problem = None
+        try:
+            decode_key(config.store.key)
+        except ValueError as exc:
+            problem = str(exc)
+        if problem is not None:
+            raise ConfigError(
+                problem, source=value_source(("store", "key"), settings), key="store.key"
+            )
 
 
 def _config_error(

@@ -53,6 +53,7 @@ __all__ = [
     "HOOK",
     "HOOK_FAILED",
     "METADATA",
+    "STORE",
     "TRACE_PLACEHOLDER",
     "Audience",
     "PrivacyStep",
@@ -103,6 +104,9 @@ CONTENT = Audience(content=True)
 METADATA = Audience()
 GATEWAY = Audience(custom=False, traces=False, own_ids=True)
 AUDIT = Audience(traces=False, own_ids=True)
+# The local content store: content after the `[privacy]` transforms, found again by the
+# request id the caller chose; calls only.
+STORE = Audience(content=True, traces=False, own_ids=True)
 
 
 def audience_of(table: PostHogConfig | LangfuseConfig | OtlpConfig) -> Audience:
@@ -226,7 +230,8 @@ class PrivacyStep:
     def _people(self, view: R, audience: Audience, found: dict[str, int] | None = None) -> R:
         """The view with the attribution this audience may see: after the `[privacy]`
         transforms where content may go (`found` counts what they change), else keyed
-        pseudonyms; the audit log's user id as given; nothing for the gateway."""
+        pseudonyms; the user id as given for the audit log and the content store (their
+        lookup key); nothing for the gateway."""
         if view.user_id is None and view.session_id is None and not view.properties:
             return view
         if not audience.custom:  # the gateway's billing stream
@@ -235,7 +240,9 @@ class PrivacyStep:
             return dataclasses.replace(view, session_id=None, properties=_NONE)
         kept = {k: v for k, v in view.properties.items() if k not in audience.drop}
         if found is not None:
-            user, session = self._clean(view.user_id, found), self._clean(view.session_id, found)
+            # The content store's lookup key stays as given, as the audit log's does.
+            user = view.user_id if audience.own_ids else self._clean(view.user_id, found)
+            session = self._clean(view.session_id, found)
             for key, value in kept.items():
                 if isinstance(value, str):
                     kept[key] = self._clean(value, found)
@@ -271,13 +278,13 @@ class PrivacyStep:
                 changes["error"] = dataclasses.replace(
                     error, message=self._clean(error.message, found)
                 )
-            if _free_text_id(record):
+            if _free_text_id(record) and not audience.own_ids:
                 changes["request_id"] = self._clean(record.request_id, found)
             view = self._people(dataclasses.replace(record, **changes), audience, found)
         except Exception as exc:
             failed = self._failed(exc)
             metadata = _call_metadata(record)
-            if _free_text_id(record):
+            if _free_text_id(record) and not audience.own_ids:
                 metadata = dataclasses.replace(
                     metadata, request_id=self._pseudonym(record.request_id)
                 )

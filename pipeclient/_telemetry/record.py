@@ -146,6 +146,8 @@ class CallRecord:
     # Set by the privacy step on content views: redactions in this record per detector
     # ("email", "secret", "api_key", "hook", ...), numbers only. Empty: none.
     redactions: Mapping[str, int] = field(default_factory=dict)
+    # `ephemeral=True`: the content store keeps the call only for `[store] ttl_hours`
+    ephemeral: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,7 @@ class CallTracker:
         "base_url",
         "body",
         "capture_content",
+        "ephemeral",
         "gateway",
         "http_status",
         "model",
@@ -215,9 +218,11 @@ class CallTracker:
         emit: Callable[[CallRecord], None] | None,
         request_id_supplied: bool = False,
         attribution: Attribution = NO_ATTRIBUTION,
+        ephemeral: bool = False,
     ) -> None:
         self.request_id = request_id
         self.attribution = attribution
+        self.ephemeral = ephemeral
         self.request_id_supplied = request_id_supplied
         self.operation = operation
         self.body = body
@@ -310,5 +315,6 @@ class CallTracker:
                 request_body=self.request_body if self.capture_content else None,
                 output=output if self.capture_content else None,
                 closed_early=closed_early,
+                ephemeral=self.ephemeral,
             )
         )
