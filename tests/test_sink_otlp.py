@@ -1044,7 +1044,7 @@ def test_the_sdks_attribute_count_limit_drops_and_counts(
 
 
 def test_one_metric_point_per_attribute_set_whatever_the_order_or_type() -> None:
-    from pipeclient._sinks.otlp.runtime import Histograms
+    from pipeclient._sinks.otlp.metrics import Histograms
 
     histograms = Histograms()
     duration = gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
@@ -1053,12 +1053,9 @@ def test_one_metric_point_per_attribute_set_whatever_the_order_or_type() -> None
     histograms.record(duration, 4.0, {"a": "x", "b": 1.0})  # 1.0 is not 1
     histograms.record(duration, 8.0, {"a": "x", "b": True})  # nor is True
     histograms.record(duration, 16.0, {"a": ["x"], "b": 1})  # an unhashable value too
-    data = histograms.metrics_data(_resource(), _scope())
-    assert data is not None
-    (metric,) = data.resource_metrics[0].scope_metrics[0].metrics
-    found = sorted(
-        (repr(point.attributes), point.count, point.sum) for point in metric.data.data_points
-    )
+    ((name, found_points),) = histograms.snapshot()
+    assert name == duration
+    found = sorted((repr(point.attributes), point.count, point.sum) for point in found_points)
     assert found == sorted(
         [
             (repr({"a": "x", "b": 1}), 2, 3.0),
@@ -1067,18 +1064,6 @@ def test_one_metric_point_per_attribute_set_whatever_the_order_or_type() -> None
             (repr({"a": ["x"], "b": 1}), 1, 16.0),
         ]
     )
-
-
-def _resource() -> Any:
-    from opentelemetry.sdk.resources import Resource
-
-    return Resource({"service.name": "test"})
-
-
-def _scope() -> Any:
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
-    return InstrumentationScope("test")
 
 
 def test_broken_text_and_non_finite_numbers_in_content_still_arrive(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import email.utils
 import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._exceptions import ConfigError
+from .._telemetry.sink import retry_after_seconds
 
 __all__ = ["RetryPolicy", "retry_after_seconds", "should_retry_status"]
 
@@ -61,24 +60,3 @@ def should_retry_status(status: int, headers: Mapping[str, str]) -> bool:
     if hint == "false":
         return False
     return status in _RETRY_STATUSES or status >= 500
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """The server's wait hint: `retry-after-ms`, `Retry-After` seconds or HTTP date."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    parsed = email.utils.parsedate_tz(raw)
-    if parsed is None:
-        return None
-    return max(0.0, email.utils.mktime_tz(parsed) - time.time())

@@ -177,8 +177,9 @@ class _Lane:
             try:
                 sink.send(payloads, owner.send_timeout)
             except Exception as exc:
-                if attempt < len(RETRY_DELAYS_S) and owner._accepting and sink.retryable(exc):
-                    time.sleep(RETRY_DELAYS_S[attempt])
+                pause = _retry_pause(exc, attempt, owner.send_timeout)
+                if pause is not None and owner._accepting and sink.retryable(exc):
+                    time.sleep(pause)
                     continue
                 owner.count_failed(sink.name, count)
                 # The class name only: an SDK's message may quote what it tried to send.
@@ -454,6 +455,18 @@ class Dispatcher:
         """The client was collected: stop taking records, never block. What is queued is
         still sent by the daemon threads, and flushed at exit within the deadline."""
         self._accepting = False
+
+
+def _retry_pause(error: Exception, attempt: int, longest: float) -> float | None:
+    """How long to wait before trying a failed send again: the next of the pauses, or
+    the destination's Retry-After when longer. None: no more tries (the pauses are used
+    up, or the destination asks for a wait past one send's limit)."""
+    if attempt >= len(RETRY_DELAYS_S):
+        return None
+    hint = getattr(error, "retry_after", None)
+    if hint is None:
+        return RETRY_DELAYS_S[attempt]
+    return max(RETRY_DELAYS_S[attempt], hint) if hint <= longest else None
 
 
 def _content_size(record: Record) -> int:

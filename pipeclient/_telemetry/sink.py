@@ -10,11 +10,13 @@ Heavy SDKs are imported inside the sink, on first use, never at module import.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import math
 import re
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +30,7 @@ __all__ = [
     "error_summary",
     "json_text",
     "public_url",
+    "retry_after_seconds",
     "rfc3339",
     "strict_json",
     "with_message",
@@ -103,6 +106,28 @@ def public_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
 
 
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """A server's wait hint, for the client's retries and the sinks' sends:
+    `retry-after-ms`, `Retry-After` seconds or HTTP date."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(raw)
+    if parsed is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
 def rfc3339(seconds: float) -> str:
     """An epoch time as RFC 3339 UTC with milliseconds: `2026-12-07T10:48:33.123Z`."""
     moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
@@ -112,13 +137,18 @@ def rfc3339(seconds: float) -> str:
 class ExportError(RuntimeError):
     """A send that did not deliver. `transient`: it may succeed if tried again soon (a
     refused connection, a timeout, a 5xx), and the destination's lane tries again. The
-    message never quotes keys, headers or content."""
+    message never quotes keys, headers or content. `retry_after`: the destination's own
+    wait hint (its Retry-After), in seconds, when it gave one."""
 
     transient = False
+    retry_after: float | None = None
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, *, transient: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.transient = transient
+        self.retry_after = retry_after
 
 
 class Sink(ABC):

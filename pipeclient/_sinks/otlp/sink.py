@@ -1,16 +1,16 @@
 """OTLP: OpenTelemetry GenAI semantic-convention spans and metrics, over OTLP/HTTP protobuf.
 
 `encode` maps a record to a plain span description (ids, times, attributes, status,
-events, and the metric measurements it yields); `send` builds exactly those descriptions
-into the SDK's span and metric data, with no TracerProvider or MeterProvider, and exports
-them with the SDK's OTLP/HTTP exporters on the dispatcher's worker, within the timeout it is
-given. No thread, atexit hook, fork handler or global provider is ever created: a batch's
-spans go out as one request, and the cumulative histograms from `send` (at most every
-`metrics_interval_s`), `force_flush` and `shutdown`.
+events, and the metric measurements it yields); `pack`, on the dispatcher's worker, writes
+each description once as its protobuf span (`proto`, no SDK) and records its measurements
+in the sink's cumulative histograms; `send` joins a batch's spans under the resource and
+scope (encoded once per sink) and POSTs them (`transport`) within the timeout it is given.
+The histograms go out at most every `metrics_interval_s` after a delivered batch, and at
+`force_flush` and `shutdown`. No thread, atexit hook, fork handler or global provider.
 
-Attribute and metric names are the GenAI conventions' (`_genai`, checked against the
+Attribute and metric names are the GenAI conventions' (`genai`, checked against the
 `opentelemetry-semantic-conventions` constants in the tests); pipeclient's own facts are
-under `pipeclient.*`. The SDK objects live in `_otel_runtime`, imported on first use.
+under `pipeclient.*`. The span limits are the SDK's (`OTEL_*_LIMIT`, `limits`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ from ..._telemetry.sink import (
     public_url,
     with_message,
 )
+from ..._version import __version__
+from . import proto
 from .genai import (
     OPERATIONS,
+    SCHEMA_URL,
     TokenMetrics,
     content_attributes,
     measurements,
@@ -39,7 +42,9 @@ from .genai import (
     request_attributes,
     server,
 )
-from .runtime import OtelRuntime
+from .limits import SpanLimits
+from .metrics import Histograms
+from .transport import Transport
 
 if TYPE_CHECKING:
     from ..._config.models import OtlpConfig
@@ -48,7 +53,7 @@ __all__ = ["OtlpExportError", "OtlpSink"]
 
 
 class OtlpExportError(ExportError):
-    """An OTLP export that did not reach the collector (the reason is logged by the SDK)."""
+    """An OTLP export the collector did not accept (or that did not reach it)."""
 
 
 class OtlpSink(Sink):
@@ -57,58 +62,118 @@ class OtlpSink(Sink):
 
     def __init__(self, config: OtlpConfig, *, service_name: str = "pipeclient") -> None:
         self.name = f"otlp:{config.name}"
-        self._service_name = service_name
         base = config.endpoint.rstrip("/")
         self._endpoint = base
         self._traces_url = f"{base}/v1/traces"
         self._metrics_url = f"{base}/v1/metrics"
-        self._headers = dict(config.headers)
         self._token_metrics: TokenMetrics = config.token_metrics
+        self._limits = SpanLimits.from_environment()
+        self._resource = proto.resource(
+            {
+                "service.name": service_name,
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.name": "pipeclient",
+                "telemetry.sdk.version": __version__,
+            }
+        )
+        self._scope = proto.scope("pipeclient", __version__)
+        self._transport = Transport(dict(config.headers))
         self._lock = threading.Lock()
-        self._runtime: OtelRuntime | None = None
+        self._histograms = Histograms()
         self._closed = False
-        self._metrics_pending = False
         self._metrics_exported_at = -math.inf
 
     def __repr__(self) -> str:  # never the headers: they carry tokens
         return f"OtlpSink(name={self.name!r}, endpoint={public_url(self._endpoint)!r})"
 
-    # -- encode: pure, no SDK ------------------------------------------------------------
+    # -- encode: pure ----------------------------------------------------------------------
 
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
         if isinstance(record, TraceRecord):
             return [_trace_span(record)]
         return [_call_span(record, self._token_metrics)]
 
-    # -- send: the SDK, on the dispatcher's worker ------------------------------------------
+    # -- pack: the protobuf, once, on the worker -------------------------------------------
+
+    def pack(self, payloads: list[Payload]) -> list[bytes]:
+        """Each span's protobuf bytes; its measurements go into the histograms now. A
+        malformed payload raises before anything of its batch is kept."""
+        spans = [self._span_bytes(payload) for payload in payloads]
+        for payload in payloads:
+            for measurement in payload.get("metrics", ()):
+                self._histograms.record(
+                    measurement["name"], float(measurement["value"]), measurement["attributes"]
+                )
+        return spans
+
+    def _span_bytes(self, payload: Payload) -> bytes:
+        limits = self._limits
+        attributes, dropped = limits.span_attributes(payload["attributes"])
+        events = list(payload.get("events") or ())
+        dropped_events = 0
+        if limits.max_events is not None and len(events) > limits.max_events:
+            dropped_events = len(events) - limits.max_events
+            events = events[dropped_events:]  # the latest kept, as the SDK's
+        encoded_events = []
+        for event in events:
+            event_attributes, event_dropped = limits.event_attributes(event.get("attributes") or {})
+            encoded_events.append(
+                proto.event(
+                    event.get("time_unix_nano") or payload["end_time_unix_nano"],
+                    event["name"],
+                    proto.attributes(b"\x1a", event_attributes),
+                    event_dropped,
+                )
+            )
+        status = payload.get("status") or {}
+        code = proto.STATUS_CODES[status.get("code") or "UNSET"]
+        parent = payload.get("parent_span_id")
+        return proto.span_field(
+            trace_id=_id_bytes(payload["trace_id"], 16),
+            span_id=_id_bytes(payload["span_id"], 8),
+            parent_span_id=_id_bytes(parent, 8) if parent else None,
+            name=payload["name"],
+            kind=proto.SPAN_KINDS[payload["kind"]],
+            start_time_unix_nano=payload["start_time_unix_nano"],
+            end_time_unix_nano=payload["end_time_unix_nano"],
+            attributes_bytes=proto.attributes(b"\x4a", attributes),
+            dropped_attributes=dropped,
+            events=encoded_events,
+            dropped_events=dropped_events,
+            status_code=code,
+            # the SDK keeps a description for errors only
+            status_message=status.get("description") if code == 2 else None,
+        )
+
+    # -- send: one POST per batch, on the destination's lane ----------------------------------
 
     def prepare(self) -> None:
         with self._lock:
             if not self._closed:
-                self._ensure_runtime().load()
+                self._transport.load()
 
-    def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+    def send(self, payloads: Sequence[Payload | bytes], timeout: float) -> None:
         with self._lock:
             if self._closed:
                 raise OtlpExportError(f"{self.name} is shut down")
             if not payloads:
                 return
-            runtime = self._ensure_runtime()
-            runtime.load()  # (done by prepare) an import is not part of the send's time
             deadline = time.monotonic() + max(0.0, timeout)
-            spans, measured = runtime.replay(payloads)  # a malformed payload raises here
-            self._metrics_pending = self._metrics_pending or measured
-            delivered = runtime.export_spans(spans, deadline)
+            # Bytes from `pack`; payloads straight from `encode` (tests, previews) too.
+            spans = [item if isinstance(item, bytes) else self.pack([item])[0] for item in payloads]
+            body = proto.trace_request(self._resource, self._scope, SCHEMA_URL, spans)
+            failure = self._transport.post(self._traces_url, body, deadline)
             due = time.monotonic() - self._metrics_exported_at >= self.metrics_interval_s
             # After a failed span export the collector is likely down: the metrics wait
             # (cumulative, they lose nothing) rather than spend the worker's time.
-            if delivered and self._metrics_pending and due:
-                self._export_metrics(runtime, deadline)
-        if not delivered:
+            if failure is None and self._histograms.pending and due:
+                self._export_metrics(deadline)
+        if failure is not None:
             raise OtlpExportError(
                 f"{self.name}: {len(spans)} span(s) were not accepted by "
-                f"{public_url(self._traces_url)}",
-                transient=not self._closed,
+                f"{public_url(self._traces_url)} ({failure.reason})",
+                transient=failure.transient and not self._closed,
+                retry_after=failure.retry_after,
             )
 
     def force_flush(self, timeout: float) -> bool:
@@ -116,57 +181,52 @@ class OtlpSink(Sink):
         if not self._lock.acquire(timeout=max(0.0, timeout)):
             return False
         try:
-            if self._runtime is None or self._closed or not self._metrics_pending:
-                return not self._metrics_pending
-            return self._export_metrics(self._runtime, deadline)
+            if self._closed or not self._histograms.pending:
+                return not self._histograms.pending
+            return self._export_metrics(deadline)
         finally:
             self._lock.release()
 
     def after_fork(self) -> None:
-        # The parent's runtime holds its cumulative metrics and its session: start over.
+        # The parent's histograms and connections are its own: start over.
         self._lock = threading.Lock()
-        self._runtime = None
-        self._metrics_pending = False
+        self._histograms = Histograms()
+        self._transport.after_fork()
         self._metrics_exported_at = -math.inf
 
     def shutdown(self, timeout: float) -> None:
         deadline = time.monotonic() + max(0.0, timeout)
         if not self._lock.acquire(timeout=max(0.0, timeout)):
-            # The worker is inside an export: cut it short (its send then fails).
+            # The worker is inside an export, which ends by its own deadline and then
+            # fails; nothing more goes out.
             self._closed = True
-            if self._runtime is not None:
-                self._runtime.interrupt()
             return
         try:
             if self._closed:
                 return
             self._closed = True
-            runtime = self._runtime
-            if runtime is None:
-                return
-            if self._metrics_pending:
-                self._export_metrics(runtime, deadline)
-            runtime.close()
+            if self._histograms.pending:
+                self._export_metrics(deadline)
+            self._transport.close()
         finally:
             self._lock.release()
 
-    def _ensure_runtime(self) -> OtelRuntime:
-        if self._runtime is None:
-            self._runtime = OtelRuntime(
-                traces_url=self._traces_url,
-                metrics_url=self._metrics_url,
-                headers=self._headers,
-                service_name=self._service_name,
-            )
-        return self._runtime
-
-    def _export_metrics(self, runtime: OtelRuntime, deadline: float) -> bool:
+    def _export_metrics(self, deadline: float) -> bool:
+        """The running totals (cumulative: a failed export loses nothing)."""
         if deadline - time.monotonic() <= 0:
             return False
         self._metrics_exported_at = time.monotonic()
-        delivered = runtime.export_metrics(deadline)
-        self._metrics_pending = not delivered
+        body = self._histograms.take(self._resource, self._scope)
+        if body is None:
+            return True
+        delivered = self._transport.post(self._metrics_url, body, deadline) is None
+        if not delivered:
+            self._histograms.owe()
         return delivered
+
+
+def _id_bytes(value: str, size: int) -> bytes:
+    return int(value, 16).to_bytes(size, "big")
 
 
 # -- encode ------------------------------------------------------------------------------
