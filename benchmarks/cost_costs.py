@@ -19,9 +19,8 @@ def _per_call_us(pricer: Pricer, model: str, n: int = 5000) -> float:
 
 
 def main() -> None:
-    print(
-        f"override:            {_per_call_us(Pricer({'m': ModelPrice(2.5, 10.0, 1.25)}), 'm'):8.2f} us/call"
-    )
+    override = _per_call_us(Pricer({"m": ModelPrice(2.5, 10.0, 1.25)}), "m")
+    print(f"override:            {override:8.2f} us/call")
     print(f"genai-prices, known: {_per_call_us(Pricer(), 'gpt-4o-mini'):8.2f} us/call")
     print(f"genai-prices, miss:  {_per_call_us(Pricer(), 'no-such-model'):8.2f} us/call")
 
