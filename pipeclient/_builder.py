@@ -19,6 +19,7 @@ from ._exceptions import ConfigError
 from ._privacy.known_secrets import KnownSecrets
 from ._telemetry.fanout import Fanout, Route
 from ._telemetry.pipeline import Pipeline
+from ._telemetry.pricing import ModelPrice, Pricer
 from ._telemetry.privacy import (
     AUDIT,
     GATEWAY,
@@ -31,6 +32,7 @@ from ._telemetry.recorder import CAPTURE
 from ._telemetry.sink import Payload, Sink
 
 if TYPE_CHECKING:
+    from ._config.models import PricingConfig
     from ._telemetry.dispatch import Dispatcher
     from ._telemetry.recorder import Recorder
 
@@ -43,6 +45,17 @@ STREAM_SDKS: dict[str, tuple[str, ...]] = {
     "langfuse": ("langfuse",),
     "otlp": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
 }
+
+
+def pricer_of(pricing: PricingConfig) -> Pricer | None:
+    """The pricer of `[pricing]`; None when nothing could be priced."""
+    if pricing.table == "none" and not pricing.models:
+        return None
+    overrides = {
+        name: ModelPrice(price.input_per_mtok, price.output_per_mtok, price.cached_input_per_mtok)
+        for name, price in pricing.models.items()
+    }
+    return Pricer(overrides, pricing.table)
 
 
 def missing_sdk(extra: str) -> str | None:
@@ -181,7 +194,7 @@ def build_pipeline(
     )
     exporter: Dispatcher | Recorder | None = None
     if routes:
-        fanout = Fanout(routes, privacy)
+        fanout = Fanout(routes, privacy, pricer_of(config.pricing))
         if capture is not None:
             from ._telemetry.recorder import Recorder
 

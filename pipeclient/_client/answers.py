@@ -37,6 +37,7 @@ from .call import Call
 from .retry import retry_after_seconds, should_retry_status
 
 __all__ = [
+    "cached_tokens_of",
     "detached_response",
     "finish_reasons_of",
     "not_an_event_stream",
@@ -215,6 +216,7 @@ def facts_of(result: Any, capture_content: bool) -> dict[str, Any]:
         if result.usage is not None:
             facts["input_tokens"] = result.usage.prompt_tokens
             facts["output_tokens"] = result.usage.completion_tokens
+            facts["cached_tokens"] = cached_tokens_of(result.usage.prompt_tokens_details)
         facts["finish_reasons"] = tuple(choice.finish_reason or "" for choice in result.choices)
         if capture_content and isinstance(result, ChatCompletion):
             output = [choice.message.model_dump(exclude_none=True) for choice in result.choices]
@@ -245,6 +247,16 @@ def facts_of(result: Any, capture_content: bool) -> dict[str, Any]:
     return facts
 
 
+def cached_tokens_of(details: Any) -> int | None:
+    """`cached_tokens` of a usage's input details (a mapping or an object), if a count."""
+    found = details.get("cached_tokens") if isinstance(details, dict) else None
+    if found is None and details is not None and not isinstance(details, dict):
+        found = getattr(details, "cached_tokens", None)
+    if isinstance(found, bool) or not isinstance(found, int) or found < 0:
+        return None
+    return found
+
+
 def response_facts(response: Response, capture_content: bool) -> dict[str, Any]:
     """What a call's record keeps of a Responses API answer."""
     facts: dict[str, Any] = {
@@ -255,6 +267,7 @@ def response_facts(response: Response, capture_content: bool) -> dict[str, Any]:
     if response.usage is not None:
         facts["input_tokens"] = response.usage.input_tokens
         facts["output_tokens"] = response.usage.output_tokens
+        facts["cached_tokens"] = cached_tokens_of(response.usage.input_tokens_details)
     facts["output"] = [output_message(response)] if capture_content else None
     return facts
 

@@ -8,7 +8,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .._config.urls import check_url
 from .._exceptions import ConfigError
@@ -40,6 +48,7 @@ class Backend(BaseModel):
     `weight` shares traffic between healthy backends (0: used only when the others fail).
     `stream_usage=False` is for providers that reject `stream_options`. `no_log=True` is a
     no-log key: custom telemetry and the audit log get nothing for its calls.
+    `local=True`: the backend runs on the user's own infrastructure (never the gateway).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -57,6 +66,16 @@ class Backend(BaseModel):
     transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = Field(
         default=None, repr=False, exclude=True
     )
+    local: bool = False
+
+    @model_validator(mode="after")
+    def _check_local(self) -> Backend:
+        if self.local and self.kind == "gateway":
+            raise ValueError(
+                "local=True cannot be set on a gateway backend: the managed gateway is a "
+                "third party; remove local=True or use kind='openai' for your own server"
+            )
+        return self
 
     def __init__(self, _source: str | None = None, **data: Any) -> None:
         try:

@@ -9,7 +9,7 @@ from typing_extensions import Unpack
 
 from .._exceptions import APIError
 from ..types import Response, ResponseStreamEvent
-from .answers import finish_reasons_of, output_message
+from .answers import cached_tokens_of, finish_reasons_of, output_message
 from .params import ResponseParams
 from .resources import AsyncCaller, Caller, body_and_extras
 from .streaming import _ChunkReader
@@ -61,6 +61,7 @@ class _ResponseEventReader(_ChunkReader):
             if response.usage is not None:
                 self.input_tokens = response.usage.input_tokens
                 self.output_tokens = response.usage.output_tokens
+                self.cached_tokens = cached_tokens_of(response.usage.input_tokens_details)
             self.finish_reasons = dict(enumerate(finish_reasons_of(response)))
         return event
 

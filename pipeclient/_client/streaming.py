@@ -25,7 +25,7 @@ from .._exceptions import (
 from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.record import CallTracker, ErrorInfo
 from ..types import ChatCompletionChunk, ChoiceDelta, Completion
-from .answers import provider_request_id
+from .answers import cached_tokens_of, provider_request_id
 
 if TYPE_CHECKING:
     import asyncio  # loaded by the event loop itself: a sync client never imports it
@@ -130,6 +130,7 @@ class _ChunkReader:
         self.events = 0
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.cached_tokens: int | None = None
         self.response_id: str | None = None
         self.response_model: str | None = None
         self.finish_reasons: dict[int, str] = {}
@@ -201,6 +202,7 @@ class _ChunkReader:
         if chunk.usage is not None:
             self.input_tokens = chunk.usage.prompt_tokens
             self.output_tokens = chunk.usage.completion_tokens
+            self.cached_tokens = cached_tokens_of(chunk.usage.prompt_tokens_details)
             if self.hide_usage:
                 if not chunk.choices:
                     return None
@@ -285,6 +287,7 @@ class _ChunkReader:
             error=info,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
+            cached_tokens=self.cached_tokens,
             response_id=self.response_id,
             response_model=self.response_model,
             finish_reasons=tuple(reason for _, reason in sorted(self.finish_reasons.items())),

@@ -24,9 +24,11 @@ __all__ = [
     "AuditConfig",
     "ExportConfig",
     "LangfuseConfig",
+    "ModelPriceConfig",
     "OtlpConfig",
     "PiiDetector",
     "PostHogConfig",
+    "PricingConfig",
     "PrivacyConfig",
     "StoreConfig",
     "TelemetryConfig",
@@ -271,6 +273,32 @@ class ExportConfig(_Table):
     )
 
 
+class ModelPriceConfig(_Table):
+    """One model's price, in USD per million tokens."""
+
+    input_per_mtok: float = Field(ge=0, description="uncached input tokens")
+    output_per_mtok: float = Field(ge=0, description="output tokens")
+    cached_input_per_mtok: float | None = Field(
+        None, ge=0, description="input tokens read from the provider's cache (unset: input price)"
+    )
+
+
+class PricingConfig(_Table):
+    """Where each call's cost comes from; overrides win over the table."""
+
+    table: Literal["genai-prices", "none"] = Field(
+        "genai-prices",
+        description="the price table: genai-prices (pip install 'pipeclient[prices]') or none",
+    )
+    models: dict[str, ModelPriceConfig] = Field(
+        default_factory=dict,
+        description="per-model prices, by the model name sent (one line or table each)",
+        json_schema_extra={
+            "example": 'models."my-model" = { input_per_mtok = 2.5, output_per_mtok = 10.0 }'
+        },
+    )
+
+
 class TelemetryConfig(_Table):
     """Every telemetry stream, each off by default."""
 
@@ -283,6 +311,7 @@ class TelemetryConfig(_Table):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
 
     @field_validator("otlp")
     @classmethod
@@ -338,7 +367,13 @@ def default_file_text() -> str:
 def _table_lines(table: BaseModel) -> list[str]:
     lines = []
     for key, field in type(table).model_fields.items():
-        assignment = f"{key} = {_toml_value(getattr(table, key))}"
+        value = getattr(table, key)
+        extra = field.json_schema_extra
+        if value == {} and isinstance(extra, dict) and "example" in extra:
+            # Left unset, so that the user may add `[table.key."name"]` tables below.
+            lines.append(f"# {extra['example']}\n# {key}: {field.description}\n")
+            continue
+        assignment = f"{key} = {_toml_value(value)}"
         lines.append(f"{assignment:<36} # {field.description}\n")
     return lines
 

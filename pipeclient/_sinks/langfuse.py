@@ -69,6 +69,7 @@ OBSERVATION_OUTPUT = "langfuse.observation.output"
 OBSERVATION_METADATA = "langfuse.observation.metadata"
 OBSERVATION_MODEL = "langfuse.observation.model.name"
 OBSERVATION_MODEL_PARAMETERS = "langfuse.observation.model.parameters"
+OBSERVATION_COST_DETAILS = "langfuse.observation.cost_details"
 OBSERVATION_USAGE_DETAILS = "langfuse.observation.usage_details"
 OBSERVATION_COMPLETION_START_TIME = "langfuse.observation.completion_start_time"
 
@@ -259,6 +260,14 @@ def _call_span(record: CallRecord) -> Payload:
         usage["total"] = usage["input"] + usage["output"]
     if usage:
         attributes[OBSERVATION_USAGE_DETAILS] = json.dumps(usage)
+    if record.total_cost_usd is not None:
+        attributes[OBSERVATION_COST_DETAILS] = json.dumps(
+            {
+                "input": (record.input_cost_usd or 0.0) + (record.cached_cost_usd or 0.0),
+                "output": record.output_cost_usd,
+                "total": record.total_cost_usd,
+            }
+        )
     if record.ttft_ms is not None:
         first = datetime.fromtimestamp(record.started_at + record.ttft_ms / 1000, timezone.utc)
         attributes[OBSERVATION_COMPLETION_START_TIME] = _iso(first)  # an ISO 8601 string

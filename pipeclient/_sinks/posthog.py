@@ -105,6 +105,14 @@ class PostHogSink(Sink):
             props["$ai_input_tokens"] = record.input_tokens
         if record.output_tokens is not None:
             props["$ai_output_tokens"] = record.output_tokens
+        if record.cached_tokens is not None:
+            props["$ai_cache_read_input_tokens"] = record.cached_tokens
+        if record.total_cost_usd is not None:
+            props["$ai_input_cost_usd"] = (record.input_cost_usd or 0.0) + (
+                record.cached_cost_usd or 0.0
+            )
+            props["$ai_output_cost_usd"] = record.output_cost_usd
+            props["$ai_total_cost_usd"] = record.total_cost_usd
         if record.http_status is not None:
             props["$ai_http_status"] = record.http_status
         if record.response_id:

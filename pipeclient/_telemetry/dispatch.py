@@ -405,6 +405,7 @@ class Dispatcher:
                 sent=dict(report.sent),
                 failed=dict(report.failed),
                 redactions=self.privacy.counts(),
+                unpriced=self.fanout.unpriced,
             )
 
     def close(self, timeout: float | None = None) -> FlushReport:

@@ -7,10 +7,13 @@ Views are computed once per audience and shared by every destination with that a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
+from .pricing import Pricer
 from .privacy import Audience, PrivacyStep, Record
+from .record import CallRecord
 from .sink import Payload, Sink
 
 __all__ = ["Batch", "Fanout", "Route"]
@@ -33,16 +36,45 @@ class Batch(NamedTuple):
 
 
 class Fanout:
-    def __init__(self, routes: Sequence[Route], privacy: PrivacyStep) -> None:
+    def __init__(
+        self, routes: Sequence[Route], privacy: PrivacyStep, pricer: Pricer | None = None
+    ) -> None:
         # The gateway (billing) first: nothing else may delay it.
         self.routes = tuple(sorted(routes, key=lambda route: route.audience.custom))
         self.privacy = privacy
+        self.pricer = pricer
+        self.unpriced = 0  # calls with token usage and no known price
+
+    def _priced(self, record: Record) -> Record:
+        """The call with its cost, priced here (on the worker), never on the caller's path."""
+        if not isinstance(record, CallRecord) or self.pricer is None:
+            return record
+        if record.input_tokens is None and record.output_tokens is None:
+            return record
+        try:
+            cost = self.pricer.cost(
+                record.model, record.input_tokens, record.output_tokens, record.cached_tokens
+            )
+        except Exception:  # a price table that fails prices nothing; never a wrong number
+            cost = None
+        if cost is None:
+            self.unpriced += 1
+            return record
+        return dataclasses.replace(
+            record,
+            input_cost_usd=cost.input_usd,
+            output_cost_usd=cost.output_usd,
+            cached_cost_usd=cost.cached_usd,
+            total_cost_usd=cost.total_usd,
+        )
 
     @property
     def names(self) -> list[str]:
         return [route.sink.name for route in self.routes]
 
     def prepare(self, records: Sequence[Record]) -> Iterator[Batch]:
+        if self.pricer is not None:
+            records = [self._priced(record) for record in records]
         privacy = self.privacy
         views: dict[Audience, list[Any]] = {}
         metadata: list[Any] = []  # each record's metadata view, shared by those audiences

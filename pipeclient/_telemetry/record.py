@@ -148,6 +148,12 @@ class CallRecord:
     redactions: Mapping[str, int] = field(default_factory=dict)
     # `ephemeral=True`: the content store keeps the call only for `[store] ttl_hours`
     ephemeral: bool = False
+    # Cost, priced on the dispatcher's worker ([pricing]); None when the model has no price.
+    cached_tokens: int | None = None  # of input_tokens, read from the provider's cache
+    input_cost_usd: float | None = None  # uncached input tokens
+    output_cost_usd: float | None = None
+    cached_cost_usd: float | None = None
+    total_cost_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +272,7 @@ class CallTracker:
         error: ErrorInfo | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        cached_tokens: int | None = None,
         response_id: str | None = None,
         response_model: str | None = None,
         finish_reasons: tuple[str, ...] = (),
@@ -316,5 +323,6 @@ class CallTracker:
                 output=output if self.capture_content else None,
                 closed_early=closed_early,
                 ephemeral=self.ephemeral,
+                cached_tokens=cached_tokens,
             )
         )

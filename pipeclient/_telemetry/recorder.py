@@ -58,6 +58,7 @@ class Recorder:
                 sent=dict(report.sent),
                 failed=dict(report.failed),
                 redactions=self.privacy.counts(),
+                unpriced=self.fanout.unpriced,
             )
 
     def flush(self, timeout: float | None = None) -> FlushReport:

@@ -18,6 +18,7 @@ class FlushReport:
     sent: dict[str, int] = field(default_factory=dict)  # per destination: records delivered
     failed: dict[str, int] = field(default_factory=dict)  # per destination: send failed
     redactions: dict[str, int] = field(default_factory=dict)  # per detector: values replaced
+    unpriced: int = 0  # calls with token usage whose model has no price: no cost sent
 
     @property
     def complete(self) -> bool:

@@ -257,6 +257,14 @@ def _call_span(record: CallRecord, tokens: TokenMetrics = "v1.41") -> Payload:
         attributes["gen_ai.usage.input_tokens"] = record.input_tokens
     if record.output_tokens is not None:
         attributes["gen_ai.usage.output_tokens"] = record.output_tokens
+    for name, usd in (
+        ("pipeclient.cost.input_usd", record.input_cost_usd),
+        ("pipeclient.cost.cached_input_usd", record.cached_cost_usd),
+        ("pipeclient.cost.output_usd", record.output_cost_usd),
+        ("pipeclient.cost.total_usd", record.total_cost_usd),
+    ):
+        if usd is not None:
+            attributes[name] = usd
     if record.stream and record.ttft_ms is not None:
         attributes["gen_ai.response.time_to_first_chunk"] = record.ttft_ms / 1000.0
     if record.error is not None:

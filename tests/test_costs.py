@@ -1,0 +1,103 @@
+"""Cost per call: priced on the worker from `[pricing]`, arriving at each stream under its
+own names (real SDKs, loopback capture servers); unknown models get no cost, counted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+import pipeclient
+from pipeclient._client.answers import facts_of
+from pipeclient.testing import MockBackend
+from pipeclient.types import ChatCompletion
+
+from .test_telemetry_e2e import Destinations, _attributes, _lf_attributes
+
+# Two words in, the mock's usage: prompt_tokens 2 ("hello there"), completion = its answer
+HI = [{"role": "user", "content": "hello there"}]
+PRICES = {"models": {"priced-model": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}}}
+
+
+@pytest.fixture
+def destinations() -> Iterator[Destinations]:
+    found = Destinations()
+    yield found
+    found.close()
+
+
+def test_each_stream_gets_the_calls_cost(destinations: Destinations) -> None:
+    telemetry = {**destinations.telemetry(redact=False), "pricing": PRICES}
+    with pipeclient.Client(backends=[MockBackend().backend()], telemetry=telemetry) as client:
+        answer = client.chat.completions.create(model="priced-model", messages=HI)
+        report = client.flush()
+    assert answer.usage is not None
+    inputs, outputs = answer.usage.prompt_tokens, answer.usage.completion_tokens
+    want_in, want_out = inputs * 2.5 / 1e6, outputs * 10.0 / 1e6
+    assert report.unpriced == 0
+
+    (event,) = destinations.posthog_events()
+    props = event["properties"]
+    assert props["$ai_input_cost_usd"] == pytest.approx(want_in)
+    assert props["$ai_output_cost_usd"] == pytest.approx(want_out)
+    assert props["$ai_total_cost_usd"] == pytest.approx(want_in + want_out)
+
+    (span,) = destinations.langfuse_spans()
+    cost = json.loads(_lf_attributes(span)["langfuse.observation.cost_details"])
+    assert cost == pytest.approx(
+        {"input": want_in, "output": want_out, "total": want_in + want_out}
+    )
+
+    (otlp,) = destinations.otlp_spans()
+    attributes = _attributes(otlp)
+    assert attributes["pipeclient.cost.input_usd"] == pytest.approx(want_in)
+    assert attributes["pipeclient.cost.output_usd"] == pytest.approx(want_out)
+    assert attributes["pipeclient.cost.total_usd"] == pytest.approx(want_in + want_out)
+
+
+def test_an_unknown_model_has_no_cost_and_is_counted(destinations: Destinations) -> None:
+    telemetry = {
+        **destinations.telemetry(redact=False),
+        "pricing": {**PRICES, "table": "none"},
+    }
+    with pipeclient.Client(backends=[MockBackend().backend()], telemetry=telemetry) as client:
+        client.chat.completions.create(model="nobody-knows-me", messages=HI)
+        report = client.flush()
+    assert report.unpriced == 1
+    (event,) = destinations.posthog_events()
+    assert not any("cost" in key for key in event["properties"])
+    (otlp,) = destinations.otlp_spans()
+    assert not any(key.startswith("pipeclient.cost") for key in _attributes(otlp))
+
+
+def test_cached_tokens_are_read_from_the_usage_details() -> None:
+    answer = ChatCompletion.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 1000,
+                "completion_tokens": 10,
+                "total_tokens": 1010,
+                "prompt_tokens_details": {"cached_tokens": 800},
+            },
+        }
+    )
+    facts = facts_of(answer, capture_content=False)
+    assert (facts["input_tokens"], facts["cached_tokens"]) == (1000, 800)
+
+
+def test_a_bad_price_names_the_key() -> None:
+    bad = {"pricing": {"models": {"m": {"input_per_mtok": -1, "output_per_mtok": 1}}}}
+    with pytest.raises(pipeclient.ConfigError, match="input_per_mtok"):
+        pipeclient.Client(backends=[MockBackend().backend()], telemetry=bad)
