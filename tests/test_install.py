@@ -134,7 +134,7 @@ def test_telemetry_status_shows_the_missing_sdk_and_the_pip_line(tmp_path: Path)
     assert out.returncode == 2, out.stderr
     posthog = out.stdout.split("\noff posthog:")[1].split("\n")[0]
     assert "not installed: pip install 'pipeclient[posthog]'" in posthog
-    assert "enabled without its SDK: posthog" in out.stderr
+    assert "enabled without the package it needs: posthog" in out.stderr
     if _installed("langfuse"):
         assert "\nON  langfuse:" in out.stdout  # its SDK is there: unaffected
 
@@ -157,6 +157,8 @@ def test_the_base_install_names_no_telemetry_sdk_and_each_extra_brings_its_own()
         "opentelemetry-sdk",
         "opentelemetry-exporter-otlp-proto-http",
     }
-    together = extras["posthog"] + extras["langfuse"] + extras["otlp"]
+    assert [d.split(">")[0] for d in extras["crypto"]] == ["cryptography"]
+    assert not [dep for dep in project["dependencies"] if dep.startswith("cryptography")]
+    together = extras["posthog"] + extras["langfuse"] + extras["otlp"] + extras["crypto"]
     assert sorted(extras["all"]) == sorted(together)
     assert set(together) <= set(extras["test"])  # the tests run every sink for real
