@@ -86,6 +86,10 @@ class Checkpoint:
 
     def check(self, public: PublicKey) -> NoteSignature:
         """The signature made by `public`; CheckpointError saying why there is none."""
+        require_crypto("checking a checkpoint's Ed25519 signature (--public-key)")
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         if not self.signatures:
             raise CheckpointError("the checkpoint is unsigned")
         names = [public.name] if public.name else [sig.name for sig in self.signatures]
@@ -100,10 +104,6 @@ class Checkpoint:
                 f"the checkpoint is not signed by this public key (key id "
                 f"{key_id(names[0], public.raw).hex()}): it is signed by {signers}"
             )
-        require_crypto("checking a checkpoint's Ed25519 signature (--public-key)")
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
         verifier = Ed25519PublicKey.from_public_bytes(public.raw)
         for sig in ours:
             try:
