@@ -6,7 +6,7 @@ editable, so its own files count too); the count is the distributions pip instal
 own, as their RECORD lists them.
 
     python3 benchmarks/install_size.py            # base install vs openai
-    python3 benchmarks/install_size.py --extras   # also pipeclient[posthog|langfuse|otlp|all]
+    python3 benchmarks/install_size.py --extras   # also each extra, and [all]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> int:
     args = parser.parse_args()
     targets = [("pip install pipeclient", str(ROOT)), ("pip install openai", "openai")]
     if args.extras:
-        for extra in ("posthog", "langfuse", "otlp", "all"):
+        for extra in ("crypto", "posthog", "langfuse", "otlp", "all"):
             targets.append((f"pip install 'pipeclient[{extra}]'", f"{ROOT}[{extra}]"))
     with tempfile.TemporaryDirectory(prefix="install-size-") as tmp:
         rows = [measure(label, req, Path(tmp)) for label, req in targets]

@@ -9,10 +9,10 @@ content store's, when it is on (local, like the audit log).
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from ._config.extras import install_line, missing_module, require_crypto
 from ._config.file import KeyPath
 from ._config.settings import TelemetrySettings, key_name, value_source, where_value
 from ._exceptions import ConfigError
@@ -36,15 +36,7 @@ if TYPE_CHECKING:
     from ._telemetry.dispatch import Dispatcher
     from ._telemetry.recorder import Recorder
 
-__all__ = ["STREAM_SDKS", "build_pipeline", "custom_routes", "missing_sdk"]
-
-# The SDK each custom stream needs (the modules its sink imports), and the extra that
-# installs it: the base install carries none of them.
-STREAM_SDKS: dict[str, tuple[str, ...]] = {
-    "posthog": ("posthog",),
-    "langfuse": ("langfuse",),
-    "otlp": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
-}
+__all__ = ["build_pipeline", "check_local_extras", "custom_routes"]
 
 
 def pricer_of(pricing: PricingConfig) -> Pricer | None:
@@ -58,32 +50,38 @@ def pricer_of(pricing: PricingConfig) -> Pricer | None:
     return Pricer(overrides, pricing.table)
 
 
-def missing_sdk(extra: str) -> str | None:
-    """The first module of the stream's SDK that cannot be imported, if any.
-
-    Looked up, not imported: the SDK itself loads on the worker, when it first sends."""
-    for module in STREAM_SDKS[extra]:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):  # a parent package missing, or a broken one
-            found = False
-        if not found:
-            return module
-    return None
-
-
 def check_sdk(extra: str, stream: str, path: KeyPath, settings: TelemetrySettings) -> None:
     """A ConfigError naming the stream and the pip line when its SDK is not installed."""
-    module = missing_sdk(extra)
+    module = missing_module(extra)  # each stream's SDK is the extra of the same name
     if module is None:
         return
     raise ConfigError(
         f"the {stream} stream is enabled but its SDK is not installed (no module "
-        f"{module!r}); install it with: pip install 'pipeclient[{extra}]' "
+        f"{module!r}); install it with: {install_line(extra)} "
         f"(or 'pipeclient[all]'), or disable the stream",
         source=where_value(path, settings.sources),
         key=key_name(path),
     )
+
+
+def check_local_extras(settings: TelemetrySettings) -> None:
+    """A ConfigError naming the key and the pip line when the content store or a signing
+    key for the audit log is configured without `cryptography` (the `crypto` extra)."""
+    config = settings.config
+    if config.store.enabled:
+        require_crypto(
+            "the content store ([store] enabled = true; AES-256-GCM)",
+            source=where_value(("store", "enabled"), settings.sources),
+            key="store.enabled",
+            fix="or disable the store",
+        )
+    if config.audit.enabled and config.audit.has_signing_key:
+        require_crypto(
+            "[audit] signing_key (Ed25519 signatures of audit checkpoints)",
+            source=where_value(("audit", "signing_key"), settings.sources),
+            key="audit.signing_key",
+            fix="or leave signing_key unset (checkpoints are then unsigned)",
+        )
 
 
 def custom_routes(settings: TelemetrySettings) -> list[Route]:
@@ -139,6 +137,7 @@ def build_pipeline(
     config = settings.config
     if capture is None:
         capture = CAPTURE.get()
+    check_local_extras(settings)
     routes = custom_routes(settings)
     if gateways and not settings.do_not_track:
         from ._sinks.gateway.sink import GatewaySink, GatewayTarget
@@ -162,7 +161,7 @@ def build_pipeline(
             open_log=capture is None,
             rotate_mb=audit.rotate_mb,
             retention_days=audit.retention_days,
-            signing_key=audit.signing_key,
+            signing_key=audit.signing_key if audit.has_signing_key else "",
         )
         if capture is None and (audit.durable or settings.do_not_track):
             audit_now = audit_sink

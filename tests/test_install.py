@@ -134,7 +134,7 @@ def test_telemetry_status_shows_the_missing_sdk_and_the_pip_line(tmp_path: Path)
     assert out.returncode == 2, out.stderr
     posthog = out.stdout.split("\noff posthog:")[1].split("\n")[0]
     assert "not installed: pip install 'pipeclient[posthog]'" in posthog
-    assert "enabled without its SDK: posthog" in out.stderr
+    assert "enabled without the package it needs: posthog" in out.stderr
     if _installed("langfuse"):
         assert "\nON  langfuse:" in out.stdout  # its SDK is there: unaffected
 
@@ -157,6 +157,76 @@ def test_the_base_install_names_no_telemetry_sdk_and_each_extra_brings_its_own()
         "opentelemetry-sdk",
         "opentelemetry-exporter-otlp-proto-http",
     }
-    together = extras["posthog"] + extras["langfuse"] + extras["otlp"]
+    assert [d.split(">")[0] for d in extras["crypto"]] == ["cryptography"]
+    assert not [dep for dep in project["dependencies"] if dep.startswith("cryptography")]
+    together = extras["posthog"] + extras["langfuse"] + extras["otlp"] + extras["crypto"]
     assert sorted(extras["all"]) == sorted(together)
     assert set(together) <= set(extras["test"])  # the tests run every sink for real
+
+
+# -- cryptography is the `crypto` extra ----------------------------------------------------
+
+SIGNING_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # 32 bytes, base64
+
+
+@pytest.mark.parametrize(
+    ("telemetry", "key"),
+    [
+        ({"store": {"enabled": True, "key": SIGNING_KEY}}, "store.enabled"),
+        ({"audit": {"enabled": True, "signing_key": SIGNING_KEY}}, "audit.signing_key"),
+    ],
+)
+def test_the_store_or_a_signing_key_without_cryptography_is_a_config_error(
+    telemetry: dict[str, object], key: str, tmp_path: Path
+) -> None:
+    out = run(
+        BUILD.format(client="Client", url=URL, telemetry=telemetry), ("cryptography",), tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["key"] == key
+    assert "pip install 'pipeclient[crypto]'" in result["error"]
+    assert "cryptography package, which is not installed" in result["error"]
+
+
+AUDIT_WITHOUT_CRYPTO = """
+import sys, pipeclient
+from pipeclient.testing import MockBackend
+from pipeclient._cli.main import main
+client = pipeclient.Client(backends=[MockBackend().backend()],
+    telemetry={"audit": {"enabled": True, "path": "audit.jsonl", "durable": True}})
+client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+client.close()
+assert "cryptography" not in sys.modules
+codes = [main(["audit", "verify", "audit.jsonl"]), main(["audit", "checkpoint", "audit.jsonl"])]
+codes.append(main(["audit", "verify", "audit.jsonl", "--checkpoint", "audit.jsonl.checkpoint",
+                   "--public-key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="]))
+print(codes)
+"""
+
+
+def test_the_unsigned_audit_log_works_without_cryptography(tmp_path: Path) -> None:
+    out = run(AUDIT_WITHOUT_CRYPTO, ("cryptography",), tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "[0, 0, 2]"
+    assert "pip install 'pipeclient[crypto]'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_store_commands_without_cryptography_give_the_pip_line(tmp_path: Path) -> None:
+    script = (
+        "import sys\nfrom pipeclient._cli.main import main\nsys.exit(main(['store', 'prune']))\n"
+    )
+    out = run(script, ("cryptography",), tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "pip install 'pipeclient[crypto]'" in out.stderr
+
+
+def test_telemetry_status_shows_the_store_without_cryptography(tmp_path: Path) -> None:
+    file = tmp_path / "telemetry.toml"
+    file.write_text(f'[store]\nenabled = true\nkey = "{SIGNING_KEY}"\n')
+    out = run(STATUS.format(file=str(file)), ("cryptography",), tmp_path)
+    assert out.returncode == 2, out.stderr
+    store = out.stdout.split("\noff store:")[1].split("\n")[0]
+    assert "pip install 'pipeclient[crypto]'" in store
+    assert "enabled without the package it needs: store" in out.stderr

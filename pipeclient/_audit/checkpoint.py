@@ -6,6 +6,9 @@ Ed25519 signature)>`, the key id being the first 4 bytes of SHA-256(name || 0x0A
 public key). A checkpoint without a signature line is unsigned: it says what the tree was,
 not who vouches for it. Keys are raw 32-byte Ed25519 keys in base64; a public key may also
 be given as a note verifier key, `<name>+<key id hex>+<base64(0x01 || public key)>`.
+
+Reading, writing and comparing notes is the standard library's; only signing and
+checking a signature need `cryptography` (the `crypto` extra), imported then.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from .._config.extras import require_crypto
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = [
     "Checkpoint",
@@ -81,6 +86,10 @@ class Checkpoint:
 
     def check(self, public: PublicKey) -> NoteSignature:
         """The signature made by `public`; CheckpointError saying why there is none."""
+        require_crypto("checking a checkpoint's Ed25519 signature (--public-key)")
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         if not self.signatures:
             raise CheckpointError("the checkpoint is unsigned")
         names = [public.name] if public.name else [sig.name for sig in self.signatures]
@@ -133,6 +142,8 @@ def key_id(name: str, public: bytes) -> bytes:
 
 
 def public_key_of(key: Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
@@ -144,6 +155,12 @@ def parse_signing_key(text: str) -> Ed25519PrivateKey:
             "is not an Ed25519 private key: expected the base64 of 32 raw bytes; "
             f"make one with {KEYGEN}"
         )
+    require_crypto(
+        "signing audit checkpoints with Ed25519",
+        fix="or leave signing_key unset (checkpoints are then unsigned)",
+    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     return Ed25519PrivateKey.from_private_bytes(raw)
 
 

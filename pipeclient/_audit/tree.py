@@ -16,14 +16,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING, Any
 
 from .checkpoint import Checkpoint, CheckpointError, NoteSignature, PublicKey
 from .log import check_line, leaf_bytes
 from .merkle import Leaves, ProofError, inclusion_proof, leaf_hash, root_from_inclusion
 from .verify import VerifyResult, find_lines, verify
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = [
     "PROOF_FORMAT",

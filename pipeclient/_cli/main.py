@@ -154,7 +154,7 @@ def _telemetry_status(args: argparse.Namespace) -> int:
     missing = [s["stream"] for s in status["streams"] if s.get("missing_sdk")]
     if missing:  # a client with this configuration would not start
         print(
-            f"pipeclient: enabled without its SDK: {', '.join(missing)} (see above)",
+            f"pipeclient: enabled without the package it needs: {', '.join(missing)} (see above)",
             file=sys.stderr,
         )
         return EXIT_USAGE

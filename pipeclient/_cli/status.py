@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from .._audit.log import check_audit_path
-from .._builder import missing_sdk
 from .._client.backends import gateway_url_from_env
+from .._config.extras import CRYPTO, install_line, missing_module
 from .._config.models import secret_fields
 from .._config.settings import DEFAULT, TelemetrySettings, key_name, where_value
 
@@ -80,14 +80,16 @@ def _switch(
     return True, f"enabled ({origin})"
 
 
-def _with_sdk(entry: dict[str, Any], extra: str) -> dict[str, Any]:
-    """An enabled stream whose SDK is missing: off, with the line that installs it (a
-    client with this configuration raises ConfigError)."""
-    if entry["on"] and missing_sdk(extra) is not None:
-        line = f"pip install 'pipeclient[{extra}]'"
+def _with_sdk(
+    entry: dict[str, Any], extra: str, *, needs: bool = True, what: str = "its SDK is"
+) -> dict[str, Any]:
+    """An enabled stream whose SDK (or the package its settings `needs`) is missing: off,
+    with the line that installs it (a client with this configuration raises ConfigError)."""
+    if entry["on"] and needs and missing_module(extra) is not None:
+        line = install_line(extra)
         entry.update(
             on=False,
-            why=f"{entry['why']}, but its SDK is not installed: {line} "
+            why=f"{entry['why']}, but {what} not installed: {line} "
             f"(until then a client with this configuration raises ConfigError)",
             missing_sdk=line,
         )
@@ -171,29 +173,38 @@ def describe(
     if on and settings.do_not_track:
         why += "; DO_NOT_TRACK does not apply: the audit log is local"
     streams.append(
-        {
-            "stream": "audit",
-            "on": on,
-            "why": why,
-            "sends_to": os.path.abspath(os.path.expanduser(audit.path)) + " (local file)",
-            "content": "no: metadata only, always",
-            "settings": _settings_of(audit, ("audit",), settings),
-        }
+        _with_sdk(
+            {
+                "stream": "audit",
+                "on": on,
+                "why": why,
+                "sends_to": os.path.abspath(os.path.expanduser(audit.path)) + " (local file)",
+                "content": "no: metadata only, always",
+                "settings": _settings_of(audit, ("audit",), settings),
+            },
+            CRYPTO,
+            needs=audit.has_signing_key,
+            what="signing_key is set and cryptography (Ed25519) is",
+        )
     )
     store = config.store
     on, why = _switch(settings, "store.enabled", store.enabled, telemetry=False)
     if on and settings.do_not_track:
         why += "; DO_NOT_TRACK does not apply: the content store is local"
     streams.append(
-        {
-            "stream": "store",
-            "on": on,
-            "why": why,
-            "sends_to": os.path.abspath(os.path.expanduser(store.path))
-            + " (local file, encrypted)",
-            "content": _content(pii, True, "sealed per user; never for no_log calls"),
-            "settings": _settings_of(store, ("store",), settings),
-        }
+        _with_sdk(
+            {
+                "stream": "store",
+                "on": on,
+                "why": why,
+                "sends_to": os.path.abspath(os.path.expanduser(store.path))
+                + " (local file, encrypted)",
+                "content": _content(pii, True, "sealed per user; never for no_log calls"),
+                "settings": _settings_of(store, ("store",), settings),
+            },
+            CRYPTO,
+            what="cryptography (AES-256-GCM) is",
+        )
     )
     return {
         "file": str(settings.file) if settings.file else None,

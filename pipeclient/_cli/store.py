@@ -84,6 +84,7 @@ def _opened(args: argparse.Namespace) -> Iterator[tuple[ContentStore, StoreConfi
 
 
 def _open(args: argparse.Namespace) -> tuple[ContentStore, StoreConfig]:
+    _require_crypto()
     from .._config.keys import decode_key
     from .._config.placeholders import UnresolvedPlaceholder, resolve_text
     from .._config.settings import load_settings, value_source, where_value
@@ -115,6 +116,12 @@ def _open(args: argparse.Namespace) -> tuple[ContentStore, StoreConfig]:
         _storage(path, path_source), KeyEncryptionKey(key), key_source=key_source, create=False
     )
     return store, config
+
+
+def _require_crypto() -> None:
+    from .._config.extras import require_crypto
+
+    require_crypto("the content store (AES-256-GCM)", source="pipeclient store")
 
 
 def _storage(path: Path, source: str) -> Any:
@@ -214,6 +221,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
+    _require_crypto()
     from .._config.keys import decode_key
     from .._store.crypto import KeyEncryptionKey
 

@@ -209,6 +209,11 @@ class AuditConfig(_Table):
         "0: keep all",
     )
 
+    @property
+    def has_signing_key(self) -> bool:
+        """A key is set: not empty, and not a placeholder whose variable is unset."""
+        return bool(self.signing_key.strip()) and "${" not in self.signing_key
+
     @model_validator(mode="after")
     def _retention_needs_segments(self) -> AuditConfig:
         if self.retention_days and not self.rotate_mb:

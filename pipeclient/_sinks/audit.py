@@ -106,7 +106,7 @@ def _rotation(path: str, rotate_mb: float, retention_days: float, signing_key: s
     from .._audit.checkpoint import parse_signing_key
     from .._audit.rotate import SegmentRotation, expire_segments
 
-    key = parse_signing_key(signing_key) if signing_key and "${" not in signing_key else None
+    key = parse_signing_key(signing_key) if signing_key else None
     expire_segments(Path(path).expanduser().absolute(), retention_days)
     return SegmentRotation(int(rotate_mb * 2**20), retention_days, key)
 
