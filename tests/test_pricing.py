@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeclient._telemetry.pricing import ModelPrice, Pricer
@@ -46,3 +48,29 @@ def test_genai_prices_table_splits_cached_input() -> None:
     assert cost.cached_usd == pytest.approx(400 * 1.25 / 1e6)
     assert cost.output_usd == pytest.approx(200 * 10 / 1e6)
     assert cost.total_usd == pytest.approx(cost.input_usd + cost.cached_usd + cost.output_usd)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="genai-prices needs Python 3.11+")
+@settings(max_examples=60, deadline=None)
+@given(
+    inputs=st.integers(0, 150_000),
+    outputs=st.integers(0, 50_000),
+    share=st.floats(0, 1),
+)
+def test_remembered_table_rates_give_the_tables_own_numbers(
+    inputs: int, outputs: int, share: float
+) -> None:
+    from genai_prices import Usage, calc_price
+
+    cached = int(inputs * share)
+    pricer = Pricer(table="genai-prices")
+    first = pricer.cost("gpt-4o", 1000, 100, 500)  # looked up, then remembered
+    assert first is not None
+    assert pricer._rates.get("gpt-4o") is not None  # flat rates: no more lookups
+    got = pricer.cost("gpt-4o", inputs, outputs, cached)  # from the remembered rates
+    total = calc_price(
+        Usage(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=cached), "gpt-4o"
+    )
+    assert got is not None
+    assert got.total_usd == pytest.approx(float(total.total_price), rel=1e-9, abs=1e-12)
+    assert got.output_usd == pytest.approx(float(total.output_price), rel=1e-9, abs=1e-12)

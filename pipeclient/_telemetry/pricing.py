@@ -55,6 +55,10 @@ class Pricer:
         self._overrides = dict(overrides or {})
         self._table = table
         self._calc: Any = None  # genai_prices.calc_price once imported, False if absent
+        # The table's flat rates per model, once a lookup proved our arithmetic gives the
+        # table's own numbers (None: the table does not know the model). A lookup costs
+        # ~100 us on the export worker; the arithmetic ~2 us.
+        self._rates: dict[str, ModelPrice | None] = {}
 
     def cost(
         self,
@@ -71,7 +75,11 @@ class Pricer:
             return cost_from_price(override, inputs, outputs, cached)
         if self._table == "none":
             return None
-        return self._from_table(model, inputs, outputs, min(cached, inputs))
+        cached = min(cached, inputs)
+        if model in self._rates:
+            rates = self._rates[model]
+            return None if rates is None else cost_from_price(rates, inputs, outputs, cached)
+        return self._from_table(model, inputs, outputs, cached)
 
     def _from_table(self, model: str, inputs: int, outputs: int, cached: int) -> CallCost | None:
         if self._calc is None:
@@ -91,8 +99,58 @@ class Pricer:
             )
             uncached = calc_price(usage_type(input_tokens=inputs - cached, output_tokens=0), model)
         except LookupError:
+            self._remember(model, None)
             return None
         input_usd = float(uncached.input_price)
         all_input = float(total.input_price)
         output_usd = float(total.output_price)
-        return CallCost(input_usd, output_usd, all_input - input_usd, all_input + output_usd)
+        found = CallCost(input_usd, output_usd, all_input - input_usd, all_input + output_usd)
+        rates = _flat_rates(total)
+        if rates is not None and _same_cost(cost_from_price(rates, inputs, outputs, cached), found):
+            self._remember(model, rates)
+        return found
+
+    def _remember(self, model: str, rates: ModelPrice | None) -> None:
+        if len(self._rates) < _MAX_REMEMBERED:
+            self._rates[model] = rates
+
+
+_MAX_REMEMBERED = 1024
+_FLAT_KEYS = frozenset({"input_mtok", "output_mtok", "cache_read_mtok"})
+
+
+def _flat_rates(calculation: Any) -> ModelPrice | None:
+    """The model's rates when they are one flat price per token kind: no tiers, no
+    time-of-day or context variants, nothing priced per request; else None (look up each call)."""
+    from decimal import Decimal
+
+    model = getattr(calculation, "model", None)
+    price = getattr(calculation, "model_price", None)
+    if model is None or price is None or getattr(model, "prices", None) is not price:
+        return None
+    # Units this pricer never passes (web searches, ...) cost nothing; a price per request
+    # would apply to every call, so it is not flat.
+    given = {
+        key: value
+        for key, value in vars(price).items()
+        if value is not None and (key == "requests_kcount" or not key.endswith("_kcount"))
+    }
+    if not set(given) <= _FLAT_KEYS or not all(isinstance(v, Decimal) for v in given.values()):
+        return None
+    cached = given.get("cache_read_mtok")
+    return ModelPrice(
+        float(given.get("input_mtok", 0)),
+        float(given.get("output_mtok", 0)),
+        None if cached is None else float(cached),
+    )
+
+
+def _same_cost(ours: CallCost, table: CallCost) -> bool:
+    return all(
+        abs(a - b) <= 1e-12 + 1e-9 * abs(b)
+        for a, b in zip(
+            (ours.input_usd, ours.output_usd, ours.cached_usd),
+            (table.input_usd, table.output_usd, table.cached_usd),
+            strict=True,
+        )
+    )
