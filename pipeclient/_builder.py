@@ -3,8 +3,8 @@
 The client, `pipeclient telemetry preview` and `capture_telemetry()` all build their
 telemetry here, so what a preview or a capture shows is what a client sends. Each sink
 gets its audience (what it may see, DESIGN 5.2) from the privacy step's table; under
-DO_NOT_TRACK no custom sink and no gateway sink is built, and no thread starts but the
-content store's, when it is on (local, like the audit log).
+DO_NOT_TRACK no custom sink and no gateway sink is built, and no thread starts but those
+of the content store and the spend ledger, when they are on (local, like the audit log).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ._telemetry.pipeline import Pipeline
 from ._telemetry.pricing import ModelPrice, Pricer
 from ._telemetry.privacy import (
     AUDIT,
+    BUDGET,
     GATEWAY,
     STORE,
     PrivacyStep,
@@ -33,10 +34,11 @@ from ._telemetry.sink import Payload, Sink
 
 if TYPE_CHECKING:
     from ._config.models import PricingConfig
+    from ._telemetry.budget import Budget
     from ._telemetry.dispatch import Dispatcher
     from ._telemetry.recorder import Recorder
 
-__all__ = ["build_pipeline", "check_local_extras", "custom_routes"]
+__all__ = ["build_budget", "build_pipeline", "check_local_extras", "custom_routes"]
 
 
 def pricer_of(pricing: PricingConfig) -> Pricer | None:
@@ -48,6 +50,19 @@ def pricer_of(pricing: PricingConfig) -> Pricer | None:
         for name, price in pricing.models.items()
     }
     return Pricer(overrides, pricing.table)
+
+
+def build_budget(settings: TelemetrySettings, pricer: Pricer | None) -> Budget:
+    """The `[budget]` of these settings, its ledger opened now (an unusable path is a
+    ConfigError when the client is made, not at its first call)."""
+    from ._telemetry.budget import Budget
+    from ._telemetry.ledger import Ledger
+
+    config, sources = settings.config.budget, settings.sources
+    limit_source = where_value(("budget", "limit_usd"), sources)
+    path_source = where_value(("budget", "path"), sources) if "budget.path" in sources else None
+    ledger = Ledger(config.path, source=path_source or limit_source)
+    return Budget(config, ledger, pricer=pricer, limit_source=limit_source)
 
 
 def check_sdk(extra: str, stream: str, path: KeyPath, settings: TelemetrySettings) -> None:
@@ -184,6 +199,15 @@ def build_pipeline(
                 STORE,
             )
         )
+    # The spend ledger is local too: its lane records each call's cost once priced.
+    pricer = pricer_of(config.pricing)
+    budget: Budget | None = None
+    if config.budget.enabled:
+        from ._sinks.budget import BudgetSink
+
+        budget = build_budget(settings, pricer) if capture is None else None
+        by_user = config.budget.scope == "user"
+        routes.append(Route(BudgetSink(budget, by_user=by_user), BUDGET))
     if not routes and audit_now is None:
         return None
     privacy = PrivacyStep(
@@ -193,7 +217,7 @@ def build_pipeline(
     )
     exporter: Dispatcher | Recorder | None = None
     if routes:
-        fanout = Fanout(routes, privacy, pricer_of(config.pricing))
+        fanout = Fanout(routes, privacy, pricer)
         if capture is not None:
             from ._telemetry.recorder import Recorder
 
@@ -211,4 +235,5 @@ def build_pipeline(
         exporter,
         audit_now=audit_now,
         wants_content=any(route.audience.content for route in routes),
+        budget=budget,
     )

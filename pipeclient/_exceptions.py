@@ -3,6 +3,7 @@
 * PipeclientError
   * ConfigError - bad configuration: names the file or variable, the key, and the reason.
   * GatewayTelemetryRequiredError - a gateway call under DO_NOT_TRACK.
+  * BudgetExceededError - `[budget]` refused a call before it was sent.
   * APIError - something went wrong talking to a backend; carries `.request_id`.
     * APIConnectionError - the backend could not be reached, or the connection broke.
       * APITimeoutError
@@ -26,7 +27,7 @@ the client knows (`pipeclient._privacy.known_secrets`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import httpx
@@ -39,6 +40,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigError",
     "ConflictError",
     "GatewayTelemetryRequiredError",
@@ -54,6 +56,9 @@ __all__ = [
 
 class PipeclientError(Exception):
     """Root of every error pipeclient raises."""
+
+
+_E = TypeVar("_E", bound=PipeclientError)
 
 
 class ConfigError(PipeclientError, ValueError):
@@ -73,6 +78,39 @@ class GatewayTelemetryRequiredError(PipeclientError):
     request_id: str | None = None
 
 
+class BudgetExceededError(PipeclientError):
+    """The `[budget]` spend limit of the period is reached: the call was not sent.
+
+    `limit_usd`, `spent_usd` (recorded in the period so far), `estimate_usd` (this call's
+    estimated input cost, 0.0 when unknown), `period` ("day" or "month"), `period_start`
+    (e.g. "2026-12" or "2026-12-07", UTC), `scope` ("client" or "user"). The message names
+    no user id."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str,
+        limit_usd: float,
+        spent_usd: float,
+        estimate_usd: float,
+        period: str,
+        period_start: str,
+        scope: str,
+    ) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.estimate_usd = estimate_usd
+        self.period = period
+        self.period_start = period_start
+        self.scope = scope
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.__dict__, str(self)))
+
+
 class APIError(PipeclientError):
     """A call to a backend failed. `request_id` is the call's X-Request-Id."""
 
@@ -85,7 +123,7 @@ class APIError(PipeclientError):
         return (_rebuild, (type(self), self.__dict__, str(self)))
 
 
-def _rebuild(cls: type[APIError], state: dict[str, object], message: str) -> APIError:
+def _rebuild(cls: type[_E], state: dict[str, object], message: str) -> _E:
     error = cls.__new__(cls)
     Exception.__init__(error, message)
     error.__dict__.update(state)

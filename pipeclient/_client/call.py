@@ -259,6 +259,13 @@ class Call:
     def request_id(self) -> str:
         return self.tracker.request_id
 
+    @property
+    def input_bytes(self) -> int:
+        """The size of the JSON body sent (0 for a form or a GET): a budget's estimate."""
+        if self.content_type != "application/json":
+            return 0
+        return len(self._encoded[False] or b"")
+
     def injects_usage(self, backend: Backend) -> bool:
         """Whether the client asks this backend for stream usage on the caller's behalf
         (chat and legacy completions; the Responses API always sends it)."""

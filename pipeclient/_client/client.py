@@ -63,7 +63,7 @@ from .responses import AsyncResponses, Responses
 from .retry import RetryPolicy
 from .router import CallRoute, Router
 from .streaming import AsyncStream, Stream, _ChunkReader
-from .telemetry import build_client_pipeline, settle, telemetry_due
+from .telemetry import build_client_pipeline, check_budget, settle, telemetry_due
 
 if TYPE_CHECKING:
     # Telemetry machinery (and anyio, for AsyncClient) is imported where it is used, only
@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     # never loads it (DESIGN 3).
     from .._config.models import TelemetryConfig
     from .._config.settings import TelemetrySettings
+    from .._telemetry.budget import Budget
     from .._telemetry.pipeline import Pipeline
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client"]
@@ -243,6 +244,7 @@ class _BaseClient:
         self._http_lock = threading.Lock()
         # Where finished calls go, when a stream, the gateway or the audit log is on.
         self._telemetry: Pipeline | None = None
+        self._budget: Budget | None = None  # `[budget]`, checked before each call is sent
         self._settings: TelemetrySettings | DefaultSettings = settings
         self._router = Router(
             self.backends,
@@ -270,6 +272,7 @@ class _BaseClient:
         if pipeline is None:
             return
         self._telemetry = pipeline
+        self._budget = pipeline.budget
         # Flushed at close() or at exit (one hook for all clients, one deadline); a
         # collected client only stops taking records, never blocking the collecting thread.
         weakref.finalize(self, pipeline.release).atexit = False
@@ -539,6 +542,7 @@ class _BaseClient:
             call.tracker.finish(error=ErrorInfo(type(refusal).__name__, None))
             raise refusal
         assert route is not None
+        check_budget(call, self._budget)
         return route
 
     def _fail(self, call: Call, error: APIError) -> APIError:

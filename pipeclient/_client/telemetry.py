@@ -8,15 +8,17 @@ from typing import TYPE_CHECKING
 
 from .._config.settings import DefaultSettings
 from .._privacy.known_secrets import KnownSecrets
+from .._telemetry.record import ErrorInfo
 from .backends import Backend
 from .router import Router
 
 if TYPE_CHECKING:
     from .._config.settings import TelemetrySettings
+    from .._telemetry.budget import Budget
     from .._telemetry.pipeline import Pipeline
     from .call import Call
 
-__all__ = ["build_client_pipeline", "settle", "telemetry_due"]
+__all__ = ["build_client_pipeline", "check_budget", "settle", "telemetry_due"]
 
 
 def telemetry_due(settings: TelemetrySettings | DefaultSettings, router: Router) -> bool:
@@ -45,6 +47,24 @@ def build_client_pipeline(
         secrets=secrets,
         redact=redact,
     )
+
+
+def check_budget(call: Call, budget: Budget | None) -> None:
+    """Refuse a call over the `[budget]` limit before any network I/O: its record ends
+    with the refusal (the only telemetry it leaves), and BudgetExceededError is raised.
+    Listing models (a GET) costs nothing and is never refused."""
+    if budget is None or call.method == "GET":
+        return
+    tracker = call.tracker
+    refusal = budget.check(
+        request_id=call.request_id,
+        model=tracker.model,
+        user_id=tracker.attribution.user_id,
+        input_bytes=call.input_bytes,
+    )
+    if refusal is not None:
+        tracker.finish(error=ErrorInfo(type(refusal).__name__, None))
+        raise refusal
 
 
 async def settle(call: Call, telemetry: Pipeline | None) -> None:

@@ -119,12 +119,14 @@ def _telemetry_variables(env: Mapping[str, str]) -> dict[str, str]:
 def _environment_model() -> type[Any]:
     from pydantic_settings import BaseSettings, SettingsConfigDict
 
+    from .budget import BudgetConfig
     from .models import (
         AuditConfig,
         ExportConfig,
         LangfuseConfig,
         OtlpConfig,
         PostHogConfig,
+        PricingConfig,
         PrivacyConfig,
         StoreConfig,
     )
@@ -140,6 +142,8 @@ def _environment_model() -> type[Any]:
         audit: AuditConfig | None = None
         store: StoreConfig | None = None
         export: ExportConfig | None = None
+        pricing: PricingConfig | None = None
+        budget: BudgetConfig | None = None
 
     return FromEnvironment
 

@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from .budget import BudgetConfig
 from .urls import check_url
 
 __all__ = [
@@ -317,6 +318,7 @@ class TelemetryConfig(_Table):
     store: StoreConfig = Field(default_factory=StoreConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     @field_validator("otlp")
     @classmethod
@@ -377,6 +379,9 @@ def _table_lines(table: BaseModel) -> list[str]:
         if value == {} and isinstance(extra, dict) and "example" in extra:
             # Left unset, so that the user may add `[table.key."name"]` tables below.
             lines.append(f"# {extra['example']}\n# {key}: {field.description}\n")
+            continue
+        if value is None and isinstance(extra, dict) and "example" in extra:
+            lines.append(f"# {extra['example']:<34} # {field.description}\n")  # unset
             continue
         assignment = f"{key} = {_toml_value(value)}"
         lines.append(f"{assignment:<36} # {field.description}\n")

@@ -153,8 +153,9 @@ class _Lane:
             if item is _STOP:
                 return
             # Records arriving within the linger go out together, in one send.
-            if self.queued.value < _BATCH * 4:
-                owner.hurry.linger(LANE_LINGER_S)
+            linger = LANE_LINGER_S if sink.linger_s is None else sink.linger_s
+            if linger and self.queued.value < _BATCH * 4:
+                owner.hurry.linger(linger)
             payloads, count = list(item[0]), item[1]
             while len(payloads) < _BATCH * 4:
                 try:

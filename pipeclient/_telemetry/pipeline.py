@@ -16,6 +16,7 @@ from .record import CallRecord
 from .report import FlushReport
 
 if TYPE_CHECKING:
+    from .budget import Budget
     from .dispatch import Dispatcher
     from .recorder import Recorder
     from .sink import Sink
@@ -50,8 +51,11 @@ class Pipeline:
         *,
         audit_now: Sink | None = None,
         wants_content: bool = False,
+        budget: Budget | None = None,
     ) -> None:
         self.privacy = privacy
+        #: `[budget]`: checked before each call is sent; its lane records what calls cost
+        self.budget = budget
         self.exporter = exporter
         self.audit_now = audit_now
         #: whether a call must keep its content: some destination may receive it

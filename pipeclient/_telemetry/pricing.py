@@ -81,6 +81,13 @@ class Pricer:
             return None if rates is None else cost_from_price(rates, inputs, outputs, cached)
         return self._from_table(model, inputs, outputs, cached)
 
+    def input_rate(self, model: str) -> float | None:
+        """USD per input token when known without a table lookup (an override, or the
+        flat rates remembered after the model's first priced call); else None. Cheap
+        enough for the caller's thread: a budget's estimate of a call's input cost."""
+        price = self._overrides.get(model) or self._rates.get(model)
+        return None if price is None else price.input_per_mtok / 1e6
+
     def _from_table(self, model: str, inputs: int, outputs: int, cached: int) -> CallCost | None:
         if self._calc is None:
             try:

@@ -13,7 +13,8 @@ transforms, in order: the client's own secrets (always), the `pii` detectors, th
 `redact=` hook, then `content_max_length`. One that may not gets none of it: no content,
 no error text, trace blocks under a fixed name, and keyed pseudonyms for a caller's
 request id, user id, session id and text property values (numbers and booleans are kept).
-The gateway gets no attribution at all; the local audit log gets the user id as given.
+The gateway gets no attribution at all; the local audit log gets the user id as given,
+and so does the local spend ledger, which alone also sees no-log calls (their cost only).
 Nothing of a no-log call or block reaches a custom destination; the gateway keeps a no-log
 call's billing fields only. A hook that raises (or a transform that fails) leaves the
 record without content: metadata only, counted.
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT",
+    "BUDGET",
     "CONTENT",
     "GATEWAY",
     "HOOK",
@@ -98,6 +100,8 @@ class Audience(NamedTuple):
     own_ids: bool = False
     #: property names (of `properties=`) this destination never receives
     drop: frozenset[str] = frozenset()
+    #: the local spend ledger: no-log calls too (a cost is not content)
+    spend: bool = False
 
 
 CONTENT = Audience(content=True)
@@ -107,6 +111,8 @@ AUDIT = Audience(traces=False, own_ids=True)
 # The local content store: content after the `[privacy]` transforms, found again by the
 # request id the caller chose; calls only.
 STORE = Audience(content=True, traces=False, own_ids=True)
+# The local spend ledger ([budget]): each call's metadata and user id, no-log calls too.
+BUDGET = Audience(traces=False, own_ids=True, spend=True)
 
 
 def audience_of(table: PostHogConfig | LangfuseConfig | OtlpConfig) -> Audience:
@@ -208,7 +214,7 @@ class PrivacyStep:
         return [self._view(r, audience, base) for r, base in zip(records, cache, strict=True)]
 
     def _view(self, record: Record, audience: Audience, base: Record | None) -> Record | None:
-        if record.no_log and audience.custom:
+        if record.no_log and audience.custom and not audience.spend:
             return None
         if isinstance(record, TraceRecord):
             if not audience.traces:

@@ -152,8 +152,10 @@ class ExportError(RuntimeError):
 
 
 class Sink(ABC):
-    #: "posthog", "langfuse", "otlp:<name>", "gateway", "audit"
+    #: "posthog", "langfuse", "otlp:<name>", "gateway", "audit", "store", "budget"
     name: str
+    #: how long its lane waits for more records before a send; None: the dispatcher's
+    linger_s: float | None = None
 
     @abstractmethod
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
