@@ -90,6 +90,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .store import add_store_commands
 
     add_store_commands(commands)
+    from .budget import add_budget_commands
+
+    add_budget_commands(commands)
     return parser
 
 
