@@ -337,6 +337,7 @@ class _Merged:
             (("langfuse",), values["langfuse"], values["langfuse"]["enabled"] and not dnt),
             (("audit",), values["audit"], values["audit"]["enabled"]),
             (("store",), values["store"], values["store"]["enabled"]),  # local: no DNT
+            (("budget",), values["budget"], values["budget"]["limit_usd"] is not None),
             (("privacy",), values["privacy"], True),
             (("export",), values["export"], True),
         ]
