@@ -25,7 +25,7 @@ from pipeclient._telemetry.budget import Budget
 from pipeclient._telemetry.ledger import CLIENT_SCOPE, NANO, Ledger, period_start, user_scope
 from pipeclient.testing import CaptureServer, MockBackend
 
-from .conftest import RunCli
+from .conftest import RunCli, wait_until
 
 HI = [{"role": "user", "content": "hello there"}]
 # Input almost free (the estimate of a call's input stays tiny), output what costs.
@@ -659,3 +659,21 @@ def test_budget_status_without_a_ledger_shows_nothing_spent(tmp_path: Path, cli:
     assert result.returncode == 0
     assert "spent 0.00 USD, remaining 2.00 USD, 0 calls" in result.stdout
     assert not ledger.exists()
+
+
+def test_a_wrapped_openai_client_is_held_to_the_budget(server: Any, tmp_path: Path) -> None:
+    import openai
+
+    cost = call_cost(server, tmp_path)
+    ledger = tmp_path / "budget.db"
+    client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    pipeclient.wrap(client, telemetry=telemetry(ledger, limit_usd=cost / NANO))
+    client.chat.completions.create(model="m", messages=HI)  # type: ignore[arg-type]
+    month = period_start(_now(), "month")
+    wait_until(
+        lambda: Ledger(ledger).totals(month, CLIENT_SCOPE).calls == 1, 10, "the ledger's write"
+    )
+    with pytest.raises(pipeclient.BudgetExceededError):
+        client.chat.completions.create(model="m", messages=HI)  # type: ignore[arg-type]
+    client.close()
+    assert len(server.mock.requests) == 1

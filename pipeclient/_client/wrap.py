@@ -47,7 +47,7 @@ from .call import Call, check_request_id, start_call
 from .retry import RetryPolicy
 from .router import Router
 from .streaming import _ChunkReader
-from .telemetry import build_client_pipeline, settle, telemetry_due
+from .telemetry import build_client_pipeline, check_budget, settle, telemetry_due
 
 if TYPE_CHECKING:
     from .._config.models import TelemetryConfig
@@ -151,6 +151,8 @@ class _Wrapping:
             if call is not None:
                 call.tracker.finish(error=ErrorInfo(type(refusal).__name__, None))
             raise refusal
+        if call is not None and self.telemetry is not None:
+            check_budget(call, self.telemetry.budget)
         return _WrappedCall(self, request_id, call)
 
     def _record(self, options: Any, request_id: str, *, supplied: bool) -> Call | None:
