@@ -212,6 +212,7 @@ def describe(
         "streams": streams,
         "privacy": _settings_of(config.privacy, ("privacy",), settings),
         "export": _settings_of(config.export, ("export",), settings),
+        "budget": _settings_of(config.budget, ("budget",), settings),
     }
 
 
@@ -264,7 +265,7 @@ def render_text(status: Mapping[str, Any]) -> str:
         lines.append(f"    content:  {stream['content']}")
         for row in stream["settings"]:
             lines.append(_row_text(row))
-    for title in ("privacy", "export"):
+    for title in ("privacy", "export", "budget"):
         lines.append(f"\n[{title}]")
         for row in status[title]:
             lines.append(_row_text(row))
