@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from .._exceptions import ConfigError
 from .storage import Reader, Storage, StoredRecord, Writer
 
-__all__ = ["SqliteStorage"]
+__all__ = ["SqliteStorage", "open_wal"]
 
 BUSY_TIMEOUT_S = 30.0  # how long a write waits for other writers
 SCRUB_WAIT_S = 5.0  # how long a deletion waits to empty the write-ahead log
@@ -130,38 +130,16 @@ class SqliteStorage(Storage):
         return ConfigError(f"{self.location} {reason}", source=self._source, key="store.path")
 
     def _connect(self) -> sqlite3.Connection:
-        path = self.path
-        if path.is_dir():
-            raise self._fail("is a directory; set [store] path to a file")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():  # the files hold wrapped keys: readable by the owner only
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-            db = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise self._fail(f"cannot be opened ({_reason(exc)})") from None
-        try:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-            others = sorted(tables - _OURS)
-            if others:
-                raise self._fail(
-                    f"is a database of something else (it has {', '.join(others[:3])}); "
-                    "set [store] path to a new file"
-                )
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise self._fail(f"cannot use write-ahead logging (journal mode {mode})")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("PRAGMA secure_delete = ON")
-            db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise self._fail(f"is not a usable store database ({_reason(exc)})") from None
-        except BaseException:
-            db.close()
-            raise
+        db = open_wal(
+            self.path,
+            self._fail,
+            table="store",
+            kind="store database",
+            ours=_OURS,
+            schema=_SCHEMA,
+            pragmas=("PRAGMA secure_delete = ON",),
+            timeout=BUSY_TIMEOUT_S,
+        )
         self._db = db
         return db
 
@@ -209,6 +187,53 @@ class SqliteStorage(Storage):
         if self._db is not None:
             self._abandoned.append(self._db)
             self._db = None
+
+
+def open_wal(
+    path: Path,
+    fail: Callable[[str], ConfigError],
+    *,
+    table: str,
+    kind: str,
+    ours: frozenset[str],
+    schema: str,
+    pragmas: Sequence[str] = (),
+    timeout: float,
+) -> sqlite3.Connection:
+    """A connection to a database of ours (`ours`: its tables and indexes) in WAL mode,
+    its schema made if new; the file is created readable by its owner only. `fail` makes
+    the ConfigError naming `[table] path`, saying what is wrong with this `kind` of file."""
+    if path.is_dir():
+        raise fail(f"is a directory; set [{table}] path to a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():  # keys, user ids: readable by the owner only
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"cannot be opened ({_reason(exc)})") from None
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        others = sorted(tables - ours)
+        if others:
+            raise fail(
+                f"is a database of something else (it has {', '.join(others[:3])}); "
+                f"set [{table}] path to a new file"
+            )
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise fail(f"cannot use write-ahead logging (journal mode {mode})")
+        db.execute("PRAGMA synchronous = NORMAL")
+        for pragma in pragmas:
+            db.execute(pragma)
+        db.executescript("BEGIN IMMEDIATE;" + schema + "COMMIT;")
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise fail(f"is not a usable {kind} ({_reason(exc)})") from None
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _reason(exc: BaseException) -> str:

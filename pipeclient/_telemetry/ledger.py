@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .._exceptions import ConfigError
+from .._store.sqlite import open_wal
 
 __all__ = [
     "CLIENT_SCOPE",
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS spend (
     PRIMARY KEY (period, scope)
 ) WITHOUT ROWID;
 """
-_OURS = frozenset({"spend"})
+_OURS = frozenset({"spend"})  # WITHOUT ROWID: no index of its own
 _ADD = """
 INSERT INTO spend (period, scope, nano_usd, calls, unpriced) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (period, scope) DO UPDATE SET
@@ -107,37 +108,15 @@ class Ledger:
         return ConfigError(f"{self.path} {reason}", source=self._source, key="budget.path")
 
     def _connect(self) -> sqlite3.Connection:
-        path = self.path
-        if path.is_dir():
-            raise self._fail("is a directory; set [budget] path to a file")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise self._fail(f"cannot be opened ({_reason(exc)})") from None
-        try:
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise self._fail(f"cannot use write-ahead logging (journal mode {mode})")
-            db.execute("PRAGMA synchronous = NORMAL")
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-            others = sorted(tables - _OURS - {"sqlite_autoindex_spend_1"})
-            if others:
-                raise self._fail(
-                    f"is a database of something else (it has {', '.join(others[:3])}); "
-                    "set [budget] path to a new file"
-                )
-            if "spend" not in tables:
-                db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise self._fail(f"is not a usable ledger ({_reason(exc)})") from None
-        except BaseException:
-            db.close()
-            raise
-        return db
+        return open_wal(
+            self.path,
+            self._fail,
+            table="budget",
+            kind="ledger",
+            ours=_OURS,
+            schema=_SCHEMA,
+            timeout=BUSY_TIMEOUT_S,
+        )
 
     def _forked(self) -> None:
         """In a forked child: never use the parent's connections (nor close them)."""
@@ -149,29 +128,28 @@ class Ledger:
 
     def totals(self, period: str, scope: str) -> Totals:
         """One row, read without a transaction: what every process has recorded so far."""
+        found = self._read(
+            "SELECT nano_usd, calls, unpriced FROM spend WHERE period = ? AND scope = ?",
+            (period, scope),
+        )
+        return Totals(*map(int, found[0])) if found else Totals()
+
+    def rows(self, period: str) -> list[tuple[str, Totals]]:
+        """Every scope's totals in a period, for `pipeclient budget status`."""
+        found = self._read(
+            "SELECT scope, nano_usd, calls, unpriced FROM spend WHERE period = ? ORDER BY scope",
+            (period,),
+        )
+        return [(str(row[0]), Totals(*map(int, row[1:]))) for row in found]
+
+    def _read(self, query: str, values: tuple[str, ...]) -> list[Any]:
         if self._pid != os.getpid():
             self._forked()
         with self._read_lock:
             db = self._reader
             if db is None:
                 db = self._reader = self._connect()
-            row = db.execute(
-                "SELECT nano_usd, calls, unpriced FROM spend WHERE period = ? AND scope = ?",
-                (period, scope),
-            ).fetchone()
-        return Totals() if row is None else Totals(int(row[0]), int(row[1]), int(row[2]))
-
-    def rows(self, period: str) -> list[tuple[str, Totals]]:
-        """Every scope's totals in a period, for `pipeclient budget status`."""
-        with self._read_lock:
-            db = self._reader if self._reader is not None else self._connect()
-            self._reader = db
-            found = db.execute(
-                "SELECT scope, nano_usd, calls, unpriced FROM spend WHERE period = ? "
-                "ORDER BY scope",
-                (period,),
-            ).fetchall()
-        return [(str(row[0]), Totals(int(row[1]), int(row[2]), int(row[3]))) for row in found]
+            return db.execute(query, values).fetchall()
 
     def add(self, spends: Iterable[Spend]) -> None:
         """Add calls to the totals, in one transaction (summed per row first)."""
@@ -212,9 +190,3 @@ class Ledger:
                 if db is not None and self._pid == os.getpid():
                     db.close()
                 setattr(self, name, None)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    return str(exc) or type(exc).__name__
