@@ -302,7 +302,7 @@ def test_each_user_has_their_own_total(server: Any, tmp_path: Path) -> None:
         with pytest.raises(pipeclient.BudgetExceededError):
             alices.chat.completions.create(model="m", messages=HI)
     assert caught.value.scope == "user" and "alice" not in str(caught.value)
-    assert "user_id" in str(caught.value)
+    assert "for this user_id" in str(caught.value)
     assert len(server.mock.requests) == 2
     month = period_start(_now(), "month")
     rows = dict(Ledger(ledger).rows(month))
@@ -320,7 +320,45 @@ def test_client_scope_keeps_no_user_ids(server: Any, tmp_path: Path) -> None:
     assert [scope for scope, _ in Ledger(ledger).rows(period_start(_now(), "month"))] == [
         CLIENT_SCOPE
     ]
-    assert b"alice" not in b"".join(p.read_bytes() for p in tmp_path.glob("budget.db*"))
+    files = list(tmp_path.glob("budget.db*"))
+    assert b"alice" not in b"".join(path.read_bytes() for path in files)
+    assert files and all(path.stat().st_mode & 0o077 == 0 for path in files)  # the owner's
+
+
+def test_calls_without_a_user_id_share_a_total_of_their_own(tmp_path: Path) -> None:
+    budget = Budget(BudgetConfig(limit_usd=1.0, scope="user"), Ledger(tmp_path / "b.db"))
+    budget.record([(_now(), None, 1.0), (_now(), "carol", 0.5)])
+    refusal = budget.check(request_id="r", model="m", user_id=None, input_bytes=0)
+    assert refusal is not None and "for calls without a user_id" in str(refusal)
+    assert budget.check(request_id="r", model="m", user_id="carol", input_bytes=0) is None
+
+
+def test_a_forked_child_records_into_the_same_ledger(server: Any, tmp_path: Path) -> None:
+    import os
+
+    from .conftest import wait_child
+
+    cost = call_cost(server, tmp_path)
+    ledger = tmp_path / "budget.db"
+    with pipeclient.Client(
+        backends=[server.backend()], telemetry=telemetry(ledger, limit_usd=2 * cost / NANO)
+    ) as client:
+        client.chat.completions.create(model="m", messages=HI)
+        client.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                client.chat.completions.create(model="m", messages=HI)
+                report = client.flush()
+                code = 0 if report is not None and report.complete else 3
+            finally:
+                os._exit(code)
+        assert wait_child(pid, 60) == 0
+        with pytest.raises(pipeclient.BudgetExceededError):  # the child's spend counts here
+            client.chat.completions.create(model="m", messages=HI)
+    totals = Ledger(ledger).totals(period_start(_now(), "month"), CLIENT_SCOPE)
+    assert totals.calls == 2 and totals.nano_usd == 2 * cost
 
 
 # -- unpriced ----------------------------------------------------------------------------

@@ -89,7 +89,7 @@ class Budget:
         limit = self._limit_nano
         if spent < limit and spent + estimate <= limit:
             return None
-        message = self._message(start, spent, estimate)
+        message = self._message(start, spent, estimate, scope)
         if self._warn:
             self._warn_once(start, scope, message)
             return None
@@ -105,10 +105,12 @@ class Budget:
             scope=self.config.scope,
         )
 
-    def _message(self, start: str, spent: int, estimate: int) -> str:
+    def _message(self, start: str, spent: int, estimate: int, scope: str) -> str:
         config = self.config
         assert config.limit_usd is not None
-        whose = "this call's user_id" if self._by_user else "this client"
+        whose = "this client"
+        if self._by_user:  # never the id itself: personal data, and messages get logged
+            whose = "calls without a user_id" if scope == user_scope(None) else "this user_id"
         spend = f"{usd(spent / NANO)} USD spent"
         if estimate and spent < self._limit_nano:
             spend += f" and this call's input estimated at {usd(estimate / NANO)} USD"
