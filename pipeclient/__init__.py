@@ -32,6 +32,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._client.backends import Backend
     from ._client.client import AsyncClient, Client
+    from ._client.raw import APIResponse, AsyncAPIResponse, LegacyAPIResponse
     from ._client.retry import RetryPolicy
     from ._client.streaming import AsyncStream, Stream
     from ._client.wrap import wrap
@@ -40,9 +41,11 @@ if TYPE_CHECKING:
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponse",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncAPIResponse",
     "AsyncClient",
     "AsyncStream",
     "AuthenticationError",
@@ -53,6 +56,7 @@ __all__ = [
     "ConflictError",
     "GatewayTelemetryRequiredError",
     "InternalServerError",
+    "LegacyAPIResponse",
     "NotFoundError",
     "PermissionDeniedError",
     "PipeclientError",
@@ -69,6 +73,9 @@ __all__ = [
 
 _LAZY = {
     "Backend": "._client.backends",
+    "APIResponse": "._client.raw",
+    "AsyncAPIResponse": "._client.raw",
+    "LegacyAPIResponse": "._client.raw",
     "Client": "._client.client",
     "AsyncClient": "._client.client",
     "RetryPolicy": "._client.retry",
