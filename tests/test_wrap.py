@@ -786,3 +786,29 @@ def test_async_responses_are_recorded_and_the_gateway_rule_holds(
         with pytest.raises(pipeclient.GatewayTelemetryRequiredError):
             asyncio.run(refused_call())
         assert (len(gateway.requests), gateway_server.connections) == (seen_requests, connections)
+
+
+def test_openais_responses_helpers_are_recorded_through_it(
+    backend: tuple[MockBackend, MockServer],
+) -> None:
+    import pydantic
+
+    class Echo(pydantic.BaseModel):
+        echo: str
+
+    _, server = backend
+    with capture_telemetry() as captured:
+        client = pipeclient.wrap(
+            openai.OpenAI(base_url=server.url, api_key="sk"),
+            telemetry={"posthog": {"enabled": True, "api_key": "phc"}},
+        )
+        with client.responses.stream(model="m", input="hi") as stream:
+            for _ in stream:
+                pass
+            assert stream.get_final_response().output_text == "Mock response to: hi"
+        parsed = client.responses.parse(model="m", input="hi", text_format=Echo)
+        assert parsed.output_parsed == Echo(echo="hi")
+        client.close()
+    found = [event["properties"] for event in captured["posthog"]]
+    assert [props["$ai_stream"] for props in found] == [True, False]
+    assert all(props["$ai_output_tokens"] > 0 for props in found)
