@@ -4,8 +4,6 @@ mypy on a file of `assert_type`s) and answering so over loopback, for every name
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import pipeclient
 from pipeclient.testing import MockBackend, MockServer
 from pipeclient.types import HttpxBinaryResponseContent, ParsedChatCompletion
 
-from .conftest import listen
+from .conftest import listen, mypy_strict
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,13 +122,7 @@ def typos(client: pipeclient.Client) -> None:
 def test_mypy_types_the_views_as_openai_python_does(tmp_path: Path) -> None:
     snippet = tmp_path / "views.py"
     snippet.write_text(TYPED)
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=170,
-    )
+    result = mypy_strict(snippet)
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     lines = TYPED.splitlines()
     typo_start = next(i for i, line in enumerate(lines, 1) if line.startswith("def typos"))
@@ -260,3 +252,46 @@ def test_the_async_views_answer_for_every_namespace(server: MockServer, tmp_path
 
     asyncio.run(main())
     assert target.read_bytes().startswith(b"RIFF")
+
+
+NAMESPACES = (
+    "chat.completions",
+    "embeddings",
+    "images",
+    "models",
+    "moderations",
+    "completions",
+    "responses",
+    "audio.transcriptions",
+    "audio.speech",
+)
+
+
+def _at(root: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        root = getattr(root, part)
+    return root
+
+
+def _methods(namespace: Any) -> set[str]:
+    return {
+        name
+        for name in dir(namespace)
+        if not name.startswith("_") and callable(getattr(namespace, name))
+    }
+
+
+@pytest.mark.parametrize("client_class", [pipeclient.Client, pipeclient.AsyncClient])
+@pytest.mark.parametrize("view", ["with_raw_response", "with_streaming_response"])
+def test_every_method_of_every_namespace_has_both_views_as_openai_python_has(
+    client_class: Any, view: str
+) -> None:
+    ours = client_class(backends=[MockBackend().backend()])
+    theirs = (openai.OpenAI if client_class is pipeclient.Client else openai.AsyncOpenAI)(
+        api_key="k", base_url="http://127.0.0.1:9/v1"
+    )
+    for dotted in NAMESPACES:
+        wanted = _methods(_at(ours, dotted)) - {"stream"}  # openai has no view of .stream
+        viewed = _methods(_at(getattr(ours, view), dotted))
+        assert viewed == wanted, (dotted, sorted(wanted ^ viewed))
+        assert viewed <= _methods(_at(getattr(theirs, view), dotted)), dotted

@@ -78,6 +78,14 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         httpd.server_close()
 
 
+def start_event_stream(handler: BaseHTTPRequestHandler) -> None:
+    """Read the request; answer 200 with an event stream's headers (the events follow)."""
+    handler.rfile.read(int(handler.headers["content-length"]))
+    handler.send_response(200)
+    handler.send_header("content-type", "text/event-stream")
+    handler.end_headers()
+
+
 def audit_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -189,10 +197,7 @@ def test_streams_reach_the_caller_unbuffered_and_are_recorded_at_their_end(
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["content-length"]))
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.end_headers()
+            start_event_stream(self)
             for index, event in enumerate(events_sent):
                 chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1}
                 chunk.update(model="m", **event)
@@ -698,10 +703,7 @@ def test_responses_keep_the_privacy_audit_and_request_id_rules(
 def test_a_responses_error_event_ends_the_record_with_the_error(posthog: CaptureServer) -> None:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["content-length"]))
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.end_headers()
+            start_event_stream(self)
             created = {"id": "resp_1", "object": "response", "model": "m", "output": []}
             for event in (
                 {"type": "response.created", "sequence_number": 0, "response": created},
