@@ -33,6 +33,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._client.backends import Backend
     from ._client.client import AsyncClient, Client
+    from ._client.raw import APIResponse, AsyncAPIResponse, LegacyAPIResponse
     from ._client.retry import RetryPolicy
     from ._client.streaming import AsyncStream, Stream
     from ._client.wrap import wrap
@@ -41,9 +42,11 @@ if TYPE_CHECKING:
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponse",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncAPIResponse",
     "AsyncClient",
     "AsyncStream",
     "AuthenticationError",
@@ -55,6 +58,7 @@ __all__ = [
     "ConflictError",
     "GatewayTelemetryRequiredError",
     "InternalServerError",
+    "LegacyAPIResponse",
     "NotFoundError",
     "PermissionDeniedError",
     "PipeclientError",
@@ -71,6 +75,9 @@ __all__ = [
 
 _LAZY = {
     "Backend": "._client.backends",
+    "APIResponse": "._client.raw",
+    "AsyncAPIResponse": "._client.raw",
+    "LegacyAPIResponse": "._client.raw",
     "Client": "._client.client",
     "AsyncClient": "._client.client",
     "RetryPolicy": "._client.retry",

@@ -11,6 +11,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from ._binary import HttpxBinaryResponseContent
+
 __all__ = [
     "Base64Embedding",
     "ChatCompletion",
@@ -26,6 +28,7 @@ __all__ = [
     "Embedding",
     "EmbeddingUsage",
     "FunctionCall",
+    "HttpxBinaryResponseContent",
     "Image",
     "ImagesResponse",
     "Model",
@@ -33,6 +36,9 @@ __all__ = [
     "ModerationCategories",
     "ModerationCategoryScores",
     "ModerationCreateResponse",
+    "ParsedChatCompletion",
+    "ParsedChatCompletionMessage",
+    "ParsedChoice",
     "Response",
     "ResponseOutputContent",
     "ResponseOutputItem",
@@ -108,6 +114,22 @@ class ChatCompletion(_Response):
     usage: CompletionUsage | None = None
     system_fingerprint: str | None = None
     service_tier: str | None = None
+
+
+ParsedT = TypeVar("ParsedT")
+
+
+class ParsedChatCompletionMessage(ChatCompletionMessage, Generic[ParsedT]):
+    #: the content validated into the `response_format` class (None on a refusal)
+    parsed: ParsedT | None = None
+
+
+class ParsedChoice(Choice, Generic[ParsedT]):
+    message: ParsedChatCompletionMessage[ParsedT]
+
+
+class ParsedChatCompletion(ChatCompletion, Generic[ParsedT]):
+    choices: list[ParsedChoice[ParsedT]]  # type: ignore[assignment]
 
 
 class ChoiceDeltaFunctionCall(_Model):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -139,3 +140,17 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return CliResult(code, out, err)
 
     return run
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mypy_strict(path: Path) -> subprocess.CompletedProcess[str]:
+    """`mypy --strict` on one file, from the checkout (its config and the installed package)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=170,
+    )

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeclient"
 
 # Lowest first. A module may import its own layer and the layers below, never above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("pipeclient._version", "pipeclient._exceptions", "pipeclient.types"),
+    ("pipeclient._version", "pipeclient._exceptions", "pipeclient._binary", "pipeclient.types"),
     ("pipeclient._config", "pipeclient.config"),
     ("pipeclient._privacy",),
     ("pipeclient._audit", "pipeclient._store"),

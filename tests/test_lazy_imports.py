@@ -36,7 +36,7 @@ TELEMETRY_MODULES = (
     "pipeclient._config.models",
     "pydantic_settings",
     "tomllib",
-    "rfc8785",
+    "pipeclient._audit.canonical",
     "posthog",
     "langfuse",
     "opentelemetry",

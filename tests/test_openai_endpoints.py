@@ -183,7 +183,7 @@ def test_transcriptions_and_speech_match_openai_types(server: MockServer, tmp_pa
     from openai._legacy_response import HttpxBinaryResponseContent as TheirBinary
     from openai.types.audio import Transcription as TheirTranscription
 
-    from pipeclient._client.audio import HttpxBinaryResponseContent
+    from pipeclient.types import HttpxBinaryResponseContent
 
     recording = tmp_path / "talk.wav"
     recording.write_bytes(b"RIFF" + AUDIO_CANARY * 10)

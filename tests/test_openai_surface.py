@@ -291,16 +291,26 @@ def test_raw_and_streaming_answers_have_openai_pythons_attributes() -> None:
     from openai._legacy_response import LegacyAPIResponse as TheirLegacy
     from openai._response import APIResponse as TheirResponse
     from openai._response import AsyncAPIResponse as TheirAsyncResponse
+    from openai._response import AsyncStreamedBinaryAPIResponse as TheirAsyncBinary
+    from openai._response import StreamedBinaryAPIResponse as TheirBinary
 
-    from pipeclient._client.raw import APIResponse, AsyncAPIResponse, LegacyAPIResponse
+    from pipeclient._client.raw import (
+        APIResponse,
+        AsyncAPIResponse,
+        AsyncStreamedBinaryAPIResponse,
+        LegacyAPIResponse,
+        StreamedBinaryAPIResponse,
+    )
 
     for ours, theirs in (
         (LegacyAPIResponse, TheirLegacy),
         (APIResponse, TheirResponse),
         (AsyncAPIResponse, TheirAsyncResponse),
+        (StreamedBinaryAPIResponse, TheirBinary),
+        (AsyncStreamedBinaryAPIResponse, TheirAsyncBinary),
     ):
         assert _public(theirs) <= _public(ours), sorted(_public(theirs) - _public(ours))
-        for name in ("parse", "text", "read", "json", "close"):  # sync or async alike
+        for name in ("parse", "text", "read", "json", "close", "stream_to_file"):  # sync, async
             if hasattr(theirs, name) and callable(getattr(theirs, name)):
                 assert inspect.iscoroutinefunction(getattr(theirs, name)) == (
                     inspect.iscoroutinefunction(getattr(ours, name))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 import pipeclient
 from pipeclient.testing import MockBackend
 
-from .conftest import listen
+from .conftest import listen, mypy_strict
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,13 +83,7 @@ def test_mypy_catches_typos_in_calls_and_client_options(tmp_path: Path) -> None:
         "packed = client.embeddings.create(model='e', input='x', encoding_format='base64')\n"
         "reveal_type(packed.data[0].embedding)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=170,
-    )
+    result = mypy_strict(snippet)
     assert result.returncode == 1, result.stdout
     assert '"max_retry"' in result.stdout, result.stdout
     assert '"temprature"' in result.stdout, result.stdout
@@ -296,13 +288,7 @@ def typos(client: pipeclient.Client) -> None:
     client.completions.create(model="m", prompt="p", temperature="hot")
 """
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=170,
-    )
+    result = mypy_strict(snippet)
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     lines = snippet.read_text().splitlines()
     typo_start = next(i for i, line in enumerate(lines, 1) if line.startswith("def typos"))

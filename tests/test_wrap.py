@@ -78,6 +78,14 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         httpd.server_close()
 
 
+def start_event_stream(handler: BaseHTTPRequestHandler) -> None:
+    """Read the request; answer 200 with an event stream's headers (the events follow)."""
+    handler.rfile.read(int(handler.headers["content-length"]))
+    handler.send_response(200)
+    handler.send_header("content-type", "text/event-stream")
+    handler.end_headers()
+
+
 def audit_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -189,10 +197,7 @@ def test_streams_reach_the_caller_unbuffered_and_are_recorded_at_their_end(
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["content-length"]))
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.end_headers()
+            start_event_stream(self)
             for index, event in enumerate(events_sent):
                 chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1}
                 chunk.update(model="m", **event)
@@ -583,3 +588,229 @@ def test_wrap_does_not_import_openai() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.split() == ["False", "True"]
+
+
+# -- responses.create ---------------------------------------------------------------------
+
+# What differs between two recordings of the same call: its ids, its timings, and the
+# backend's name (the native client's is its own, a wrapped client's the host it calls).
+_PER_CALL = {
+    "$ai_latency",
+    "$ai_response_id",
+    "$ai_span_id",
+    "$ai_time_to_first_token",
+    "$ai_trace_id",
+    "distinct_id",
+    "endTimeUnixNano",
+    "langfuse.observation.completion_start_time",
+    "langfuse.observation.metadata.backend",
+    "langfuse.observation.metadata.request_id",
+    "langfuse.observation.metadata.response_id",
+    "request_id",
+    "spanId",
+    "startTimeUnixNano",
+    "timestamp",
+    "traceId",
+    "uuid",
+}
+
+
+def _same_call(event: Any) -> Any:
+    """An event without what is the call's own; OTLP attributes (`{"key": name, ...}`)
+    are left out by name as keys are."""
+    if isinstance(event, dict):
+        return {key: _same_call(value) for key, value in event.items() if key not in _PER_CALL}
+    if isinstance(event, list):
+        return [
+            _same_call(item)
+            for item in event
+            if not (isinstance(item, dict) and item.get("key") in _PER_CALL)
+        ]
+    return event
+
+
+def _recorded_natively(server: MockServer, telemetry: dict[str, Any], stream: bool) -> Any:
+    with capture_telemetry() as captured:
+        with pipeclient.Client(backends=[server.backend()], telemetry=telemetry) as client:
+            answer = client.responses.create(model="m", input=f"hi {CANARY}", stream=stream)
+            if stream:
+                list(answer)  # type: ignore[arg-type]
+    return captured
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_are_recorded_as_the_native_client_records_them(
+    backend: tuple[MockBackend, MockServer], tmp_path: Path, stream: bool
+) -> None:
+    mock, server = backend
+    telemetry = {
+        "posthog": {"enabled": True, "api_key": "phc", "redact": False},
+        "langfuse": {"enabled": True, "public_key": "pk", "secret_key": "sk"},
+    }
+    native = _recorded_natively(server, telemetry, stream)
+    with capture_telemetry() as wrapped:
+        client = pipeclient.wrap(
+            openai.OpenAI(base_url=server.url, api_key="sk"), telemetry=telemetry
+        )
+        answer = client.responses.create(model="m", input=f"hi {CANARY}", stream=stream)
+        if stream:
+            kinds = [event.type for event in answer]  # type: ignore[union-attr]
+            assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+        else:
+            assert answer.output_text == f"Mock response to: hi {CANARY}"  # type: ignore[union-attr]
+        client.close()
+    assert sorted(wrapped) == sorted(native) == ["langfuse", "posthog"]
+    [event] = wrapped["posthog"]
+    props = event["properties"]
+    assert event["event"] == "$ai_generation" and props["$ai_stream"] is stream
+    assert props["$ai_input_tokens"] > 0 and props["$ai_output_tokens"] > 0
+    assert props["request_id"] == mock.requests[-1].headers["x-request-id"]
+    assert CANARY in json.dumps(props["$ai_output_choices"])  # content, as asked
+    for destination in ("posthog", "langfuse"):
+        assert _same_call(wrapped[destination]) == _same_call(native[destination]), destination
+
+
+def test_responses_keep_the_privacy_audit_and_request_id_rules(
+    backend: tuple[MockBackend, MockServer], posthog: CaptureServer, tmp_path: Path
+) -> None:
+    mock, server = backend
+    audit = tmp_path / "audit.jsonl"
+    client = pipeclient.wrap(
+        openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=1),
+        telemetry={**posthog_on(posthog), "audit": {"enabled": True, "path": str(audit)}},
+    )
+    mock.push(Fault(status=503))
+    client.responses.create(model="m", input=f"hi {CANARY}", instructions="be brief")
+    stream = client.responses.create(
+        model="m", input=[{"role": "user", "content": f"hi {CANARY}"}], stream=True
+    )
+    assert [event.type for event in stream][-1] == "response.completed"
+    client.close()
+    ids = [r.headers["x-request-id"] for r in mock.requests]
+    assert ids[0] == ids[1] != ids[2]  # one id for both attempts of the first call
+    found = events(posthog)
+    assert [e["properties"]["request_id"] for e in found] == [ids[0], ids[2]]
+    assert [e["properties"]["$ai_stream"] for e in found] == [False, True]
+    assert all(e["properties"]["$ai_output_tokens"] > 0 for e in found)
+    assert CANARY not in sent(posthog)  # redact = true by default
+    lines = audit_lines(audit)
+    assert [line["x_request_id"] for line in lines] == [ids[0], ids[2]]
+    assert all(line["token_counts"]["output"] > 0 for line in lines)
+    assert all(line["endpoint"].endswith("/responses") for line in lines)
+    assert CANARY not in audit.read_text() and "sk-test" not in audit.read_text()
+
+
+def test_a_responses_error_event_ends_the_record_with_the_error(posthog: CaptureServer) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            start_event_stream(self)
+            created = {"id": "resp_1", "object": "response", "model": "m", "output": []}
+            for event in (
+                {"type": "response.created", "sequence_number": 0, "response": created},
+                {"type": "error", "sequence_number": 1, "message": "overloaded", "code": "x"},
+            ):
+                self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+            self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with serving(Handler) as url:
+        client = pipeclient.wrap(
+            openai.OpenAI(base_url=url, api_key="sk", max_retries=0), telemetry=posthog_on(posthog)
+        )
+        with contextlib.suppress(Exception):  # openai raises on the error event, or not
+            list(client.responses.create(model="m", input="hi", stream=True))
+        client.close()
+    [event] = events(posthog)
+    assert event["properties"]["$ai_is_error"] is True
+    assert event["properties"]["$ai_stream"] is True
+
+
+def test_async_responses_are_recorded_and_the_gateway_rule_holds(
+    backend: tuple[MockBackend, MockServer],
+    posthog: CaptureServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mock, server = backend
+    audit = tmp_path / "audit.jsonl"
+
+    async def main() -> list[str]:
+        client = pipeclient.wrap(
+            openai.AsyncOpenAI(base_url=server.url, api_key="sk"),
+            telemetry={
+                **posthog_on(posthog),
+                "audit": {"enabled": True, "path": str(audit), "durable": True},
+            },
+        )
+        answer = await client.responses.create(model="m", input=f"hi {CANARY}")
+        assert len(audit_lines(audit)) == 1  # durable: written before the call returned
+        stream = await client.responses.create(model="m", input="hi", stream=True)
+        kinds = [event.type async for event in stream]
+        await client.close()
+        return [answer.output_text, *kinds]
+
+    seen = asyncio.run(main())
+    assert seen[0] == f"Mock response to: hi {CANARY}" and seen[-1] == "response.completed"
+    ids = [r.headers["x-request-id"] for r in mock.requests]
+    found = events(posthog)
+    assert [e["properties"]["request_id"] for e in found] == ids
+    assert [e["properties"]["$ai_stream"] for e in found] == [False, True]
+    assert found[1]["properties"]["$ai_output_tokens"] > 0
+    assert [line["x_request_id"] for line in audit_lines(audit)] == ids
+
+    gateway = MockGateway()
+    with gateway.serve() as gateway_server:
+        monkeypatch.setenv("PIPECLIENT_GATEWAY_URL", gateway_server.url)
+        client = pipeclient.wrap(
+            openai.AsyncOpenAI(base_url=gateway_server.url, api_key="gw-test-key")
+        )
+
+        async def through_the_gateway() -> None:
+            await client.responses.create(model="m", input=f"hi {CANARY}")
+            await client.close()
+
+        asyncio.run(through_the_gateway())
+        [recorded] = gateway.events
+        assert (recorded["operation"], recorded["outcome"]) == ("responses", "ok")
+        assert CANARY not in b"".join(r.body for r in gateway.telemetry_requests).decode()
+
+        monkeypatch.setenv("DO_NOT_TRACK", "1")
+        seen_requests, connections = len(gateway.requests), gateway_server.connections
+        refused = pipeclient.wrap(
+            openai.AsyncOpenAI(base_url=gateway_server.url, api_key="gw-test-key")
+        )
+
+        async def refused_call() -> None:
+            await refused.responses.create(model="m", input="hi", stream=True)
+
+        with pytest.raises(pipeclient.GatewayTelemetryRequiredError):
+            asyncio.run(refused_call())
+        assert (len(gateway.requests), gateway_server.connections) == (seen_requests, connections)
+
+
+def test_openais_responses_helpers_are_recorded_through_it(
+    backend: tuple[MockBackend, MockServer],
+) -> None:
+    import pydantic
+
+    class Echo(pydantic.BaseModel):
+        echo: str
+
+    _, server = backend
+    with capture_telemetry() as captured:
+        client = pipeclient.wrap(
+            openai.OpenAI(base_url=server.url, api_key="sk"),
+            telemetry={"posthog": {"enabled": True, "api_key": "phc"}},
+        )
+        with client.responses.stream(model="m", input="hi") as stream:
+            for _ in stream:
+                pass
+            assert stream.get_final_response().output_text == "Mock response to: hi"
+        parsed = client.responses.parse(model="m", input="hi", text_format=Echo)
+        assert parsed.output_parsed == Echo(echo="hi")
+        client.close()
+    found = [event["properties"] for event in captured["posthog"]]
+    assert [props["$ai_stream"] for props in found] == [True, False]
+    assert all(props["$ai_output_tokens"] > 0 for props in found)

@@ -27,9 +27,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
-import rfc8785
-
 from .._exceptions import ConfigError
+from .canonical import CanonicalJSONError, canonical_json
 
 if sys.platform != "win32":
     import fcntl
@@ -77,7 +76,7 @@ _LINE_START = b'{"endpoint":'
 # order, strings with only the escapes JCS uses, integers of at most 15 digits and
 # decimals of at most 15 significant digits (printed identically by JCS). A line that
 # matches, and is UTF-8, is its own canonical form; any other line is canonicalised by
-# `rfc8785` (slower, same answer).
+# `canonical_json` (slower, same answer).
 _STR = rb'"[^"\\\x00-\x1f]*+(?:\\(?:["\\bfnrt]|u00(?:0[0-7bef]|1[0-9a-f]))[^"\\\x00-\x1f]*+)*+"'
 _INT = rb"(?:0|-?[1-9][0-9]{0,14})"
 _NUM = rb"(?:0|-?[1-9][0-9]{0,14}|-?(?:0|[1-9][0-9]{0,11})\.[0-9]{0,2}[1-9])"
@@ -141,8 +140,8 @@ def _check_slowly(raw: bytes) -> LineCheck:
         return LineCheck("malformed", reason=problem)
     body = {key: value for key, value in line.items() if key != "hash"}
     try:
-        digest = hashlib.sha256(rfc8785.dumps(body)).hexdigest()
-    except rfc8785.CanonicalizationError as exc:
+        digest = hashlib.sha256(canonical_json(body)).hexdigest()
+    except CanonicalJSONError as exc:
         return LineCheck("malformed", reason=f"not canonicalisable ({exc})")
     status: Literal["ok", "edited"] = "ok" if digest == line["hash"] else "edited"
     return LineCheck(
@@ -160,7 +159,7 @@ def leaf_bytes(raw: bytes) -> bytes:
         return raw[:start] + raw[end:]
     line = json.loads(raw.decode("utf-8"))
     del line["hash"]
-    return rfc8785.dumps(line)
+    return canonical_json(line)
 
 
 def is_cut(raw: bytes) -> bool:
@@ -254,9 +253,9 @@ def format_line(fields: Mapping[str, Any], seq: int, prev_hash: str) -> tuple[by
     if cut >= 0 and CANONICAL_LINE.fullmatch(line) is not None:
         return line + b"\n", digest  # the grammar proves it is the RFC 8785 form
     # Values json.dumps does not print the JCS way (large or tiny floats...): the
-    # reference implementation decides, for the body and the line alike.
-    digest = hashlib.sha256(rfc8785.dumps(body)).hexdigest()
-    return rfc8785.dumps(dict(body, hash=digest)) + b"\n", digest
+    # canonicaliser decides, for the body and the line alike.
+    digest = hashlib.sha256(canonical_json(body)).hexdigest()
+    return canonical_json(dict(body, hash=digest)) + b"\n", digest
 
 
 # -- the writer -----------------------------------------------------------------------

@@ -15,9 +15,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from ..types import ChatCompletion, ChatCompletionChunk
+from ..types import ChatCompletion, ChatCompletionChunk, ParsedChatCompletion
 from .streaming import AsyncStream, Stream
-from .structured import ParsedChatCompletion, parsed_completion
+from .structured import parsed_completion
 
 __all__ = [
     "AsyncChatCompletionStream",

@@ -31,6 +31,7 @@ from .._telemetry.report import FlushReport
 from .._telemetry.trace import Trace, TraceParent, current_parent
 from .._version import __version__
 from . import answers as _answers
+from .async_views import AsyncClientWithRawResponse, AsyncClientWithStreamingResponse
 from .audio import AsyncAudio, Audio
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
 from .call import (
@@ -57,13 +58,14 @@ from .params import (
     CopyOptions,
     reject_unexpected,
 )
-from .raw import WithRawResponse, WithStreamingResponse, raw_answer, wants_raw
+from .raw import raw_answer, wants_raw
 from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from .responses import AsyncResponses, Responses
 from .retry import RetryPolicy
 from .router import CallRoute, Router
 from .streaming import AsyncStream, Stream, _ChunkReader
 from .telemetry import build_client_pipeline, check_budget, settle, telemetry_due
+from .views import ClientWithRawResponse, ClientWithStreamingResponse
 
 if TYPE_CHECKING:
     # Telemetry machinery (and anyio, for AsyncClient) is imported where it is used, only
@@ -368,18 +370,6 @@ class _BaseClient:
         """Attach the OpenAI-shaped namespaces (each client and copy has its own)."""
         raise NotImplementedError
 
-    @property
-    def with_raw_response(self) -> Any:
-        """`client.with_raw_response.chat.completions.create(...)`: the same call, answering
-        with an `APIResponse` (`.headers`, `.status_code`, `.parse()` for the result)."""
-        return WithRawResponse(self, is_async=self._is_async)
-
-    @property
-    def with_streaming_response(self) -> Any:
-        """`with client.with_streaming_response.chat.completions.create(...) as response:`
-        the same call, its `APIResponse` closed when the block ends."""
-        return WithStreamingResponse(self, is_async=self._is_async)
-
     def __repr__(self) -> str:
         names = ", ".join(f"{b.name}={b.base_url}" for b in self.backends)
         return f"{type(self).__name__}(backends=[{names}])"
@@ -608,6 +598,18 @@ class Client(_BaseClient):
 
     copy = with_options
 
+    @property
+    def with_raw_response(self) -> ClientWithRawResponse:
+        """`client.with_raw_response.chat.completions.create(...)`: the same call, answering
+        with a `LegacyAPIResponse` (`.headers`, `.status_code`, `.parse()` for the result)."""
+        return ClientWithRawResponse(self)
+
+    @property
+    def with_streaming_response(self) -> ClientWithStreamingResponse:
+        """`with client.with_streaming_response.chat.completions.create(...) as response:`
+        the same call, its `APIResponse` closed when the block ends."""
+        return ClientWithStreamingResponse(self)
+
     def _http_for(self, backend: Backend) -> httpx.Client:
         http = self._http.get(backend.name)
         if http is not None:
@@ -801,6 +803,18 @@ class AsyncClient(_BaseClient):
         return self._copy(options)  # type: ignore[no-any-return]
 
     copy = with_options
+
+    @property
+    def with_raw_response(self) -> AsyncClientWithRawResponse:
+        """`client.with_raw_response.chat.completions.create(...)`: the same call, answering
+        with a `LegacyAPIResponse` (`.headers`, `.status_code`, `.parse()` for the result)."""
+        return AsyncClientWithRawResponse(self)
+
+    @property
+    def with_streaming_response(self) -> AsyncClientWithStreamingResponse:
+        """`async with client.with_streaming_response.chat.completions.create(...) as response:`
+        the same call, its `APIResponse` closed when the block ends."""
+        return AsyncClientWithStreamingResponse(self)
 
     def _http_for(self, backend: Backend) -> httpx.AsyncClient:
         http = self._http.get(backend.name)

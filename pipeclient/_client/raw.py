@@ -1,38 +1,48 @@
-"""`client.with_raw_response` and `client.with_streaming_response`: the same calls,
-answering with the HTTP response (status, headers) beside the parsed result.
+"""The answers of `client.with_raw_response` and `client.with_streaming_response`: the
+HTTP response (status, headers) beside the parsed result.
 
-Both are views of the client's namespaces: a method reached through them runs the same
-call (telemetry, retries, privacy), with the client asked, through a context variable,
-for an `APIResponse` instead of the parsed result.
+A method reached through either view (`views.py`) runs the same call (telemetry,
+retries, privacy), with the client asked, through a context variable, for an
+`APIResponse` instead of the parsed result.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
-import inspect
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import httpx
+from typing_extensions import ParamSpec
 
+from ..types import HttpxBinaryResponseContent
 from .answers import detached_response, provider_request_id, safe_request
 
 __all__ = [
     "APIResponse",
     "AsyncAPIResponse",
     "AsyncResponseContextManager",
+    "AsyncStreamedBinaryAPIResponse",
     "LegacyAPIResponse",
     "ResponseContextManager",
-    "WithRawResponse",
-    "WithStreamingResponse",
+    "StreamedBinaryAPIResponse",
+    "async_to_raw_response_wrapper",
+    "async_to_streamed_binary_wrapper",
+    "async_to_streamed_response_wrapper",
     "raw_answer",
+    "then",
+    "to_raw_response_wrapper",
+    "to_streamed_binary_wrapper",
+    "to_streamed_response_wrapper",
     "wants_raw",
 ]
 
 R = TypeVar("R")
+P = ParamSpec("P")
 
 # "raw" or "streaming" while a call reached through either view is made; else None.
 _RAW: contextvars.ContextVar[str | None] = contextvars.ContextVar("pipeclient_raw", default=None)
@@ -197,6 +207,29 @@ class AsyncAPIResponse(_Answered[R]):
             await self._parsed.close()  # type: ignore[attr-defined]
 
 
+class StreamedBinaryAPIResponse(APIResponse[bytes]):
+    """`client.with_streaming_response.audio.speech.create(...)`: the audio, `.parse()`
+    its bytes (openai-python's type of the same name)."""
+
+    def stream_to_file(
+        self, file: str | os.PathLike[str], *, chunk_size: int | None = None
+    ) -> None:
+        with open(file, mode="wb") as out:
+            for part in self.iter_bytes(chunk_size):
+                out.write(part)
+
+
+class AsyncStreamedBinaryAPIResponse(AsyncAPIResponse[bytes]):
+    async def stream_to_file(
+        self, file: str | os.PathLike[str], *, chunk_size: int | None = None
+    ) -> None:
+        import anyio
+
+        async with await anyio.Path(file).open(mode="wb") as out:
+            async for part in self.iter_bytes(chunk_size):
+                await out.write(part)
+
+
 def raw_answer(
     response: httpx.Response, parsed: Any, request_id: str, *, live: bool = False, sync: bool
 ) -> _Answered[Any]:
@@ -204,8 +237,20 @@ def raw_answer(
     shown = response if live else detached_response(response)
     kind: type[_Answered[Any]] = LegacyAPIResponse
     if _RAW.get() == "streaming":
-        kind = APIResponse if sync else AsyncAPIResponse
+        if isinstance(parsed, HttpxBinaryResponseContent):  # audio: `.parse()` is its bytes
+            kind = StreamedBinaryAPIResponse if sync else AsyncStreamedBinaryAPIResponse
+            parsed = parsed.content
+        else:
+            kind = APIResponse if sync else AsyncAPIResponse
     return kind(shown, parsed, request_id, live=live)
+
+
+def then(result: Any, convert: Callable[[Any], Any]) -> Any:
+    """`convert` applied to what a call answered: inside a raw answer, to its result."""
+    if isinstance(result, _Answered):
+        result._parsed = convert(result._parsed)
+        return result
+    return convert(result)
 
 
 class ResponseContextManager(Generic[R]):
@@ -231,13 +276,13 @@ class ResponseContextManager(Generic[R]):
 
 
 class AsyncResponseContextManager(Generic[R]):
-    def __init__(self, make: Callable[[], Any]) -> None:
+    def __init__(self, make: Callable[[], Awaitable[R]]) -> None:
         self._make = make
-        self._response: Any = None
+        self._response: R | None = None
 
     async def __aenter__(self) -> R:
         self._response = await self._make()
-        return self._response  # type: ignore[no-any-return]
+        return self._response
 
     async def __aexit__(
         self,
@@ -246,71 +291,95 @@ class AsyncResponseContextManager(Generic[R]):
         tb: TracebackType | None,
     ) -> None:
         if self._response is not None:
-            await self._response.close()
+            await self._response.close()  # type: ignore[attr-defined]
 
 
-def _raw_call(method: Callable[..., Any], mode: str) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(method):
-
-        @functools.wraps(method)
-        async def call_async(*args: Any, **kwargs: Any) -> Any:
-            token = _RAW.set(mode)
-            try:
-                return await method(*args, **kwargs)
-            finally:
-                _RAW.reset(token)
-
-        return call_async
-
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        token = _RAW.set(mode)
-        try:
-            result = method(*args, **kwargs)
-        finally:
-            _RAW.reset(token)
-        if inspect.isawaitable(result):  # AsyncClient's models.list(): awaited later
-            return _awaited_raw(result, mode)
-        return result
-
-    return call
+# -- the views' methods: the resource's own method, made under a mode ----------------
 
 
-async def _awaited_raw(awaitable: Any, mode: str) -> Any:
+def _made(mode: str, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
     token = _RAW.set(mode)
     try:
-        return await awaitable
+        return func(*args, **kwargs)
     finally:
         _RAW.reset(token)
 
 
-class WithRawResponse:
-    """A view of a client's namespaces whose methods answer with an `APIResponse`."""
-
-    _streaming = False
-
-    def __init__(self, target: Any, *, is_async: bool = False) -> None:
-        self._target = target
-        self._is_async = is_async
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        found = getattr(self._target, name)
-        if inspect.ismethod(found):
-            call = _raw_call(found, "streaming" if self._streaming else "raw")
-            if not self._streaming:
-                return call
-            if self._is_async:
-                return lambda *a, **k: AsyncResponseContextManager(lambda: call(*a, **k))
-            return lambda *a, **k: ResponseContextManager(lambda: call(*a, **k))
-        return type(self)(found, is_async=self._is_async)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} of {type(self._target).__name__}>"
+async def _awaited(
+    mode: str, func: Callable[P, Awaitable[Any]], *args: P.args, **kwargs: P.kwargs
+) -> Any:
+    token = _RAW.set(mode)
+    try:
+        return await func(*args, **kwargs)
+    finally:
+        _RAW.reset(token)
 
 
-class WithStreamingResponse(WithRawResponse):
-    """A view whose methods answer with a context manager around an `APIResponse`."""
+def to_raw_response_wrapper(func: Callable[P, R]) -> Callable[P, LegacyAPIResponse[R]]:
+    """The method, answering with a `LegacyAPIResponse` around its result."""
 
-    _streaming = True
+    @functools.wraps(func)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> LegacyAPIResponse[R]:
+        return _made("raw", func, *args, **kwargs)  # type: ignore[no-any-return]
+
+    return wrapped
+
+
+def async_to_raw_response_wrapper(
+    func: Callable[P, Awaitable[R]],
+) -> Callable[P, Awaitable[LegacyAPIResponse[R]]]:
+    @functools.wraps(func)
+    async def wrapped(*args: P.args, **kwargs: P.kwargs) -> LegacyAPIResponse[R]:
+        return await _awaited("raw", func, *args, **kwargs)  # type: ignore[no-any-return]
+
+    return wrapped
+
+
+def to_streamed_response_wrapper(
+    func: Callable[P, R],
+) -> Callable[P, ResponseContextManager[APIResponse[R]]]:
+    """The method, answering with a context manager that makes the call on entry."""
+
+    @functools.wraps(func)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> ResponseContextManager[APIResponse[R]]:
+        return ResponseContextManager(lambda: _made("streaming", func, *args, **kwargs))
+
+    return wrapped
+
+
+def async_to_streamed_response_wrapper(
+    func: Callable[P, Awaitable[R]],
+) -> Callable[P, AsyncResponseContextManager[AsyncAPIResponse[R]]]:
+    @functools.wraps(func)
+    def wrapped(
+        *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncResponseContextManager[AsyncAPIResponse[R]]:
+        return AsyncResponseContextManager(lambda: _awaited("streaming", func, *args, **kwargs))
+
+    return wrapped
+
+
+def to_streamed_binary_wrapper(
+    func: Callable[P, HttpxBinaryResponseContent],
+) -> Callable[P, ResponseContextManager[StreamedBinaryAPIResponse]]:
+    """`audio.speech.create`'s: the answer is a `StreamedBinaryAPIResponse`."""
+
+    @functools.wraps(func)
+    def wrapped(
+        *args: P.args, **kwargs: P.kwargs
+    ) -> ResponseContextManager[StreamedBinaryAPIResponse]:
+        return ResponseContextManager(lambda: _made("streaming", func, *args, **kwargs))
+
+    return wrapped
+
+
+def async_to_streamed_binary_wrapper(
+    func: Callable[P, Awaitable[HttpxBinaryResponseContent]],
+) -> Callable[P, AsyncResponseContextManager[AsyncStreamedBinaryAPIResponse]]:
+    @functools.wraps(func)
+    def wrapped(
+        *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncResponseContextManager[AsyncStreamedBinaryAPIResponse]:
+        return AsyncResponseContextManager(lambda: _awaited("streaming", func, *args, **kwargs))
+
+    return wrapped

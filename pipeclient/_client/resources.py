@@ -18,11 +18,13 @@ from ..types import (
     CreateEmbeddingBase64Response,
     CreateEmbeddingResponse,
     ImagesResponse,
+    ParsedChatCompletion,
 )
 from .call import check_messages
 from .chat_stream import AsyncChatCompletionStreamManager, ChatCompletionStreamManager
 from .params import ChatParams, EmbeddingParams, ImageParams, ParseParams, reject_unexpected
-from .structured import ParsedChatCompletion, parsed_completion, response_format_of
+from .raw import then
+from .structured import parsed_completion, response_format_of
 
 if TYPE_CHECKING:
     from .._telemetry.record import Operation
@@ -238,8 +240,9 @@ class Completions:
         its strict JSON schema): each `choices[i].message.parsed` is an instance of it."""
         body, extras, adapter = _parse_body(model, messages, response_format, params)
         call = self._client._start("chat", "/chat/completions", body, **extras)
+        name = _name(response_format)
         completion = self._client._call(call, ChatCompletion)
-        return parsed_completion(completion, adapter, _name(response_format))
+        return then(completion, lambda done: parsed_completion(done, adapter, name))  # type: ignore[no-any-return]
 
     def stream(
         self,
@@ -386,8 +389,9 @@ class AsyncCompletions:
         `choices[i].message.parsed` is an instance of it."""
         body, extras, adapter = _parse_body(model, messages, response_format, params)
         call = self._client._start("chat", "/chat/completions", body, **extras)
+        name = _name(response_format)
         completion = await self._client._call(call, ChatCompletion)
-        return parsed_completion(completion, adapter, _name(response_format))
+        return then(completion, lambda done: parsed_completion(done, adapter, name))  # type: ignore[no-any-return]
 
     def stream(
         self,

@@ -17,14 +17,14 @@ from .streaming import _ChunkReader
 if TYPE_CHECKING:
     from .streaming import AsyncStream, Stream
 
-__all__ = ["AsyncResponses", "Responses"]
+__all__ = ["AsyncResponses", "ResponseEventReader", "Responses"]
 
 Input = str | Iterable[Mapping[str, Any] | Any]
 # The events that end a streamed response, and carry the whole of it.
 _FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-class _ResponseEventReader(_ChunkReader):
+class ResponseEventReader(_ChunkReader):
     """A streamed response: typed events, ended by `response.completed` (or
     `.incomplete`, `.failed`); an `error` event is the call's error."""
 
@@ -128,7 +128,7 @@ class Responses:
         body, extras = _body(model, input, stream, params)
         call = self._client._start("responses", "/responses", body, **extras)
         if stream:
-            return self._client._stream(call, _ResponseEventReader)
+            return self._client._stream(call, ResponseEventReader)
         return self._client._call(call, Response)
 
 
@@ -178,5 +178,5 @@ class AsyncResponses:
         body, extras = _body(model, input, stream, params)
         call = self._client._start("responses", "/responses", body, **extras)
         if stream:
-            return await self._client._stream(call, _ResponseEventReader)
+            return await self._client._stream(call, ResponseEventReader)
         return await self._client._call(call, Response)

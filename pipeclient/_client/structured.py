@@ -10,35 +10,14 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .._exceptions import APIResponseValidationError, ConfigError
-from ..types import ChatCompletion, ChatCompletionMessage, Choice
+from ..types import ChatCompletion, ParsedChatCompletion
 
-__all__ = [
-    "ParsedChatCompletion",
-    "ParsedChatCompletionMessage",
-    "ParsedChoice",
-    "parsed_completion",
-    "response_format_of",
-]
-
-ParsedT = TypeVar("ParsedT")
-
-
-class ParsedChatCompletionMessage(ChatCompletionMessage, Generic[ParsedT]):
-    #: the content validated into the `response_format` class (None on a refusal)
-    parsed: ParsedT | None = None
-
-
-class ParsedChoice(Choice, Generic[ParsedT]):
-    message: ParsedChatCompletionMessage[ParsedT]
-
-
-class ParsedChatCompletion(ChatCompletion, Generic[ParsedT]):
-    choices: list[ParsedChoice[ParsedT]]  # type: ignore[assignment]
+__all__ = ["parsed_completion", "response_format_of"]
 
 
 def _is_model_class(value: Any) -> bool:

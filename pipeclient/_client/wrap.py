@@ -40,10 +40,12 @@ from ..types import (
     CreateEmbeddingBase64Response,
     CreateEmbeddingResponse,
     ImagesResponse,
+    Response,
 )
 from . import answers as _answers
 from .backends import Backend, gateway_url_from_env
 from .call import Call, check_request_id, start_call
+from .responses import ResponseEventReader
 from .retry import RetryPolicy
 from .router import Router
 from .streaming import _ChunkReader
@@ -61,11 +63,13 @@ OpenAIClient = TypeVar("OpenAIClient")
 
 _WHERE = "pipeclient.wrap()"
 
-# The endpoints whose calls are recorded: path suffix -> (operation, response model).
-_OPERATIONS: dict[str, tuple[Operation, type[Any]]] = {
-    "/chat/completions": ("chat", ChatCompletion),
-    "/embeddings": ("embeddings", CreateEmbeddingResponse),
-    "/images/generations": ("images", ImagesResponse),
+# The endpoints whose calls are recorded: path suffix -> (operation, response model, the
+# reader of its event stream).
+_OPERATIONS: dict[str, tuple[Operation, type[Any], type[_ChunkReader]]] = {
+    "/chat/completions": ("chat", ChatCompletion, _ChunkReader),
+    "/embeddings": ("embeddings", CreateEmbeddingResponse, _ChunkReader),
+    "/images/generations": ("images", ImagesResponse, _ChunkReader),
+    "/responses": ("responses", Response, ResponseEventReader),
 }
 
 # The call in flight in this thread or task, opened by a wrapped client's `request`.
@@ -254,8 +258,9 @@ class _Watcher:
         self.call = call
         self.status = int(response.status_code)
         content_type = str(response.headers.get("content-type", ""))
-        found = _operation_of_path(call.path)
-        self.model = found[1] if found else ChatCompletion
+        found = _operation_of_path(call.path) or ("chat", ChatCompletion, _ChunkReader)
+        self.model: type[Any] = found[1]
+        reader = found[2]
         if self.model is CreateEmbeddingResponse and call.body.get("encoding_format") == "base64":
             self.model = CreateEmbeddingBase64Response  # what openai asks for by default
         self._reader: _ChunkReader | None = None
@@ -267,7 +272,7 @@ class _Watcher:
         self._inflate = _inflater(str(response.headers.get("content-encoding", "")))
         if self._inflate is not None:
             if content_type.split(";")[0].strip() == "text/event-stream":
-                self._reader = _ChunkReader(
+                self._reader = reader(
                     call.tracker,
                     httpx.Response(self.status),
                     None,
@@ -521,7 +526,7 @@ def _instrument(http: Any, is_async: bool) -> None:
 # -- the client's own hooks ------------------------------------------------------------------
 
 
-def _operation_of_path(path: str) -> tuple[Operation, type[Any]] | None:
+def _operation_of_path(path: str) -> tuple[Operation, type[Any], type[_ChunkReader]] | None:
     path = path.split("?")[0].rstrip("/")
     for suffix, found in _OPERATIONS.items():
         if path.endswith(suffix):
@@ -634,7 +639,7 @@ def wrap(
 ) -> OpenAIClient:
     """Instrument an `openai.OpenAI` or `openai.AsyncOpenAI` client; return it.
 
-    The client works as before; its chat, embeddings and images calls get pipeclient's
+    The client works as before; its chat, embeddings, images and responses calls get pipeclient's
     telemetry (configured as for `pipeclient.Client`, from `telemetry=`, the environment
     and `.pipelex/telemetry.toml`), its privacy step, the audit log, the gateway rule and
     one `X-Request-Id` per call, the same on every retry. Other clients are untouched.
