@@ -4,8 +4,8 @@
 
 1. Per destination, on one thread with no network: the privacy step, `encode` (the
    worker's part), `pack` (what a lane holds until its send), and the part of a send that
-   is encoding (Langfuse's join of packed spans, the OpenTelemetry SDK's span replay and
-   protobuf encoding, the PostHog SDK's JSON and gzip), for 2,000 calls and 400 streams
+   is encoding (the join of packed spans for Langfuse and OTLP, the PostHog SDK's JSON and
+   gzip), for 2,000 calls and 400 streams
    recorded from an in-process `MockBackend`.
 2. How many objects the garbage collector tracks per packed payload: objects that wait in
    a lane through its linger survive into the oldest generation, and every ~17,000 of those
@@ -99,12 +99,10 @@ def _send_encoding(sink: Any, payloads: list[Any], packed: list[Any], timed: Any
         us, _ = timed(lambda: b",".join(packed))
         return f"{us:.1f} (join)"
     if sink.name.startswith("otlp"):
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+        from pipeclient._sinks.otlp import proto
 
-        runtime = sink._ensure_runtime()
-        replay_us, (spans, _) = timed(lambda: runtime.replay(payloads))
-        encode_us, _ = timed(lambda: encode_spans(spans).SerializePartialToString())
-        return f"{replay_us + encode_us:.1f} (replay {replay_us:.1f} + SDK encode {encode_us:.1f})"
+        us, _ = timed(lambda: proto.trace_request(sink._resource, sink._scope, "", packed))
+        return f"{us:.1f} (join)"
     if sink.name == "posthog":
         from posthog.request import DatetimeSerializer
 
