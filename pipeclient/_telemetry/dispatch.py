@@ -23,10 +23,11 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from .fanout import Fanout
+from .fanout import Batch, Fanout
 from .privacy import PrivacyStep, Record
 from .report import FlushReport
 from .sink import Sink
+from .slices import SLICE_RECORDS, Slices
 
 __all__ = ["Dispatcher", "FlushReport"]
 
@@ -343,25 +344,33 @@ class Dispatcher:
                 return
 
     def _process(self, records: Sequence[Record]) -> None:
-        for batch in self.fanout.prepare(records):
-            sink, problem, packed = batch.route.sink, batch.error, None
-            if problem is None and batch.payloads:
-                try:
-                    packed = sink.pack(batch.payloads)
-                except Exception as exc:
-                    problem = exc
-            if problem is not None:
-                self.count_failed(sink.name, batch.records)
-                self.warn_once(
-                    sink.name + ".encode",
-                    "telemetry to %s could not be prepared (%s)",
-                    sink.name,
-                    type(problem).__name__,
-                )
-            elif packed is None:  # nothing for this destination: done
-                self.count_sent(sink.name, batch.records)
-            else:
-                self._lanes[sink.name].put(packed, batch.records)
+        # A few records at a time, one destination at a time, the interpreter given back
+        # between slices (`slices`): callers never wait out a whole batch's encoding.
+        slices = Slices()
+        for start in range(0, len(records), SLICE_RECORDS):
+            for batch in self.fanout.prepare(records[start : start + SLICE_RECORDS]):
+                self._hand_on(batch)
+                slices.check()
+
+    def _hand_on(self, batch: Batch) -> None:
+        sink, problem, packed = batch.route.sink, batch.error, None
+        if problem is None and batch.payloads:
+            try:
+                packed = sink.pack(batch.payloads)
+            except Exception as exc:
+                problem = exc
+        if problem is not None:
+            self.count_failed(sink.name, batch.records)
+            self.warn_once(
+                sink.name + ".encode",
+                "telemetry to %s could not be prepared (%s)",
+                sink.name,
+                type(problem).__name__,
+            )
+        elif packed is None:  # nothing for this destination: done
+            self.count_sent(sink.name, batch.records)
+        else:
+            self._lanes[sink.name].put(packed, batch.records)
 
     # -- flush and close: one deadline -----------------------------------------------------
 
