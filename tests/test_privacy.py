@@ -967,3 +967,28 @@ def test_redact_must_be_callable() -> None:
     with pytest.raises(pipeclient.ConfigError, match="redact"):
         pipeclient.Client(backends=[MockBackend().backend()], redact="email")
     assert pipeclient.Client(backends=[MockBackend().backend()]).privacy_counts() == {}
+
+
+def test_the_fast_copy_of_a_record_is_dataclasses_replace() -> None:
+    """The privacy step's copies (`_telemetry.copies.replace`): the same record as
+    `dataclasses.replace`, for every field of every record class, and its TypeError."""
+    import dataclasses
+
+    from pipeclient._cli.preview import sample_call
+    from pipeclient._telemetry.copies import replace
+    from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
+
+    call = sample_call()
+    trace = TraceRecord(
+        "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", None, "t", 1.0, 2.0, "ok"
+    )
+    for record in (call, trace, ErrorInfo("RateLimitError", 429, "slow")):
+        for field in dataclasses.fields(record):  # type: ignore[arg-type]
+            assert field.init and not hasattr(type(record), "__post_init__")
+            changed = {field.name: None}
+            assert replace(record, **changed) == dataclasses.replace(record, **changed)  # type: ignore[type-var]
+            assert replace(record, **changed) is not record
+        assert replace(record) == record
+        with pytest.raises(TypeError):
+            replace(record, not_a_field=1)
+    assert isinstance(replace(call, model="m"), CallRecord)

@@ -7,10 +7,10 @@ Views are computed once per audience and shared by every destination with that a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
+from .copies import replace
 from .pricing import Pricer
 from .privacy import Audience, PrivacyStep, Record
 from .record import CallRecord
@@ -60,7 +60,7 @@ class Fanout:
         if cost is None:
             self.unpriced += 1
             return record
-        return dataclasses.replace(
+        return replace(
             record,
             input_cost_usd=cost.input_usd,
             output_cost_usd=cost.output_usd,
