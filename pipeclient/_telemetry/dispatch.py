@@ -348,17 +348,12 @@ class Dispatcher:
         # between slices (`slices`): callers never wait out a whole batch's encoding.
         slices = Slices()
         for start in range(0, len(records), SLICE_RECORDS):
-            for batch in self.fanout.prepare(records[start : start + SLICE_RECORDS]):
+            for batch in self.fanout.prepare(records[start : start + SLICE_RECORDS], packed=True):
                 self._hand_on(batch)
                 slices.check()
 
     def _hand_on(self, batch: Batch) -> None:
-        sink, problem, packed = batch.route.sink, batch.error, None
-        if problem is None and batch.payloads:
-            try:
-                packed = sink.pack(batch.payloads)
-            except Exception as exc:
-                problem = exc
+        sink, problem, packed = batch.route.sink, batch.error, batch.payloads
         if problem is not None:
             self.count_failed(sink.name, batch.records)
             self.warn_once(
@@ -367,7 +362,7 @@ class Dispatcher:
                 sink.name,
                 type(problem).__name__,
             )
-        elif packed is None:  # nothing for this destination: done
+        elif not packed:  # nothing for this destination: done
             self.count_sent(sink.name, batch.records)
         else:
             self._lanes[sink.name].put(packed, batch.records)

@@ -14,7 +14,7 @@ from .copies import replace
 from .pricing import Pricer
 from .privacy import Audience, PrivacyStep, Record
 from .record import CallRecord
-from .sink import Payload, Sink
+from .sink import Sink
 
 __all__ = ["Batch", "Fanout", "Route"]
 
@@ -30,7 +30,7 @@ class Batch(NamedTuple):
     """One destination's share of a batch of records."""
 
     route: Route
-    payloads: list[Payload]
+    payloads: list[Any]  # payloads, or what the destination's `pack` makes of them
     records: int  # records this destination accepted (its views that were not None)
     error: Exception | None = None  # encoding failed: the whole share is lost
 
@@ -72,7 +72,9 @@ class Fanout:
     def names(self) -> list[str]:
         return [route.sink.name for route in self.routes]
 
-    def prepare(self, records: Sequence[Record]) -> Iterator[Batch]:
+    def prepare(self, records: Sequence[Record], *, packed: bool = False) -> Iterator[Batch]:
+        """Each destination's share; `packed`: as its lane holds it (`Sink.encode_packed`),
+        else the payloads themselves (what a capture or a preview shows)."""
         if self.pricer is not None:
             records = [self._priced(record) for record in records]
         privacy = self.privacy
@@ -83,12 +85,13 @@ class Fanout:
             shown = views.get(audience)
             if shown is None:
                 shown = views[audience] = privacy.views(records, audience, metadata)
-            payloads: list[Payload] = []
+            payloads: list[Any] = []
             count = 0
+            encode = route.sink.encode_packed if packed else route.sink.encode
             try:
                 for view in shown:
                     if view is not None:
-                        payloads += route.sink.encode(view)
+                        payloads += encode(view)
                         count += 1
             except Exception as exc:
                 yield Batch(route, [], len(records), exc)
