@@ -25,12 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -100,6 +101,10 @@ class LangfuseSink(Sink):
             "version": __version__,
             "attributes": [_attribute("public_key", config.public_key)],
         }
+        self._packed_head = (
+            f'{{"resource":{json_text(self._resource, ascii_only=False)},'
+            f'"scopeSpans":[{{"scope":{json_text(self._scope, ascii_only=False)},"spans":['
+        )
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
         self._wrapper: Any = None
@@ -113,10 +118,15 @@ class LangfuseSink(Sink):
 
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
         """One `resourceSpans` element per record; `send` posts `{"resourceSpans": payloads}`."""
-        span = _trace_span(record) if isinstance(record, TraceRecord) else _call_span(record)
+        span = _span_payload(_record_span(record))
         return [
             {"resource": self._resource, "scopeSpans": [{"scope": self._scope, "spans": [span]}]}
         ]
+
+    def encode_packed(self, record: CallRecord | TraceRecord) -> list[bytes]:
+        """`pack(encode(record))`, the same bytes, written without building the payload."""
+        text = self._packed_head + _span_json(_record_span(record)) + "]}]}"
+        return [text.encode("utf-8", "replace")]
 
     # -- delivery -----------------------------------------------------------------------------
 
@@ -243,7 +253,11 @@ def _rejected_spans(answer: bytes) -> int:
 # -- spans ------------------------------------------------------------------------------------
 
 
-def _call_span(record: CallRecord) -> Payload:
+def _record_span(record: CallRecord | TraceRecord) -> _Span:
+    return _trace_span(record) if isinstance(record, TraceRecord) else _call_span(record)
+
+
+def _call_span(record: CallRecord) -> _Span:
     start_ns = _nanos(record.started_at)
     attributes: dict[str, Any] = {
         OBSERVATION_TYPE: _OBSERVATION_TYPE.get(record.operation, "generation"),
@@ -316,7 +330,7 @@ def _call_span(record: CallRecord) -> Payload:
     )
 
 
-def _trace_span(record: TraceRecord) -> Payload:
+def _trace_span(record: TraceRecord) -> _Span:
     start_ns = _nanos(record.started_at)
     attributes: dict[str, Any] = {
         OBSERVATION_TYPE: "span",
@@ -350,6 +364,21 @@ def _attribute_people(attributes: dict[str, Any], record: CallRecord | TraceReco
         attributes.setdefault(f"{TRACE_METADATA}.{key}", value)
 
 
+class _Span(NamedTuple):
+    """One span's fields, rendered as OTLP/JSON by `_span_payload` (the preview's dicts)
+    or `_span_json` (the same JSON text, written directly)."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: int
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    status: Payload
+
+
 def _span(
     *,
     trace_id: str,
@@ -362,7 +391,7 @@ def _span(
     attributes: dict[str, Any],
     error: ErrorInfo | None,
     failed: bool,
-) -> Payload:
+) -> _Span:
     status: Payload = {}  # unset, as instrumentation leaves a span that went well
     if failed:
         summary = error_summary(error)
@@ -371,19 +400,49 @@ def _span(
         # in the Langfuse status message, never in the OTLP span status.
         attributes[OBSERVATION_STATUS_MESSAGE] = with_message(summary, error)
         status = {"code": _STATUS_ERROR, "message": summary}
-    span: Payload = {"traceId": trace_id, "spanId": span_id}
-    if parent_id:
-        span["parentSpanId"] = parent_id
-    span.update(
-        name=name,
-        kind=kind,
-        # int64 as JSON strings (proto3 JSON): nanoseconds overflow a JSON number's precision
-        startTimeUnixNano=str(start_ns),
-        endTimeUnixNano=str(max(end_ns, start_ns)),
-        attributes=[_attribute(key, value) for key, value in attributes.items()],
-        status=status,
+    return _Span(
+        trace_id,
+        span_id,
+        parent_id,
+        name,
+        kind,
+        start_ns,
+        max(end_ns, start_ns),
+        attributes,
+        status,
     )
-    return span
+
+
+def _span_payload(span: _Span) -> Payload:
+    payload: Payload = {"traceId": span.trace_id, "spanId": span.span_id}
+    if span.parent_id:
+        payload["parentSpanId"] = span.parent_id
+    payload.update(
+        name=span.name,
+        kind=span.kind,
+        # int64 as JSON strings (proto3 JSON): nanoseconds overflow a JSON number's precision
+        startTimeUnixNano=str(span.start_ns),
+        endTimeUnixNano=str(span.end_ns),
+        attributes=[_attribute(key, value) for key, value in span.attributes.items()],
+        status=span.status,
+    )
+    return payload
+
+
+def _span_json(span: _Span) -> str:
+    """`json_text(_span_payload(span), ascii_only=False)`, written without the dicts."""
+    parent = f',"parentSpanId":{_text(span.parent_id)}' if span.parent_id else ""
+    attributes = ",".join([_attribute_json(key, value) for key, value in span.attributes.items()])
+    status = span.status
+    status_json = (
+        f'{{"code":{status["code"]},"message":{_text(status["message"])}}}' if status else "{}"
+    )
+    return (
+        f'{{"traceId":{_text(span.trace_id)},"spanId":{_text(span.span_id)}{parent},'
+        f'"name":{_text(span.name)},"kind":{span.kind},'
+        f'"startTimeUnixNano":"{span.start_ns}","endTimeUnixNano":"{span.end_ns}",'
+        f'"attributes":[{attributes}],"status":{status_json}}}'
+    )
 
 
 def _attribute(key: str, value: Any) -> Payload:
@@ -396,6 +455,27 @@ def _attribute(key: str, value: Any) -> Payload:
     else:
         typed = {"stringValue": str(value)}
     return {"key": key, "value": typed}
+
+
+_text = json.encoder.encode_basestring  # what json_text(ascii_only=False) escapes with
+_KEYS: dict[str, str] = {}
+
+
+def _attribute_json(key: str, value: Any) -> str:
+    """`_attribute(key, value)` as JSON text (a NaN or infinity as null, as `json_text`)."""
+    head = _KEYS.get(key)
+    if head is None:
+        head = f'{{"key":{_text(key)},"value":{{'
+        if len(_KEYS) < 4096:
+            _KEYS[key] = head
+    if isinstance(value, bool):
+        return f'{head}"boolValue":{"true" if value else "false"}}}}}'
+    if isinstance(value, int):
+        return f'{head}"intValue":{int.__repr__(value)}}}}}'
+    if isinstance(value, float):
+        number = float.__repr__(value) if math.isfinite(value) else "null"
+        return f'{head}"doubleValue":{number}}}}}'
+    return f'{head}"stringValue":{_text(str(value))}}}}}'
 
 
 def _json_text(value: Any) -> str:
