@@ -38,7 +38,7 @@ __all__ = [
 _TEXT_FORMATS = ("text", "srt", "vtt")
 
 
-class _TranscriptText(str):
+class TranscriptText(str):
     """A transcript asked for as text (`text`, `srt`, `vtt`): a plain `str`."""
 
     @classmethod
@@ -58,7 +58,7 @@ def _transcription(
     fields = {"model": model, "response_format": response_format}
     where = "audio.transcriptions.create()"
     body, extras = body_and_extras(params, TranscriptionParams, where, fields)
-    decoded = _TranscriptText if response_format in _TEXT_FORMATS else Transcription
+    decoded = TranscriptText if response_format in _TEXT_FORMATS else Transcription
     return body, extras, Form(file), decoded
 
 
