@@ -589,7 +589,7 @@ def delivered(
                 "otlp spans": total(prefix, ("/traces",), "spans", exclude="/api/public/"),
                 "audit lines": sum(1 for _ in audit.open()) if audit.exists() else 0,
             }
-        elif worker.variant == "pipeclient+all":
+        elif worker.variant in ("pipeclient+all", "pipeclient+all+helper"):
             audit = worker.tmp / "audit.jsonl"
             out[worker.name] = {
                 "posthog events": total(prefix, ("batch/",), "events"),

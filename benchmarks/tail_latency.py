@@ -1,7 +1,7 @@
 """Tail latency with every stream on, against raw httpx and the bare openai SDK, in one run.
 
     .venv/bin/python benchmarks/tail_latency.py [--rounds 6] [--calls 300] [--streams 60]
-        [--repeat 1] [--baseline PYTHON]
+        [--repeat 1] [--baseline PYTHON] [--helper]
 
 Raw httpx, the bare openai SDK, pipeclient without telemetry and pipeclient with every
 stream on (PostHog, Langfuse, OTLP, the gateway, the audit log) run side by side against
@@ -11,7 +11,9 @@ threads). Reported per client: median and p99 of calls, of streams (to the last 
 of the time to the first chunk, CPU per call and per stream; then the targets, met or not.
 `--baseline PYTHON` adds `pipeclient+all` run by another checkout's interpreter (its venv's
 `bin/python`: that checkout's pipeclient, this checkout's harness), measured in the same
-rounds. `--repeat N` runs the whole measurement N times, each with fresh processes.
+rounds. `--helper` adds `pipeclient+all+helper`, a what-if (not a pipeclient feature):
+the dispatcher in a forked helper process fed pickled records, its CPU counted.
+`--repeat N` runs the whole measurement N times, each with fresh processes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from run import Sample, Server, Worker, _git, clean_env, delivered, log
 
 CLIENTS = ["httpx", "openai", "pipeclient", "pipeclient+all"]
 BASELINE = "pipeclient+all (baseline)"
+HELPER = "pipeclient+all+helper"
 
 
 def measure(args: argparse.Namespace, seed: int) -> tuple[dict[str, Sample], dict[str, object]]:
@@ -46,7 +49,7 @@ def measure(args: argparse.Namespace, seed: int) -> tuple[dict[str, Sample], dic
             f"http://127.0.0.1:{llm.ports[0]}",
             f"http://127.0.0.1:{capture.ports[0]}",
         )
-        for variant in CLIENTS:
+        for variant in CLIENTS + ([HELPER] if args.helper else []):
             slug = variant.replace("+", "-")
             workers.append(
                 Worker(variant, False, llm_url, f"{capture_url}/w/{slug}", tmp / "w" / slug, env)
@@ -144,6 +147,11 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=60, help="streams per round")
     parser.add_argument("--repeat", type=int, default=1, help="whole runs, fresh processes each")
     parser.add_argument("--baseline", default="", help="another checkout's venv python")
+    parser.add_argument(
+        "--helper",
+        action="store_true",
+        help=f"also {HELPER}: a what-if with the dispatcher in a helper process (_variants.py)",
+    )
     parser.add_argument("--seed", type=int, default=18)
     args = parser.parse_args()
     if args.baseline and not os.access(args.baseline, os.X_OK):
@@ -167,8 +175,9 @@ def main() -> None:
         print("\n".join(table(samples)))
         print()
         print("\n".join(verdicts(samples)))
-        if BASELINE in samples:
-            print("\n".join(verdicts(samples, BASELINE)))
+        for other in (HELPER, BASELINE):
+            if other in samples:
+                print("\n".join(verdicts(samples, other)))
         print(
             "\nDelivered, counted at the capture: "
             + "; ".join(

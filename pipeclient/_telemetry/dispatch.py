@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from .fanout import Batch, Fanout
+from .fanout import Fanout
 from .privacy import PrivacyStep, Record
 from .report import FlushReport
 from .sink import Sink
@@ -345,27 +345,31 @@ class Dispatcher:
 
     def _process(self, records: Sequence[Record]) -> None:
         # A few records at a time, one destination at a time, the interpreter given back
-        # between slices (`slices`): callers never wait out a whole batch's encoding.
+        # between slices (`slices`): callers never wait out a whole batch's encoding. Each
+        # destination's share of the batch then goes to its lane in one piece.
         slices = Slices()
+        shares: dict[str, tuple[list[Any], list[int]]] = {}
         for start in range(0, len(records), SLICE_RECORDS):
             for batch in self.fanout.prepare(records[start : start + SLICE_RECORDS], packed=True):
-                self._hand_on(batch)
+                sink = batch.route.sink
+                if batch.error is not None:
+                    self.count_failed(sink.name, batch.records)
+                    self.warn_once(
+                        sink.name + ".encode",
+                        "telemetry to %s could not be prepared (%s)",
+                        sink.name,
+                        type(batch.error).__name__,
+                    )
+                else:
+                    packed, count = shares.setdefault(sink.name, ([], [0]))
+                    packed += batch.payloads
+                    count[0] += batch.records
                 slices.check()
-
-    def _hand_on(self, batch: Batch) -> None:
-        sink, problem, packed = batch.route.sink, batch.error, batch.payloads
-        if problem is not None:
-            self.count_failed(sink.name, batch.records)
-            self.warn_once(
-                sink.name + ".encode",
-                "telemetry to %s could not be prepared (%s)",
-                sink.name,
-                type(problem).__name__,
-            )
-        elif not packed:  # nothing for this destination: done
-            self.count_sent(sink.name, batch.records)
-        else:
-            self._lanes[sink.name].put(packed, batch.records)
+        for name, (packed, count) in shares.items():
+            if packed:
+                self._lanes[name].put(packed, count[0])
+            elif count[0]:  # nothing for this destination: done
+                self.count_sent(name, count[0])
 
     # -- flush and close: one deadline -----------------------------------------------------
 
