@@ -547,3 +547,17 @@ def test_hosts_are_mapped_to_ingestion_as_the_sdk_maps_them() -> None:
     ):
         expected = determine_server_host(host).strip().rstrip("/") + "/batch/"
         assert wire.batch_url(host) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"), [(400, False), (401, False), (429, True), (503, True)]
+)
+def test_a_refused_batch_says_whether_trying_again_may_help(status: int, transient: bool) -> None:
+    with CaptureServer(answer=lambda request: (status, {"detail": "no"})) as server:
+        sink = sink_for(server.url)
+        with pytest.raises(PostHogExportError, match=f"HTTP {status}") as caught:
+            sink.send(sink.pack(sink.encode(call())), timeout=5.0)
+        sink.shutdown(1.0)
+        assert len(server.requests) == 1  # the sink never retries; the lane decides
+    assert caught.value.transient is transient and sink.retryable(caught.value) is transient
+    assert API_KEY not in str(caught.value)
