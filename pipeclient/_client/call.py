@@ -266,6 +266,12 @@ class Call:
             return 0
         return len(self._encoded[False] or b"")
 
+    def sent_json(self) -> Any:
+        """The body as JSON values, as sent (a form's fields; None for a GET)."""
+        if self.content_type == "application/json":
+            return json.loads(self._encoded[False] or b"null")
+        return self.body if self.method != "GET" else None
+
     def injects_usage(self, backend: Backend) -> bool:
         """Whether the client asks this backend for stream usage on the caller's behalf
         (chat and legacy completions; the Responses API always sends it)."""

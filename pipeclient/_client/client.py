@@ -63,6 +63,7 @@ from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat,
 from .responses import AsyncResponses, Responses
 from .retry import RetryPolicy
 from .router import CallRoute, Router
+from .routing import build_routing
 from .streaming import AsyncStream, Stream, _ChunkReader
 from .telemetry import build_client_pipeline, check_budget, settle, telemetry_due
 from .views import ClientWithRawResponse, ClientWithStreamingResponse
@@ -172,6 +173,7 @@ class _BaseClient:
         session_id: str | None = None,
         properties: Mapping[str, str | int | float | bool] | None = None,
         ephemeral: bool = False,
+        routing: Any = None,
     ) -> None:
         # What with_options() needs to build a client with other backends.
         self._arguments: dict[str, Any] = {
@@ -192,6 +194,7 @@ class _BaseClient:
             "user_id": user_id,
             "session_id": session_id,
             "properties": properties,
+            "routing": routing,
         }
         self._from_backends = backends is not None
         if backends is not None and (api_key is not None or base_url is not None):
@@ -254,6 +257,8 @@ class _BaseClient:
             gateway_url=gateway_url_from_env(),
             do_not_track=settings.do_not_track,
         )
+        # [routing] and Client(routing=...): read whatever DO_NOT_TRACK says.
+        self._routing = build_routing(settings, routing, self.backends, self._secrets)
         if telemetry_due(settings, self._router):
             self._start_telemetry(self.telemetry_settings, redact)
 
@@ -527,7 +532,10 @@ class _BaseClient:
     def _route(self, call: Call) -> CallRoute:
         """The call's route; under DO_NOT_TRACK with only the gateway, the refusal, raised
         before any network I/O."""
-        route, refusal = self._router.route(call.request_id)
+        allowed = None
+        if self._routing is not None:
+            allowed, call.tracker.route = self._routing.decide(call)
+        route, refusal = self._router.route(call.request_id, allowed)
         if refusal is not None:
             call.tracker.finish(error=ErrorInfo(type(refusal).__name__, None))
             raise refusal
@@ -540,10 +548,9 @@ class _BaseClient:
         call.tracker.finish(error=ErrorInfo(type(error).__name__, code, str(error)))
         return error
 
-    def _exhausted(self, call: Call, last: APIError) -> APIError:
+    def _exhausted(self, call: Call, last: APIError, tried: int) -> APIError:
         attempts = call.tracker.attempts
         if attempts > 1:
-            tried = len(self.backends)
             note = f" after {attempts} attempts" + (f" on {tried} backends" if tried > 1 else "")
             last.args = (f"{last.args[0]}{note}",)
         return self._fail(call, last)
@@ -699,7 +706,7 @@ class Client(_BaseClient):
                 route.failed(backend, hint)
                 last = error
         assert last is not None
-        raise self._exhausted(call, last)
+        raise self._exhausted(call, last, len(route.plan))
 
     def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
         try:
@@ -907,7 +914,7 @@ class AsyncClient(_BaseClient):
                 route.failed(backend, hint)
                 last = error
         assert last is not None
-        raise self._exhausted(call, last)
+        raise self._exhausted(call, last, len(route.plan))
 
     async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
         try:

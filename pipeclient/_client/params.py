@@ -8,7 +8,7 @@ parameter left out is not sent. Provider-specific fields go in `extra_body=`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -16,8 +16,10 @@ import httpx
 
 if TYPE_CHECKING:
     from .._config.models import TelemetryConfig
+    from .._config.routing import RoutingConfig
     from .._telemetry.trace import TraceParent
     from .retry import RetryPolicy
+    from .routing import RouteRequest
 
 __all__ = [
     "AsyncClientOptions",
@@ -61,6 +63,7 @@ class _CommonOptions(_OpenAIOptions, total=False):
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool
+    routing: RoutingConfig | Mapping[str, Any] | Callable[[RouteRequest], Sequence[str] | None] | None
 
 
 class ClientOptions(_CommonOptions, total=False):

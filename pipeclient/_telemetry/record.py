@@ -154,6 +154,9 @@ class CallRecord:
     output_cost_usd: float | None = None
     cached_cost_usd: float | None = None
     total_cost_usd: float | None = None
+    # The `[routing]` decision: a rule's name, "sensitive" or "function"; never content.
+    # None: no rule applied.
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,7 @@ class CallTracker:
         "request_body",
         "request_id",
         "request_id_supplied",
+        "route",
         "started_at",
         "stream",
         "trace",
@@ -248,6 +252,7 @@ class CallTracker:
         self.http_status: int | None = None
         self.ttft_ms: float | None = None
         self.request_body: bytes | None = None
+        self.route: str | None = None  # set by the client's [routing], before any attempt
 
     def attempt(self, backend: str, base_url: str, gateway: bool, *, no_log: bool = False) -> None:
         self.attempts += 1
@@ -324,5 +329,6 @@ class CallTracker:
                 closed_early=closed_early,
                 ephemeral=self.ephemeral,
                 cached_tokens=cached_tokens,
+                route=self.route,
             )
         )
