@@ -8,7 +8,7 @@ parameter left out is not sent. Provider-specific fields go in `extra_body=`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .._config.routing import RoutingConfig
     from .._telemetry.trace import TraceParent
     from .retry import RetryPolicy
-    from .routing import RouteRequest
+    from .routing import RouteFunction
 
 __all__ = [
     "AsyncClientOptions",
@@ -63,7 +63,7 @@ class _CommonOptions(_OpenAIOptions, total=False):
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool
-    routing: RoutingConfig | Mapping[str, Any] | Callable[[RouteRequest], Sequence[str] | None] | None
+    routing: RoutingConfig | Mapping[str, Any] | RouteFunction | None
 
 
 class ClientOptions(_CommonOptions, total=False):

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from .._privacy.known_secrets import KnownSecrets
     from .call import Call
 
-__all__ = ["Decision", "RouteRequest", "Routing", "build_routing"]
+__all__ = ["Decision", "RouteFunction", "RouteRequest", "Routing", "build_routing"]
 
-RouteFunction = Callable[["RouteRequest"], "Sequence[str] | None"]
+RouteFunction = Callable[["RouteRequest"], "Sequence[str] | None"]  # Client(routing=f)
 ARGUMENT = "Client(routing=...)"
 SENSITIVE = "sensitive"  # the route of a request the detectors flagged
 FUNCTION = "function"  # the route the user function chose
@@ -160,7 +160,7 @@ class Routing:
         call.tracker.route = SENSITIVE
         if not self.local:
             raise RoutingError(
-                f'the request holds data the [privacy] detectors flag ({found}), and [routing] '
+                f"the request holds data the [privacy] detectors flag ({found}), and [routing] "
                 f'sensitive = "local" keeps such requests on local=True backends, but none of '
                 f"this client's backends is local: the call was not sent. Add your own server "
                 f"as pipeclient.Backend(..., local=True), or leave the data out of the request "
@@ -278,8 +278,8 @@ def _given(argument: Any) -> Mapping[str, Any]:
     if isinstance(argument, Mapping):
         return dict(argument)
     raise ConfigError(
-        "must be a pipeclient.RoutingConfig, a dict of [routing] keys, or a function "
-        f"taking a RouteRequest and returning backend names or None (got {type(argument).__name__})",
+        "must be a pipeclient.RoutingConfig, a dict of [routing] keys, or a function taking "
+        f"a RouteRequest and returning backend names or None (got {type(argument).__name__})",
         source=ARGUMENT,
     )
 
@@ -296,8 +296,7 @@ def _merged(config: RoutingConfig, given: Mapping[str, Any]) -> RoutingConfig:
         return RoutingConfig.model_validate(values)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
-        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
         reason = str(error["msg"]).removeprefix("Value error, ")
         problem = ConfigError(reason, source=ARGUMENT, key=f"routing{path}")
     raise problem
-

@@ -46,7 +46,7 @@ class RoutingRule(BaseModel):
     def _one_target(self) -> RoutingRule:
         if bool(self.backends) == self.local:
             raise ValueError(
-                "a rule needs one target: backends = [\"name\", ...] or local = true "
+                'a rule needs one target: backends = ["name", ...] or local = true '
                 "(not both, not neither)"
             )
         low, high = self.min_input_tokens, self.max_input_tokens

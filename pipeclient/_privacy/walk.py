@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -85,8 +86,6 @@ def strings_of(value: Any) -> Iterator[str]:
             if isinstance(key, str):
                 yield key
             if key == "arguments" and isinstance(item, str):
-                try:
+                with contextlib.suppress(ValueError):
                     item = json.loads(item)
-                except ValueError:
-                    pass
             yield from strings_of(item)
