@@ -532,9 +532,7 @@ class _BaseClient:
     def _route(self, call: Call) -> CallRoute:
         """The call's route; under DO_NOT_TRACK with only the gateway, the refusal, raised
         before any network I/O."""
-        allowed = None
-        if self._routing is not None:
-            allowed, call.tracker.route = self._routing.decide(call)
+        allowed = None if self._routing is None else self._routing.decide(call).allowed
         route, refusal = self._router.route(call.request_id, allowed)
         if refusal is not None:
             call.tracker.finish(error=ErrorInfo(type(refusal).__name__, None))

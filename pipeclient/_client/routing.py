@@ -23,7 +23,16 @@ if TYPE_CHECKING:
     from .._privacy.known_secrets import KnownSecrets
     from .call import Call
 
-__all__ = ["Decision", "RouteFunction", "RouteRequest", "Routing", "build_routing"]
+__all__ = [
+    "Decision",
+    "RouteFunction",
+    "RouteRequest",
+    "Routing",
+    "build_routing",
+    "flagged",
+    "matches",
+    "rule_name",
+]
 
 RouteFunction = Callable[["RouteRequest"], "Sequence[str] | None"]  # Client(routing=f)
 ARGUMENT = "Client(routing=...)"
@@ -92,7 +101,7 @@ class Decision(NamedTuple):
 _ANY = Decision(None, None)
 
 
-def _matches(rule: RoutingRule, request: RouteRequest) -> bool:
+def matches(rule: RoutingRule, request: RouteRequest) -> bool:
     if rule.model is not None:
         models = [rule.model] if isinstance(rule.model, str) else rule.model
         if request.model not in models:
@@ -144,17 +153,19 @@ class Routing:
                         key=f"{key}.backends",
                     )
                 target = frozenset(rule.backends)
-            self.rules.append((rule.name or f"rules[{index}]", rule, target))
+            self.rules.append((rule_name(rule, index), rule, target))
 
     def decide(self, call: Call) -> Decision:
-        """The call's backends and route; a RoutingError when none may take it."""
+        """The call's backends and route (also set on its record); a RoutingError when
+        none may take it."""
         if call.method == "GET":  # listing models: no request content
             return _ANY
         request = RouteRequest(call.tracker.operation, call.body)
+        if self.function is not None:
+            call.tracker.route = FUNCTION  # until it has answered: a refusal is its own
         decision = self._chosen(request, call.request_id)
-        if self.redactor is None:
-            return decision
-        found = self._sensitive(call)
+        call.tracker.route = decision.route
+        found = flagged(self.redactor, call.sent_json()) if self.redactor is not None else None
         if found is None:
             return decision
         call.tracker.route = SENSITIVE
@@ -178,7 +189,7 @@ class Routing:
             if names is not None:
                 return Decision(self._checked(names, request_id), FUNCTION)
         for name, rule, target in self.rules:
-            if _matches(rule, request):
+            if matches(rule, request):
                 return Decision(target, name)
         return _ANY
 
@@ -206,15 +217,18 @@ class Routing:
             )
         return chosen
 
-    def _sensitive(self, call: Call) -> str | None:
-        """The first detector that finds something in what would be sent, or None."""
-        assert self.redactor is not None
-        sent = call.sent_json()
-        for text in strings_of(sent):
-            found = self.redactor.finds(text)
-            if found is not None:
-                return found
-        return None
+
+def flagged(redactor: Redactor, sent: Any) -> str | None:
+    """The first detector that finds something in what would be sent, or None."""
+    for text in strings_of(sent):
+        found = redactor.finds(text)
+        if found is not None:
+            return found
+    return None
+
+
+def rule_name(rule: RoutingRule, index: int) -> str:
+    return rule.name or f"rules[{index}]"
 
 
 def build_routing(

@@ -119,6 +119,8 @@ class PostHogSink(Sink):
             props["$ai_response_id"] = record.response_id
         if record.finish_reasons:
             props["$ai_stop_reason"] = record.finish_reasons[0]
+        if record.route is not None:  # the [routing] rule taken, never what it read
+            props["pipeclient_route"] = record.route
         if record.error is not None:
             props["$ai_error"] = self._error_text(record.error, record.http_status)
         self._add_content(props, record)
