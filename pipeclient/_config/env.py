@@ -130,6 +130,7 @@ def _environment_model() -> type[Any]:
         PrivacyConfig,
         StoreConfig,
     )
+    from .routing import RoutingConfig
 
     class FromEnvironment(BaseSettings):
         model_config = SettingsConfigDict(
@@ -144,6 +145,7 @@ def _environment_model() -> type[Any]:
         export: ExportConfig | None = None
         pricing: PricingConfig | None = None
         budget: BudgetConfig | None = None
+        routing: RoutingConfig | None = None
 
     return FromEnvironment
 
@@ -178,7 +180,7 @@ def _bad_json(env: Mapping[str, str], names: Mapping[str, str]) -> str:
 
 def _is_list_key(name: str) -> bool:
     key = name.upper().rsplit("__", 1)[-1].lower()
-    return key in ("pii", "redact_properties", "headers")
+    return key in ("pii", "redact_properties", "headers", "rules")
 
 
 def _variable(path: KeyPath, names: Mapping[str, str]) -> str:
