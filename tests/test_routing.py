@@ -323,10 +323,13 @@ def test_rules_route_by_tokens_tools_images_and_model(four: dict[str, Served]) -
 
 def test_a_rule_narrows_and_failover_stays_in_it(four: dict[str, Served]) -> None:
     four["big"].mock.push(Fault(status=500), times=5)
+    four["vision"].mock.push(Fault(status=502), times=5)
     routing = {"rules": [{"model": "m", "backends": ["big", "vision"]}]}
     with pipeclient.Client(backends=four_backends(four), routing=routing) as client:
-        client.chat.completions.create(model="m", messages=CLEAN)
-    assert counts(four) == {"small": 0, "big": 1, "vision": 1, "tools": 0}
+        with pytest.raises(pipeclient.InternalServerError):
+            client.chat.completions.create(model="m", messages=CLEAN)
+    # Every round tried both, and nothing else: max_retries=2 makes three rounds.
+    assert counts(four) == {"small": 0, "big": 3, "vision": 3, "tools": 0}
 
 
 def test_max_input_tokens_and_false_conditions(four: dict[str, Served]) -> None:
