@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeclient
+from pipeclient._privacy.detectors import DETECTOR_ORDER, Redactor
+from pipeclient._privacy.walk import strings_of
 from pipeclient.testing import CaptureServer, Fault, MockBackend, capture_telemetry
 
 from .conftest import RunCli, listen
@@ -261,8 +263,55 @@ def test_other_endpoints_are_scanned_too(cloud: Served, own: Served) -> None:
         client.responses.create(model="m", input=f"token {AWS_KEY_ID}")
         client.responses.create(model="m", input="hello", instructions=f"mail {EMAIL}")
         client.completions.create(model="m", prompt="card 4111 1111 1111 1111")
+        client.audio.transcriptions.create(
+            model="w", file=("talk.wav", b"RIFF0000"), prompt=f"names: {EMAIL}"
+        )
+        client.chat.completions.create(model="m", messages=CLEAN, extra_body={"note": EMAIL})
+        client.chat.completions.create(
+            model="m",
+            messages=CLEAN,
+            tools=[{"type": "function", "function": {"name": "f", "description": f"mail {EMAIL}"}}],
+        )
         client.models.list()  # no content: any backend
-    assert not any(cloud.received(c) for c in CANARIES) and len(own.bodies) == 4
+    assert not any(cloud.received(c) for c in CANARIES) and len(own.bodies) == 7
+    assert len(cloud.bodies) == 1 and cloud.mock.requests[0].method == "GET"
+
+
+fragments = st.sampled_from(
+    [
+        *CANARIES,
+        "word",
+        " ",
+        "\n",
+        "1.2.3.4",
+        "10.0.0.1",
+        "+1 415 555 0100",
+        "a@b",
+        "@",
+        "-",
+        "sk-",
+        "ghp_",
+        "12345",
+        "2026-12-07",
+        "data:image/png;base64,",
+        ":",
+        "/",
+        "x" * 8,
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(fragments, max_size=12).map("".join), st.sampled_from([(), ("email",), DETECTOR_ORDER])
+)
+def test_property_the_scan_flags_exactly_what_redaction_would_replace(
+    text: str, detectors: tuple[str, ...]
+) -> None:
+    redactor = Redactor(detectors, ["provider-key-0123456789"])
+    assert (redactor.finds(text) is not None) == (redactor.redact(text, {}) != text)
+    walked = list(strings_of({"messages": [{"role": "user", "content": text}]}))
+    assert text in walked
 
 
 # -- rules ------------------------------------------------------------------------------
