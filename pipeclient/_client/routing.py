@@ -194,7 +194,9 @@ class Routing:
         return _ANY
 
     def _checked(self, names: Any, request_id: str) -> frozenset[str]:
-        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        if not isinstance(names, list | tuple | set | frozenset) or not all(
+            isinstance(name, str) for name in names
+        ):
             raise ConfigError(
                 f"the routing function must return a list of backend names or None, not "
                 f"{type(names).__name__}",
