@@ -647,6 +647,12 @@ def test_preview_and_status_show_routing(cli: RunCli, tmp_path: Path) -> None:
     assert status.returncode == 0
     assert "[routing]" in status.stdout and "routing.sensitive" in status.stdout
     assert "'local'" in status.stdout and "'long'" in status.stdout
+    rows = json.loads(cli("telemetry", "status", "--json", env=env).stdout)["routing"]
+    assert rows[1] == {
+        "key": "routing.rules",
+        "value": [{"name": "long", "min_input_tokens": 1000, "backends": ["own"]}],
+        "source": f"file {path}",
+    }
     plain = cli(
         "telemetry",
         "preview",
