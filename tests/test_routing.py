@@ -153,6 +153,24 @@ def test_property_a_canary_never_reaches_the_non_local_backend(
     assert len(own.bodies) == 1
 
 
+def test_a_returned_message_sent_back_is_scanned_and_routed(cloud: Served, own: Served) -> None:
+    """The tool loop appends the answer's message object itself to `messages=`."""
+    from pipeclient.types import ChatCompletionMessage
+
+    said = ChatCompletionMessage(role="assistant", content=f"I will write to {EMAIL}")
+    seen: list[bool] = []
+
+    def route(request: pipeclient.RouteRequest) -> None:
+        seen.append(EMAIL in json.dumps(request.body))
+        request.body.clear()  # a copy: neither what is sent nor what is scanned
+
+    with pipeclient.Client(
+        backends=two_backends(cloud, own), telemetry=SENSITIVE, routing=route
+    ) as client:
+        client.chat.completions.create(model="m", messages=[*CLEAN, said, *CLEAN])
+    assert seen == [True] and cloud.bodies == [] and own.received(EMAIL)
+
+
 def test_failover_stays_among_the_local_backends(cloud: Served, own: Served) -> None:
     spare = Served()
     try:

@@ -160,12 +160,13 @@ class Routing:
         none may take it."""
         if call.method == "GET":  # listing models: no request content
             return _ANY
-        request = RouteRequest(call.tracker.operation, call.body)
+        sent = call.sent_json()  # a copy: the function may not change what is sent or scanned
+        found = flagged(self.redactor, sent) if self.redactor is not None else None
         if self.function is not None:
             call.tracker.route = FUNCTION  # until it has answered: a refusal is its own
+        request = RouteRequest(call.tracker.operation, sent if isinstance(sent, dict) else {})
         decision = self._chosen(request, call.request_id)
         call.tracker.route = decision.route
-        found = flagged(self.redactor, call.sent_json()) if self.redactor is not None else None
         if found is None:
             return decision
         call.tracker.route = SENSITIVE
