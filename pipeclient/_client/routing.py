@@ -49,13 +49,13 @@ def _inline_data(text: str) -> bool:
 
 
 class RouteRequest:
-    """What a routing rule or function sees of a request: read it, do not change it."""
+    """What a routing rule or function sees of a request (a copy of what is sent)."""
 
     __slots__ = ("_tokens", "body", "model", "operation")
 
     def __init__(self, operation: str, body: Mapping[str, Any]) -> None:
         self.operation = operation  # "chat", "embeddings", "responses", ...
-        self.body = body  # the JSON body as it will be sent
+        self.body = body  # the JSON body as it will be sent, parsed again from its bytes
         self.model = str(body.get("model", ""))
         self._tokens: int | None = None
 
