@@ -34,6 +34,7 @@ from . import answers as _answers
 from .async_views import AsyncClientWithRawResponse, AsyncClientWithStreamingResponse
 from .audio import AsyncAudio, Audio
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
+from .cache import CallCache, open_cache
 from .call import (
     Call,
     Form,
@@ -172,6 +173,7 @@ class _BaseClient:
         session_id: str | None = None,
         properties: Mapping[str, str | int | float | bool] | None = None,
         ephemeral: bool = False,
+        cache: bool = True,
     ) -> None:
         # What with_options() needs to build a client with other backends.
         self._arguments: dict[str, Any] = {
@@ -192,6 +194,7 @@ class _BaseClient:
             "user_id": user_id,
             "session_id": session_id,
             "properties": properties,
+            "cache": cache,
         }
         self._from_backends = backends is not None
         if backends is not None and (api_key is not None or base_url is not None):
@@ -254,6 +257,8 @@ class _BaseClient:
             gateway_url=gateway_url_from_env(),
             do_not_track=settings.do_not_track,
         )
+        # `[cache]`: answers looked up before a call's route, its budget or any I/O.
+        self._cache: CallCache | None = open_cache(settings, self._router, wanted=bool(cache))
         if telemetry_due(settings, self._router):
             self._start_telemetry(self.telemetry_settings, redact)
 
@@ -386,6 +391,8 @@ class _BaseClient:
     # -- building a call -------------------------------------------------------------
 
     def _close_telemetry(self) -> FlushReport | None:
+        if self._cache is not None:  # reopened by a later call
+            self._cache.close()
         return self._telemetry.close() if self._telemetry is not None else None
 
     def trace(
@@ -434,6 +441,7 @@ class _BaseClient:
         session_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
         ephemeral: bool | None = None,
+        cache: bool | None = None,
     ) -> Call:
         """A call ready to send. `operation=None`: not an inference call (listing models),
         which no telemetry records."""
@@ -490,6 +498,7 @@ class _BaseClient:
             ephemeral=self.ephemeral if ephemeral is None else bool(ephemeral),
         )
         call.query = check_query(extra_query)
+        call.use_cache = cache is not False
         return call
 
     def _request_for(self, call: Call, backend: Backend) -> httpx.Request:
@@ -702,6 +711,12 @@ class Client(_BaseClient):
         raise self._exhausted(call, last)
 
     def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
+        cache = self._cache
+        if cache is not None:
+            cached = cache.lookup(call, model, self.backends[0], sync=True)
+            if cached is not None:
+                cache.remember(call)
+                return cached  # type: ignore[no-any-return]
         try:
             answer = self._send(call)
             try:
@@ -713,6 +728,8 @@ class Client(_BaseClient):
             raise
         if error is not None:
             raise self._fail(call, error)
+        if cache is not None:
+            cache.remember(call, answer.response)
         if wants_raw():
             return raw_answer(answer.response, result, call.request_id, sync=True)  # type: ignore[return-value]
         return result  # type: ignore[return-value]
@@ -910,6 +927,13 @@ class AsyncClient(_BaseClient):
         raise self._exhausted(call, last)
 
     async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
+        cache = self._cache
+        if cache is not None:
+            cached = cache.lookup(call, model, self.backends[0], sync=False)
+            if cached is not None:
+                await self._settle(call)
+                await cache.aremember(call)
+                return cached  # type: ignore[no-any-return]
         try:
             answer = await self._send(call)
             try:
@@ -925,6 +949,8 @@ class AsyncClient(_BaseClient):
             await self._settle(call)
             raise failure
         await self._settle(call)
+        if cache is not None:
+            await cache.aremember(call, answer.response)
         if wants_raw():
             return raw_answer(answer.response, result, call.request_id, sync=False)  # type: ignore[return-value]
         return result  # type: ignore[return-value]

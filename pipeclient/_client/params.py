@@ -61,6 +61,7 @@ class _CommonOptions(_OpenAIOptions, total=False):
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool
+    cache: bool
 
 
 class ClientOptions(_CommonOptions, total=False):
@@ -102,6 +103,7 @@ class CallExtras(TypedDict, total=False):
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool | None
+    cache: bool | None
 
 
 class ParseParams(CallExtras, total=False):

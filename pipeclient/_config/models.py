@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from .budget import BudgetConfig
+from .cache import CacheConfig
 from .urls import check_url
 
 __all__ = [
@@ -319,6 +320,7 @@ class TelemetryConfig(_Table):
     export: ExportConfig = Field(default_factory=ExportConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("otlp")
     @classmethod

@@ -295,6 +295,7 @@ def _call_span(record: CallRecord) -> Payload:
         "closed_early": record.closed_early,
         "response_id": record.response_id,
         "finish_reasons": ",".join(record.finish_reasons) or None,
+        "cache_hit": True if record.cache_hit else None,  # answered by pipeclient's [cache]
     }
     attributes.update(
         (f"{OBSERVATION_METADATA}.{key}", value)

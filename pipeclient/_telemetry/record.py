@@ -154,6 +154,8 @@ class CallRecord:
     output_cost_usd: float | None = None
     cached_cost_usd: float | None = None
     total_cost_usd: float | None = None
+    # Answered from the local response cache ([cache]): no provider call, cost 0.
+    cache_hit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,7 @@ class CallTracker:
         "backend",
         "base_url",
         "body",
+        "cache_hit",
         "capture_content",
         "ephemeral",
         "gateway",
@@ -248,6 +251,7 @@ class CallTracker:
         self.http_status: int | None = None
         self.ttft_ms: float | None = None
         self.request_body: bytes | None = None
+        self.cache_hit = False
 
     def attempt(self, backend: str, base_url: str, gateway: bool, *, no_log: bool = False) -> None:
         self.attempts += 1
@@ -324,5 +328,16 @@ class CallTracker:
                 closed_early=closed_early,
                 ephemeral=self.ephemeral,
                 cached_tokens=cached_tokens,
+                **(_FREE if self.cache_hit else {}),
             )
         )
+
+
+# A call answered from the response cache: nothing was spent.
+_FREE: Mapping[str, Any] = {
+    "cache_hit": True,
+    "input_cost_usd": 0.0,
+    "output_cost_usd": 0.0,
+    "cached_cost_usd": 0.0,
+    "total_cost_usd": 0.0,
+}
