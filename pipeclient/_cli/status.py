@@ -213,6 +213,7 @@ def describe(
         "privacy": _settings_of(config.privacy, ("privacy",), settings),
         "export": _settings_of(config.export, ("export",), settings),
         "budget": _settings_of(config.budget, ("budget",), settings),
+        "cache": _settings_of(config.cache, ("cache",), settings),
     }
 
 
@@ -265,7 +266,7 @@ def render_text(status: Mapping[str, Any]) -> str:
         lines.append(f"    content:  {stream['content']}")
         for row in stream["settings"]:
             lines.append(_row_text(row))
-    for title in ("privacy", "export", "budget"):
+    for title in ("privacy", "export", "budget", "cache"):
         lines.append(f"\n[{title}]")
         for row in status[title]:
             lines.append(_row_text(row))

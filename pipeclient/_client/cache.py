@@ -18,25 +18,35 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from .._config.settings import DefaultSettings, value_source, where_value
+from .._exceptions import ConfigError
 from .answers import parse
 from .call import CacheEntry
 from .raw import raw_answer, wants_raw
 
 if TYPE_CHECKING:
     from .._config.settings import TelemetrySettings
-    from .._store.cache import ResponseCache
+    from .._store.cache import CacheKey, ResponseCache
     from .backends import Backend
     from .call import Call
     from .router import Router
 
-__all__ = ["HIT_HEADER", "CallCache", "open_cache", "request_text"]
+__all__ = [
+    "HIT_HEADER",
+    "CallCache",
+    "cache_key_of",
+    "open_cache",
+    "open_response_cache",
+    "request_text",
+]
 
 logger = logging.getLogger("pipeclient")
 
@@ -59,30 +69,57 @@ def open_cache(
         return None
     if router.gateways:
         return None
-    from .._config.extras import require_crypto
-    from .._config.keys import decode_key
-    from .._store.cache import CacheKey, ResponseCache, key_from_store
+    return CallCache(open_response_cache(settings))
+
+
+def open_response_cache(
+    settings: TelemetrySettings, environ: Mapping[str, str] | None = None
+) -> ResponseCache:
+    """The file `[cache]` names, with the key it configures (`cache_key_of`)."""
+    from .._store.cache import ResponseCache
 
     config = settings.config.cache
-    key: CacheKey | None = None
-    if config.has_key:
-        require_crypto(
-            "the response cache's key ([cache] key; AES-256-GCM)",
-            source=value_source(("cache", "key"), settings),
-            key="cache.key",
-            fix="or unset [cache] key (answers are then kept unencrypted)",
-        )
-        key = CacheKey(decode_key(config.key))
-    elif settings.config.store.enabled:  # content: never kept in plaintext beside the store
-        key = CacheKey(key_from_store(decode_key(settings.config.store.key)))
-    store = ResponseCache(
+    return ResponseCache(
         config.path,
         ttl_seconds=config.ttl_seconds,
         max_entries=config.max_entries,
-        key=key,
+        key=cache_key_of(settings, os.environ if environ is None else environ),
         source=where_value(("cache", "path"), settings.sources),
     )
-    return CallCache(store)
+
+
+def cache_key_of(settings: TelemetrySettings, environ: Mapping[str, str]) -> CacheKey | None:
+    """`[cache] key` when set; else, when the content store is on, a key derived from
+    `[store] key` (answers are content: never kept in plaintext beside the store); else
+    None: answers kept unencrypted. A placeholder left in a table that is off is read now."""
+    from .._config.extras import require_crypto
+    from .._config.keys import decode_key
+    from .._config.placeholders import UnresolvedPlaceholder, resolve_text
+    from .._store.cache import CacheKey, key_from_store
+
+    text = settings.config.cache.key
+    try:
+        text = resolve_text(text, environ) if "${" in text else text
+    except UnresolvedPlaceholder:
+        text = ""  # an optional placeholder: no key of its own
+    source = value_source(("cache", "key"), settings)
+    if text.strip():
+        require_crypto(
+            "the response cache's key ([cache] key; AES-256-GCM)",
+            source=source,
+            key="cache.key",
+            fix="or unset [cache] key (answers are then kept unencrypted)",
+        )
+        problem = None
+        try:
+            return CacheKey(decode_key(text))
+        except ValueError as exc:
+            problem = str(exc)
+        raise ConfigError(problem, source=source, key="cache.key")
+    store = settings.config.store
+    if store.enabled:  # its key was checked with the settings
+        return CacheKey(key_from_store(decode_key(store.key)))
+    return None
 
 
 def request_text(call: Call) -> bytes | None:

@@ -213,17 +213,14 @@ class ResponseCache:
             return self._connection().execute(statement, values).rowcount
 
     def prune(self) -> int:
-        """Delete answers past the TTL or unreadable with the current key, then the least
-        recently used beyond `max_entries`; the number deleted."""
+        """Delete answers past the TTL (whatever their key), then the least recently used
+        beyond `max_entries`; the number deleted."""
         cutoff = _clock() - self.ttl_seconds
         with self._locked():
             db = self._connection()
             db.execute("BEGIN IMMEDIATE")
             try:
-                gone = db.execute(
-                    "DELETE FROM answers WHERE created_at <= ? OR key_id != ?",
-                    (cutoff, self._key_id),
-                ).rowcount
+                gone = db.execute("DELETE FROM answers WHERE created_at <= ?", (cutoff,)).rowcount
                 (count,) = db.execute("SELECT count(*) FROM answers").fetchone()
                 if count > self.max_entries:
                     gone += db.execute(
