@@ -187,10 +187,14 @@ class CallCache:
             request=request,
         )
         response.elapsed = _ZERO
-        call.tracker.cache_hit = True
+        tracker = call.tracker
+        tracker.cache_hit = True
+        # No backend served it (no attempt): the URL is that of the first, as on the raw
+        # answer, so that the audit line's endpoint reads as the miss's did.
+        tracker.base_url = backend.base_url
         result, error = parse(model, response, call, backend)
         if error is not None:  # kept by another version of the client: sent instead
-            call.tracker.cache_hit = False
+            tracker.cache_hit, tracker.base_url = False, ""
             return None
         call.cache_entry = CacheEntry(digest, user, hit=True, touch=stale_use)
         if wants_raw():
