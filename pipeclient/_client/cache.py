@@ -55,6 +55,7 @@ HIT_HEADER = "x-pipeclient-cache"
 # Operations whose answer is a pure function of the request (as far as a cache can tell).
 CACHED_OPERATIONS = frozenset({"chat", "embeddings", "images", "text_completion", "moderations"})
 _ZERO = datetime.timedelta(0)
+_HIT_HEADERS = (("content-type", "application/json"), (HIT_HEADER, "hit"))
 
 ResponseT = TypeVar("ResponseT")
 
@@ -177,16 +178,7 @@ class CallCache:
         if found is None:
             return None
         body, stale_use = found
-        request = httpx.Request(
-            "POST", backend.base_url + call.path, headers={"X-Request-Id": call.request_id}
-        )
-        response = httpx.Response(
-            200,
-            headers={"content-type": "application/json", HIT_HEADER: "hit"},
-            content=body,
-            request=request,
-        )
-        response.elapsed = _ZERO
+        response = httpx.Response(200, headers=_HIT_HEADERS, content=body)
         tracker = call.tracker
         tracker.cache_hit = True
         # No backend served it (no attempt): the URL is that of the first, as on the raw
@@ -197,7 +189,11 @@ class CallCache:
             tracker.cache_hit, tracker.base_url = False, ""
             return None
         call.cache_entry = CacheEntry(digest, user, hit=True, touch=stale_use)
-        if wants_raw():
+        if wants_raw():  # the request it answers, as a miss's raw answer shows it
+            response.request = httpx.Request(
+                "POST", backend.base_url + call.path, headers={"X-Request-Id": call.request_id}
+            )
+            response.elapsed = _ZERO
             return raw_answer(response, result, call.request_id, sync=sync)
         return result
 
