@@ -44,6 +44,7 @@ from .call import (
     check_timeout,
     start_call,
 )
+from .chat import AsyncChat, Chat
 from .endpoints import (
     AsyncModels,
     AsyncModerations,
@@ -60,7 +61,7 @@ from .params import (
     reject_unexpected,
 )
 from .raw import raw_answer, wants_raw
-from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
+from .resources import NOT_GIVEN, AsyncEmbeddings, AsyncImages, Embeddings, Images
 from .responses import AsyncResponses, Responses
 from .retry import RetryPolicy
 from .router import CallRoute, Router

@@ -37,18 +37,23 @@ from .._telemetry.record import ErrorInfo, Operation
 from .._telemetry.trace import current_parent
 from ..types import (
     ChatCompletion,
+    Completion,
     CreateEmbeddingBase64Response,
     CreateEmbeddingResponse,
+    HttpxBinaryResponseContent,
     ImagesResponse,
+    ModerationCreateResponse,
     Response,
+    Transcription,
 )
 from . import answers as _answers
+from .audio import TranscriptText
 from .backends import Backend, gateway_url_from_env
 from .call import Call, check_request_id, start_call
 from .responses import ResponseEventReader
 from .retry import RetryPolicy
 from .router import Router
-from .streaming import _ChunkReader
+from .streaming import _ChunkReader, _CompletionReader
 from .telemetry import build_client_pipeline, check_budget, settle, telemetry_due
 
 if TYPE_CHECKING:
@@ -64,12 +69,17 @@ OpenAIClient = TypeVar("OpenAIClient")
 _WHERE = "pipeclient.wrap()"
 
 # The endpoints whose calls are recorded: path suffix -> (operation, response model, the
-# reader of its event stream).
-_OPERATIONS: dict[str, tuple[Operation, type[Any], type[_ChunkReader]]] = {
+# reader of its event stream), the first suffix that matches winning.
+_OPERATIONS: dict[str, tuple[Operation, type[Any], type[_ChunkReader] | None]] = {
     "/chat/completions": ("chat", ChatCompletion, _ChunkReader),
+    "/completions": ("text_completion", Completion, _CompletionReader),
     "/embeddings": ("embeddings", CreateEmbeddingResponse, _ChunkReader),
     "/images/generations": ("images", ImagesResponse, _ChunkReader),
     "/responses": ("responses", Response, ResponseEventReader),
+    "/moderations": ("moderations", ModerationCreateResponse, None),
+    # audio and files are content: the upload is described (name, size), never kept
+    "/audio/transcriptions": ("transcriptions", Transcription, None),
+    "/audio/speech": ("speech", HttpxBinaryResponseContent, None),
 }
 
 # The call in flight in this thread or task, opened by a wrapped client's `request`.
@@ -165,6 +175,9 @@ class _Wrapping:
             return None
         path, operation = found
         body = getattr(options, "json_data", None)
+        files = getattr(options, "files", None)
+        if files and isinstance(body, Mapping):  # multipart: the fields, the file described
+            body = {**body, **_described(files)}
         trace = current_parent()
         block = getattr(trace, "attribution", NO_ATTRIBUTION)  # a trace block's wins
         try:
@@ -216,7 +229,8 @@ class _WrappedCall:
         backend = self.wrapping.backend
         tracker = call.tracker
         tracker.attempt(backend.name, backend.base_url, self.wrapping.gateway)
-        if tracker.capture_content and tracker.attempts == 1:
+        json_sent = str(request.headers.get("content-type", "")).startswith("application/json")
+        if tracker.capture_content and tracker.attempts == 1 and json_sent:
             # The bytes sent, rather than pipeclient's encoding of the same body (a
             # streamed upload has none to read: the encoded body stays).
             with contextlib.suppress(Exception):
@@ -244,6 +258,7 @@ class _Watcher:
 
     __slots__ = (
         "_body",
+        "_content_type",
         "_inflate",
         "_pending",
         "_reader",
@@ -258,11 +273,15 @@ class _Watcher:
         self.call = call
         self.status = int(response.status_code)
         content_type = str(response.headers.get("content-type", ""))
+        self._content_type = content_type
         found = _operation_of_path(call.path) or ("chat", ChatCompletion, _ChunkReader)
         self.model: type[Any] = found[1]
         reader = found[2]
         if self.model is CreateEmbeddingResponse and call.body.get("encoding_format") == "base64":
             self.model = CreateEmbeddingBase64Response  # what openai asks for by default
+        is_stream = content_type.split(";")[0].strip() == "text/event-stream"
+        if self.model is Transcription and not content_type.startswith("application/json"):
+            self.model = TranscriptText  # response_format text, srt or vtt
         self._reader: _ChunkReader | None = None
         self._body: bytearray | None = None
         self._pending = bytearray()
@@ -270,8 +289,10 @@ class _Watcher:
         # inflates the caller's copy above the transport). An encoding pipeclient cannot
         # read leaves reader and body None: the call is recorded without what its body says.
         self._inflate = _inflater(str(response.headers.get("content-encoding", "")))
+        if is_stream and reader is None:  # e.g. a streamed transcription: not read
+            self._inflate = None
         if self._inflate is not None:
-            if content_type.split(";")[0].strip() == "text/event-stream":
+            if is_stream and reader is not None:
                 self._reader = reader(
                     call.tracker,
                     httpx.Response(self.status),
@@ -330,9 +351,8 @@ class _Watcher:
             self.broken(exc)
 
     def _parse(self, content: bytes) -> None:
-        carrier = httpx.Response(
-            self.status, content=content, headers={"content-type": "application/json"}
-        )
+        kind = self._content_type or "application/json"
+        carrier = httpx.Response(self.status, content=content, headers={"content-type": kind})
         _, error = _answers.parse(self.model, carrier, self.call, self.wrapping.backend)
         if error is not None:
             self.broken(error)
@@ -526,7 +546,26 @@ def _instrument(http: Any, is_async: bool) -> None:
 # -- the client's own hooks ------------------------------------------------------------------
 
 
-def _operation_of_path(path: str) -> tuple[Operation, type[Any], type[_ChunkReader]] | None:
+def _described(files: Any) -> dict[str, Any]:
+    """An upload's fields as the record keeps them: each file's name and size, not its bytes."""
+    described: dict[str, Any] = {}
+    items = files.items() if isinstance(files, Mapping) else files
+    for field, value in items:
+        name, content = None, value
+        if isinstance(value, tuple):
+            name, content = value[0], value[1] if len(value) > 1 else None
+        size = len(content) if isinstance(content, (bytes, bytearray)) else None
+        name = name or getattr(content, "name", None)
+        described[str(field)] = {
+            "filename": None if name is None else Path(str(name)).name,
+            "bytes": size,
+        }
+    return described
+
+
+def _operation_of_path(
+    path: str,
+) -> tuple[Operation, type[Any], type[_ChunkReader] | None] | None:
     path = path.split("?")[0].rstrip("/")
     for suffix, found in _OPERATIONS.items():
         if path.endswith(suffix):
