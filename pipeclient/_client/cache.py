@@ -19,7 +19,6 @@ import datetime
 import json
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -166,6 +165,8 @@ class CallCache:
         text = request_text(call)
         if text is None:
             return None
+        import sqlite3  # loaded already by the cache's file (only a client with a cache)
+
         store = self.store
         user = call.tracker.attribution.user_id or ""
         digest = store.digest(text)
@@ -203,6 +204,8 @@ class CallCache:
         entry = call.cache_entry
         if entry is None or (entry.hit and not entry.touch):
             return
+        import sqlite3
+
         digest, user = entry.digest, entry.user
         try:
             if entry.hit or response is None:
