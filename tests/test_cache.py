@@ -147,6 +147,32 @@ def test_answers_expire_after_ttl_seconds(
     assert len(server.mock.requests) == 2
 
 
+def test_pruning_keeps_the_answers_in_use(
+    server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_900_000_000.0]
+    monkeypatch.setattr(cache_file, "_clock", lambda: now[0])
+
+    def ask(client: pipeclient.Client, text: str) -> None:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": text}])
+
+    config = cached(tmp_path / "c.db", max_entries=2)
+    with pipeclient.Client(backends=[server.backend()], telemetry=config) as client:
+        for text in ("old but used", "old and unused"):
+            ask(client, text)
+            now[0] += 1
+        now[0] += 100
+        ask(client, "old but used")  # a hit, its use recorded (the last was over a minute ago)
+        ask(client, "new")
+        assert len(server.mock.requests) == 3
+        assert client._cache is not None and client._cache.store.prune() == 1
+        ask(client, "old but used")
+        ask(client, "new")
+        assert len(server.mock.requests) == 3
+        ask(client, "old and unused")  # the least recently used was pruned
+    assert len(server.mock.requests) == 4
+
+
 def test_streams_responses_and_cache_false_calls_are_never_cached(
     server: Any, tmp_path: Path
 ) -> None:
@@ -166,6 +192,13 @@ def test_streams_responses_and_cache_false_calls_are_never_cached(
     ) as client:
         client.chat.completions.create(model="m", messages=HI)
     assert len(server.mock.requests) == 9  # Client(cache=False): the kept answer not used
+    with pipeclient.Client(backends=[server.backend()], telemetry=cached(path)) as client:
+        quiet = client.with_options(cache=False)
+        quiet.chat.completions.create(model="m", messages=HI)
+        assert len(server.mock.requests) == 10
+        quiet.with_options(cache=True).chat.completions.create(model="m", messages=HI)
+        client.chat.completions.create(model="m", messages=HI)
+    assert len(server.mock.requests) == 10
 
 
 def test_a_no_log_or_ephemeral_call_is_answered_from_the_cache_but_never_written(

@@ -346,6 +346,8 @@ class _BaseClient:
             new._user_http = _check_http_client(changes["http_client"], self._http_client_type)
         if "no_log" in changes:
             new.no_log = bool(changes["no_log"])
+        if "cache" in changes:  # False: this copy skips the cache; True: the owner's, if any
+            new._cache = (self._parent or self)._cache if changes["cache"] else None
         new._bind()
         return new
 

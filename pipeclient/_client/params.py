@@ -79,6 +79,7 @@ class _CopyOptions(_OpenAIOptions, total=False):
     set_default_headers: Mapping[str, str] | None
     set_default_query: Mapping[str, object] | None
     no_log: bool
+    cache: bool
 
 
 class CopyOptions(_CopyOptions, total=False):
