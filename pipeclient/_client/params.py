@@ -73,7 +73,7 @@ class AsyncClientOptions(_CommonOptions, total=False):
 
 
 class _CopyOptions(_OpenAIOptions, total=False):
-    """`with_options(...)`: openai-python's `copy()` arguments, and pipeclient's no_log."""
+    """`with_options(...)`: openai-python's `copy()` arguments, and pipeclient's no_log, cache."""
 
     max_retries: int
     set_default_headers: Mapping[str, str] | None
