@@ -214,6 +214,7 @@ def describe(
         "export": _settings_of(config.export, ("export",), settings),
         "budget": _settings_of(config.budget, ("budget",), settings),
         "routing": _routing_rows(config.routing, settings),
+        "cache": _settings_of(config.cache, ("cache",), settings),
     }
 
 
@@ -275,7 +276,7 @@ def render_text(status: Mapping[str, Any]) -> str:
         lines.append(f"    content:  {stream['content']}")
         for row in stream["settings"]:
             lines.append(_row_text(row))
-    for title in ("privacy", "export", "budget", "routing"):
+    for title in ("privacy", "export", "budget", "routing", "cache"):
         lines.append(f"\n[{title}]")
         for row in status[title]:
             lines.append(_row_text(row))

@@ -34,6 +34,7 @@ from . import answers as _answers
 from .async_views import AsyncClientWithRawResponse, AsyncClientWithStreamingResponse
 from .audio import AsyncAudio, Audio
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
+from .cache import CallCache, open_cache
 from .call import (
     Call,
     Form,
@@ -175,6 +176,7 @@ class _BaseClient:
         properties: Mapping[str, str | int | float | bool] | None = None,
         ephemeral: bool = False,
         routing: Any = None,
+        cache: bool = True,
     ) -> None:
         # What with_options() needs to build a client with other backends.
         self._arguments: dict[str, Any] = {
@@ -196,6 +198,7 @@ class _BaseClient:
             "session_id": session_id,
             "properties": properties,
             "routing": routing,
+            "cache": cache,
         }
         self._from_backends = backends is not None
         if backends is not None and (api_key is not None or base_url is not None):
@@ -260,6 +263,8 @@ class _BaseClient:
         )
         # [routing] and Client(routing=...): read whatever DO_NOT_TRACK says.
         self._routing = build_routing(settings, routing, self.backends, self._secrets)
+        # `[cache]`: answers looked up before a call's route, its budget or any I/O.
+        self._cache: CallCache | None = open_cache(settings, self._router, wanted=bool(cache))
         if telemetry_due(settings, self._router):
             self._start_telemetry(self.telemetry_settings, redact)
 
@@ -346,6 +351,8 @@ class _BaseClient:
             new._user_http = _check_http_client(changes["http_client"], self._http_client_type)
         if "no_log" in changes:
             new.no_log = bool(changes["no_log"])
+        if "cache" in changes:  # False: this copy skips the cache; True: the owner's, if any
+            new._cache = (self._parent or self)._cache if changes["cache"] else None
         new._bind()
         return new
 
@@ -392,6 +399,8 @@ class _BaseClient:
     # -- building a call -------------------------------------------------------------
 
     def _close_telemetry(self) -> FlushReport | None:
+        if self._cache is not None:  # reopened by a later call
+            self._cache.close()
         return self._telemetry.close() if self._telemetry is not None else None
 
     def trace(
@@ -440,6 +449,7 @@ class _BaseClient:
         session_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
         ephemeral: bool | None = None,
+        cache: bool | None = None,
     ) -> Call:
         """A call ready to send. `operation=None`: not an inference call (listing models),
         which no telemetry records."""
@@ -496,6 +506,7 @@ class _BaseClient:
             ephemeral=self.ephemeral if ephemeral is None else bool(ephemeral),
         )
         call.query = check_query(extra_query)
+        call.use_cache = cache is not False
         return call
 
     def _request_for(self, call: Call, backend: Backend) -> httpx.Request:
@@ -708,6 +719,12 @@ class Client(_BaseClient):
         raise self._exhausted(call, last, len(route.plan))
 
     def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
+        cache = self._cache
+        if cache is not None:
+            cached = cache.lookup(call, model, self.backends[0], sync=True)
+            if cached is not None:
+                cache.remember(call)
+                return cached  # type: ignore[no-any-return]
         try:
             answer = self._send(call)
             try:
@@ -719,6 +736,8 @@ class Client(_BaseClient):
             raise
         if error is not None:
             raise self._fail(call, error)
+        if cache is not None:
+            cache.remember(call, answer.response)
         if wants_raw():
             return raw_answer(answer.response, result, call.request_id, sync=True)  # type: ignore[return-value]
         return result  # type: ignore[return-value]
@@ -916,6 +935,13 @@ class AsyncClient(_BaseClient):
         raise self._exhausted(call, last, len(route.plan))
 
     async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
+        cache = self._cache
+        if cache is not None:
+            cached = cache.lookup(call, model, self.backends[0], sync=False)
+            if cached is not None:
+                await self._settle(call)
+                await cache.aremember(call)
+                return cached  # type: ignore[no-any-return]
         try:
             answer = await self._send(call)
             try:
@@ -931,6 +957,8 @@ class AsyncClient(_BaseClient):
             await self._settle(call)
             raise failure
         await self._settle(call)
+        if cache is not None:
+            await cache.aremember(call, answer.response)
         if wants_raw():
             return raw_answer(answer.response, result, call.request_id, sync=False)  # type: ignore[return-value]
         return result  # type: ignore[return-value]

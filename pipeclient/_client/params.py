@@ -64,6 +64,7 @@ class _CommonOptions(_OpenAIOptions, total=False):
     properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool
     routing: RoutingConfig | Mapping[str, Any] | RouteFunction | None
+    cache: bool
 
 
 class ClientOptions(_CommonOptions, total=False):
@@ -75,12 +76,13 @@ class AsyncClientOptions(_CommonOptions, total=False):
 
 
 class _CopyOptions(_OpenAIOptions, total=False):
-    """`with_options(...)`: openai-python's `copy()` arguments, and pipeclient's no_log."""
+    """`with_options(...)`: openai-python's `copy()` arguments, and pipeclient's no_log, cache."""
 
     max_retries: int
     set_default_headers: Mapping[str, str] | None
     set_default_query: Mapping[str, object] | None
     no_log: bool
+    cache: bool
 
 
 class CopyOptions(_CopyOptions, total=False):
@@ -105,6 +107,7 @@ class CallExtras(TypedDict, total=False):
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool | None
+    cache: bool | None
 
 
 class ParseParams(CallExtras, total=False):

@@ -39,6 +39,7 @@ NOT_TELEMETRY_KEYS = frozenset(
         "PIPECLIENT_GATEWAY_API_KEY",
         "PIPECLIENT_GATEWAY_SPOOL_DIR",
         "PIPECLIENT_STORE_KEY",  # the default [store] key reads it through a placeholder
+        "PIPECLIENT_CACHE_KEY",  # and the default [cache] key, this one
         FILE_VARIABLE,
     }
 )
@@ -120,6 +121,7 @@ def _environment_model() -> type[Any]:
     from pydantic_settings import BaseSettings, SettingsConfigDict
 
     from .budget import BudgetConfig
+    from .cache import CacheConfig
     from .models import (
         AuditConfig,
         ExportConfig,
@@ -146,6 +148,7 @@ def _environment_model() -> type[Any]:
         pricing: PricingConfig | None = None
         budget: BudgetConfig | None = None
         routing: RoutingConfig | None = None
+        cache: CacheConfig | None = None
 
     return FromEnvironment
 

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from .budget import BudgetConfig
+from .cache import CacheConfig
 from .routing import RoutingConfig
 from .urls import check_url
 
@@ -321,6 +322,7 @@ class TelemetryConfig(_Table):
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("otlp")
     @classmethod

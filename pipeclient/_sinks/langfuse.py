@@ -296,6 +296,7 @@ def _call_span(record: CallRecord) -> Payload:
         "response_id": record.response_id,
         "finish_reasons": ",".join(record.finish_reasons) or None,
         "route": record.route,
+        "cache_hit": True if record.cache_hit else None,  # answered by pipeclient's [cache]
     }
     attributes.update(
         (f"{OBSERVATION_METADATA}.{key}", value)
