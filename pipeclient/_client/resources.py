@@ -58,6 +58,7 @@ class _Starts(Protocol):
         session_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
         ephemeral: bool | None = None,
+        cache: bool | None = None,
     ) -> Call: ...
 
 
@@ -105,6 +106,7 @@ class _Extras:
             "session_id": params.pop("session_id", None),
             "properties": params.pop("properties", None),
             "ephemeral": params.pop("ephemeral", None),
+            "cache": params.pop("cache", None),
         }
 
 

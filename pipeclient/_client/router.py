@@ -96,11 +96,14 @@ class Router:
         return sorted(self.backends, key=sort_key)
 
     def route(
-        self, request_id: str
+        self, request_id: str, allowed: frozenset[str] | None = None
     ) -> tuple[CallRoute | None, GatewayTelemetryRequiredError | None]:
         """One call's route, or (under DO_NOT_TRACK, when every backend is the gateway)
-        the refusal to raise before any network I/O."""
+        the refusal to raise before any network I/O. `allowed`: the backends `[routing]`
+        left this call (the plan is narrowed to them, in the same order)."""
         plan = self.order()
+        if allowed is not None:
+            plan = [backend for backend in plan if backend.name in allowed]
         if self.do_not_track:
             usable = [backend for backend in plan if not self.is_gateway(backend)]
             if not usable:

@@ -19,6 +19,8 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from .budget import BudgetConfig
+from .cache import CacheConfig
+from .routing import RoutingConfig
 from .urls import check_url
 
 __all__ = [
@@ -319,6 +321,8 @@ class TelemetryConfig(_Table):
     export: ExportConfig = Field(default_factory=ExportConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("otlp")
     @classmethod
@@ -376,9 +380,10 @@ def _table_lines(table: BaseModel) -> list[str]:
     for key, field in type(table).model_fields.items():
         value = getattr(table, key)
         extra = field.json_schema_extra
-        if value == {} and isinstance(extra, dict) and "example" in extra:
+        if value in ({}, []) and isinstance(extra, dict) and "example" in extra:
             # Left unset, so that the user may add `[table.key."name"]` tables below.
-            lines.append(f"# {extra['example']}\n# {key}: {field.description}\n")
+            example = str(extra["example"]).replace("\n", "\n# ")
+            lines.append(f"# {example}\n# {key}: {field.description}\n")
             continue
         if value is None and isinstance(extra, dict) and "example" in extra:
             lines.append(f"# {extra['example']:<34} # {field.description}\n")  # unset

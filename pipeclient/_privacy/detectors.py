@@ -82,6 +82,18 @@ class Detector:
                 total += count
         return text, total
 
+    def finds(self, text: str) -> bool:
+        """Whether `redact` would replace anything (stops at the first match)."""
+        if self.hints and not any(hint in text for hint in self.hints):
+            return False
+        for pattern, accept in self.finders:
+            at = 0
+            while (match := pattern.search(text, at)) is not None:
+                if accept(match) is not None:
+                    return True
+                at = match.start() + 1
+        return False
+
 
 # -- email --------------------------------------------------------------------------------
 
@@ -352,3 +364,14 @@ class Redactor:
             if found:
                 counts[detector.name] = counts.get(detector.name, 0) + found
         return text
+
+    def finds(self, text: str) -> str | None:
+        """The first detector (or KNOWN_SECRET) that `redact` would apply to `text`."""
+        if len(text) < _SHORTEST_MATCH or (text.startswith("data:") and ";base64," in text[:256]):
+            return None
+        if any(secret in text for secret in self._secrets):
+            return KNOWN_SECRET
+        for detector in self._detectors:
+            if detector.finds(text):
+                return detector.name
+        return None

@@ -309,6 +309,8 @@ def _call_span(record: CallRecord) -> _Span:
         "closed_early": record.closed_early,
         "response_id": record.response_id,
         "finish_reasons": ",".join(record.finish_reasons) or None,
+        "route": record.route,
+        "cache_hit": True if record.cache_hit else None,  # answered by pipeclient's [cache]
     }
     attributes.update(
         (f"{OBSERVATION_METADATA}.{key}", value)

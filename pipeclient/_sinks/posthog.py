@@ -138,8 +138,12 @@ class PostHogSink(Sink):
             props["$ai_response_id"] = record.response_id
         if record.finish_reasons:
             props["$ai_stop_reason"] = record.finish_reasons[0]
+        if record.route is not None:  # the [routing] rule taken, never what it read
+            props["pipeclient_route"] = record.route
         if record.error is not None:
             props["$ai_error"] = self._error_text(record.error, record.http_status)
+        if record.cache_hit:  # answered by pipeclient's [cache]: no provider call
+            props["pipeclient_cache_hit"] = True
         self._add_content(props, record)
         event = "$ai_embedding" if record.operation == "embeddings" else "$ai_generation"
         return self._event(

@@ -47,8 +47,8 @@ class Fanout:
 
     def _priced(self, record: Record) -> Record:
         """The call with its cost, priced here (on the worker), never on the caller's path."""
-        if not isinstance(record, CallRecord) or self.pricer is None:
-            return record
+        if not isinstance(record, CallRecord) or self.pricer is None or record.cache_hit:
+            return record  # a cache hit cost nothing: its costs are 0 already
         if record.input_tokens is None and record.output_tokens is None:
             return record
         try:
