@@ -207,6 +207,14 @@ def every_stream(ep: Endpoints) -> dict[str, Any]:
 def pipeclient_all(ep: Endpoints) -> Variant:
     import pipeclient
 
+    hold = os.environ.get("BENCH_SLICE_HOLD_S")  # tail_latency.py --hold: the worker's slice
+    if hold:
+        from pipeclient._telemetry import dispatch, slices
+
+        slices.HOLD_S = float(hold) if float(hold) > 0 else float("inf")
+        if float(hold) <= 0:  # no slices at all: whole batches, as before slices existed
+            dispatch.SLICE_RECORDS = 1 << 30
+
     os.environ["PIPECLIENT_GATEWAY_SPOOL_DIR"] = str(ep.tmp / "spool")
     backend = pipeclient.Backend(
         name="gateway", base_url=ep.base_url, api_key="gw-bench-key", kind="gateway"

@@ -1,7 +1,7 @@
 """Tail latency with every stream on, against raw httpx and the bare openai SDK, in one run.
 
     .venv/bin/python benchmarks/tail_latency.py [--rounds 6] [--calls 300] [--streams 60]
-        [--repeat 1] [--baseline PYTHON] [--helper]
+        [--repeat 1] [--baseline PYTHON] [--helper] [--hold SECONDS,...]
 
 Raw httpx, the bare openai SDK, pipeclient without telemetry and pipeclient with every
 stream on (PostHog, Langfuse, OTLP, the gateway, the audit log) run side by side against
@@ -12,7 +12,8 @@ of the time to the first chunk, CPU per call and per stream; then the targets, m
 `--baseline PYTHON` adds `pipeclient+all` run by another checkout's interpreter (its venv's
 `bin/python`: that checkout's pipeclient, this checkout's harness), measured in the same
 rounds. `--helper` adds `pipeclient+all+helper`, a what-if (not a pipeclient feature):
-the dispatcher in a forked helper process fed pickled records, its CPU counted.
+the dispatcher in a forked helper process fed pickled records, its CPU counted. `--hold
+0.0005,0` adds `pipeclient+all` with the worker's slice at each length (0: no slices).
 `--repeat N` runs the whole measurement N times, each with fresh processes.
 """
 
@@ -34,6 +35,7 @@ from run import Sample, Server, Worker, _git, clean_env, delivered, log
 CLIENTS = ["httpx", "openai", "pipeclient", "pipeclient+all"]
 BASELINE = "pipeclient+all (baseline)"
 HELPER = "pipeclient+all+helper"
+NO_SLICES = "pipeclient+all, no slices"
 
 
 def measure(args: argparse.Namespace, seed: int) -> tuple[dict[str, Sample], dict[str, object]]:
@@ -67,6 +69,18 @@ def measure(args: argparse.Namespace, seed: int) -> tuple[dict[str, Sample], dic
             )
             baseline.name = BASELINE
             workers.append(baseline)
+        for hold in args.hold:
+            slug = f"pipeclient-all-hold-{hold}"
+            worker = Worker(
+                "pipeclient+all",
+                False,
+                llm_url,
+                f"{capture_url}/w/{slug}",
+                tmp / "w" / slug,
+                {**env, "BENCH_SLICE_HOLD_S": str(hold)},
+            )
+            worker.name = f"pipeclient+all, hold {hold * 1e3:g} ms" if hold > 0 else NO_SLICES
+            workers.append(worker)
         for worker in workers:
             if not worker.wait_ready(180):
                 raise SystemExit(f"{worker.name}: {worker.error}")
@@ -80,7 +94,9 @@ def measure(args: argparse.Namespace, seed: int) -> tuple[dict[str, Sample], dic
                     if not samples[worker.name].block(worker, kind, n):
                         raise SystemExit(f"{worker.name}: {worker.error}")
             log(f"round {index + 1}/{args.rounds} done")
-        counts = delivered(capture.stats(), llm.stats(), [w for w in workers if w.name != BASELINE])
+        counts = delivered(
+            capture.stats(), llm.stats(), [w for w in workers if w.name in [*CLIENTS, HELPER]]
+        )
     finally:
         for worker in workers:
             worker.stop()
@@ -152,6 +168,13 @@ def main() -> None:
         action="store_true",
         help=f"also {HELPER}: a what-if with the dispatcher in a helper process (_variants.py)",
     )
+    parser.add_argument(
+        "--hold",
+        type=lambda text: [float(v) for v in text.split(",") if v],
+        default=[],
+        help="also pipeclient+all with the worker's slice set to each of these seconds "
+        "(0: no slices), e.g. 0.0005,0.001,0",
+    )
     parser.add_argument("--seed", type=int, default=18)
     args = parser.parse_args()
     if args.baseline and not os.access(args.baseline, os.X_OK):
@@ -175,8 +198,8 @@ def main() -> None:
         print("\n".join(table(samples)))
         print()
         print("\n".join(verdicts(samples)))
-        for other in (HELPER, BASELINE):
-            if other in samples:
+        for other in samples:
+            if other.startswith("pipeclient+all") and other != "pipeclient+all":
                 print("\n".join(verdicts(samples, other)))
         print(
             "\nDelivered, counted at the capture: "
