@@ -108,7 +108,7 @@ def test_a_hit_names_the_backend_and_route_that_gave_the_answer(
             client.chat.completions.create(model="m", messages=HI)  # ordinary: the provider
             client.chat.completions.create(model="m", messages=HI)
     assert len(own.requests) == 1 and len(server.mock.requests) == 1
-    miss, hit, other_miss, other_hit = records
+    miss, hit, _other_miss, other_hit = records
     assert hit.cache_hit and not miss.cache_hit
     assert (hit.backend, hit.base_url, hit.route) == (miss.backend, miss.base_url, "sensitive")
     assert hit.backend == "own" and hit.base_url == local.backend().base_url
@@ -350,7 +350,12 @@ def test_a_hit_is_marked_in_every_destination_costs_nothing_and_sends_no_gateway
         client.close()
     miss, hit = records
     assert (miss.cache_hit, hit.cache_hit) == (False, True)
-    assert (hit.attempts, hit.backend, hit.gateway, hit.http_status) == (0, miss.backend, False, 200)
+    assert (hit.attempts, hit.backend, hit.gateway, hit.http_status) == (
+        0,
+        miss.backend,
+        False,
+        200,
+    )
     assert hit.input_tokens == miss.input_tokens  # the usage the answer reports, at no cost
     first, second = captured["posthog"]
     assert "pipeclient_cache_hit" not in first["properties"]

@@ -119,7 +119,8 @@ def test_cached_tokens_are_read_from_the_usage_details() -> None:
     assert (facts["input_tokens"], facts["cached_tokens"]) == (1000, 800)
 
 
-def test_a_bad_price_names_the_key() -> None:
-    bad = {"pricing": {"models": {"m": {"input_per_mtok": -1, "output_per_mtok": 1}}}}
+@pytest.mark.parametrize("price", [-1, float("inf"), float("nan")])
+def test_a_bad_price_names_the_key(price: float) -> None:
+    bad = {"pricing": {"models": {"m": {"input_per_mtok": price, "output_per_mtok": 1}}}}
     with pytest.raises(pipeclient.ConfigError, match="input_per_mtok"):
         pipeclient.Client(backends=[MockBackend().backend()], telemetry=bad)
