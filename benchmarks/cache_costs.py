@@ -83,7 +83,7 @@ def _cache_rows(client: pipeclient.Client, backend: pipeclient.Backend) -> None:
             calls = [start(f"miss {next(counter)}") for _ in range(n)]
             if step is write:
                 for call in calls:
-                    cache.lookup(call, ChatCompletion, backend, sync=True)
+                    cache.lookup(call, ChatCompletion, [backend], sync=True)
             begin = time.perf_counter()
             for call in calls:
                 step(call)
@@ -91,7 +91,7 @@ def _cache_rows(client: pipeclient.Client, backend: pipeclient.Backend) -> None:
         return statistics.median(timings), min(timings)
 
     def lookup(call: Any) -> None:
-        cache.lookup(call, ChatCompletion, backend, sync=True)
+        cache.lookup(call, ChatCompletion, [backend], sync=True)
 
     def write(call: Any) -> None:
         cache.remember(call, response)

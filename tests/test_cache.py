@@ -87,6 +87,34 @@ def test_a_repeated_call_is_answered_from_the_cache_without_reaching_the_backend
     assert raw.http_request.url == server.backend().base_url + "/chat/completions"
 
 
+def test_a_hit_names_the_backend_and_route_that_gave_the_answer(
+    server: Any, tmp_path: Path
+) -> None:
+    """A sensitive request answered by your own server: its hit must not read as if the
+    provider (the first backend) had served it."""
+    own = MockBackend()
+    with own.serve() as local:
+        telemetry = {
+            **cached(tmp_path / "c.db"),
+            "privacy": {"pii": ["email"]},
+            "routing": {"sensitive": "local"},
+        }
+        backends = [server.backend("cloud"), local.backend("own", local=True, weight=0)]
+        flagged = [{"role": "user", "content": "write to kim.7@example.com"}]
+        with pipeclient.Client(backends=backends, telemetry=telemetry) as client:
+            records = listen(client)
+            for _ in range(2):
+                client.chat.completions.create(model="m", messages=flagged)
+            client.chat.completions.create(model="m", messages=HI)  # ordinary: the provider
+            client.chat.completions.create(model="m", messages=HI)
+    assert len(own.requests) == 1 and len(server.mock.requests) == 1
+    miss, hit, _other_miss, other_hit = records
+    assert hit.cache_hit and not miss.cache_hit
+    assert (hit.backend, hit.base_url, hit.route) == (miss.backend, miss.base_url, "sensitive")
+    assert hit.backend == "own" and hit.base_url == local.backend().base_url
+    assert other_hit.cache_hit and other_hit.backend == "cloud" and other_hit.route is None
+
+
 def test_a_miss_answer_has_no_cache_header(server: Any, tmp_path: Path) -> None:
     with pipeclient.Client(backends=[server.backend()], telemetry=cached(tmp_path / "c.db")) as c:
         raw = c.with_raw_response.chat.completions.create(model="m", messages=HI)
@@ -322,7 +350,12 @@ def test_a_hit_is_marked_in_every_destination_costs_nothing_and_sends_no_gateway
         client.close()
     miss, hit = records
     assert (miss.cache_hit, hit.cache_hit) == (False, True)
-    assert (hit.attempts, hit.backend, hit.gateway, hit.http_status) == (0, "", False, 200)
+    assert (hit.attempts, hit.backend, hit.gateway, hit.http_status) == (
+        0,
+        miss.backend,
+        False,
+        200,
+    )
     assert hit.input_tokens == miss.input_tokens  # the usage the answer reports, at no cost
     first, second = captured["posthog"]
     assert "pipeclient_cache_hit" not in first["properties"]

@@ -262,6 +262,26 @@ def test_ordinary_text_code_and_numbers_are_left_alone(text: str, phone_rules: s
     assert counts == {}
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "data:x;base64, hi, write to canary.9@example.com",
+        "data:image/png;base64,iVBORw0KGgo= and canary.9@example.com",
+        "data:canary.9@example.com;base64,AAAA",
+    ],
+)
+def test_only_a_whole_inline_data_url_is_skipped(text: str) -> None:
+    """An inline image is not text; a string that merely starts like one is."""
+    assert "canary.9@example.com" not in redact(text, "email")
+    assert Redactor(["email"]).finds(text) == "email"
+
+
+@given(st.binary(min_size=1, max_size=300))
+def test_a_real_inline_data_url_is_left_alone(data: bytes) -> None:
+    url = "data:image/png;base64," + base64.b64encode(data).decode()
+    assert redact(url) == url and Redactor(ALL).finds(url) is None
+
+
 def test_luhn() -> None:
     assert luhn_valid("4111111111111111") and luhn_valid("378282246310005")
     assert not luhn_valid("4111111111111112") and not luhn_valid("1234567812345678")

@@ -224,6 +224,20 @@ def test_the_gateway_is_never_local(cloud: Served) -> None:
     assert cloud.bodies == []
 
 
+def test_a_backend_at_the_gateways_url_cannot_be_marked_local(
+    cloud: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever its kind says, a backend whose host is PIPECLIENT_GATEWAY_URL's is the
+    gateway: marking it local=True would let flagged requests reach a third party."""
+    monkeypatch.setenv("PIPECLIENT_GATEWAY_URL", cloud.server.url)
+    disguised = cloud.backend("mine", kind="openai", local=True)
+    with pytest.raises(pipeclient.ConfigError) as caught:
+        pipeclient.Client(backends=[disguised], telemetry=SENSITIVE)
+    assert "'mine'" in str(caught.value) and "local=True" in str(caught.value)
+    assert "PIPECLIENT_GATEWAY_URL" in str(caught.value)
+    assert cloud.bodies == []
+
+
 def test_do_not_track_does_not_change_routing(
     cloud: Served, own: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,8 +304,12 @@ def test_other_endpoints_are_scanned_too(cloud: Served, own: Served) -> None:
             messages=CLEAN,
             tools=[{"type": "function", "function": {"name": "f", "description": f"mail {EMAIL}"}}],
         )
+        client.audio.transcriptions.create(model="w", file=(f"{EMAIL}.wav", b"RIFF0000"))
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": f"data:x;base64, mail {EMAIL}"}]
+        )
         client.models.list()  # no content: any backend
-    assert not any(cloud.received(c) for c in CANARIES) and len(own.bodies) == 7
+    assert not any(cloud.received(c) for c in CANARIES) and len(own.bodies) == 9
     assert len(cloud.bodies) == 1 and cloud.mock.requests[0].method == "GET"
 
 

@@ -542,6 +542,39 @@ def test_every_inference_endpoint_is_recorded_and_an_upload_is_described_not_kep
     assert {e["properties"]["$ai_model"] for e in found} >= {"m", "w", "t"}
 
 
+SENSITIVE = {
+    "privacy": {"pii": ["email"]},
+    "routing": {"sensitive": "local", "rules": [{"model": "big", "backends": ["elsewhere"]}]},
+}
+
+
+def test_sensitive_routing_refuses_a_flagged_request_unless_the_wrapped_client_is_local(
+    backend: tuple[MockBackend, MockServer],
+) -> None:
+    mock, server = backend
+    flagged = [{"role": "user", "content": "mail canary.77@example.com"}]
+    client = pipeclient.wrap(
+        openai.OpenAI(base_url=server.url, api_key="sk", max_retries=0), telemetry=SENSITIVE
+    )
+    with pytest.raises(pipeclient.RoutingError) as caught:
+        client.chat.completions.create(model="m", messages=flagged)
+    assert "email" in str(caught.value) and "canary.77" not in str(caught.value)
+    assert mock.requests == []  # refused before any I/O
+    client.chat.completions.create(model="big", messages=HI)  # clean: sent; rules not applied
+    assert len(mock.requests) == 1
+    own = pipeclient.wrap(
+        openai.OpenAI(base_url=server.url, api_key="sk"), telemetry=SENSITIVE, local=True
+    )
+    own.chat.completions.create(model="m", messages=flagged)  # your own server: it may
+    assert b"canary.77@example.com" in mock.requests[-1].body
+    elsewhere = own.with_options(base_url=server.url.replace("127.0.0.1", "localhost"))
+    with pytest.raises(pipeclient.RoutingError):  # a copy to another endpoint is not local
+        elsewhere.chat.completions.create(model="m", messages=flagged)
+    assert len(mock.requests) == 2
+    for wrapped in (client, own, elsewhere):
+        wrapped.close()
+
+
 def test_capture_telemetry_shows_what_a_wrapped_client_sends(
     backend: tuple[MockBackend, MockServer],
 ) -> None:

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -159,7 +159,9 @@ class CallCache:
         if self._warned.acquire(blocking=False):
             logger.warning("pipeclient: the response cache could not %s (%s)", what, exc)
 
-    def lookup(self, call: Call, model: type[ResponseT], backend: Backend, *, sync: bool) -> Any:
+    def lookup(
+        self, call: Call, model: type[ResponseT], backends: Sequence[Backend], *, sync: bool
+    ) -> Any:
         """The call's answer from the cache, as `_call` returns it (its record ended, a
         raw answer under `with_raw_response`); None: a miss, to be sent."""
         text = request_text(call)
@@ -178,16 +180,21 @@ class CallCache:
             return None
         if found is None:
             return None
-        body, stale_use = found
+        body, stale_use, answered_by, route = found
         response = httpx.Response(200, headers=_HIT_HEADERS, content=body)
         tracker = call.tracker
         tracker.cache_hit = True
-        # No backend served it (no attempt): the URL is that of the first, as on the raw
-        # answer, so that the audit line's endpoint reads as the miss's did.
-        tracker.base_url = backend.base_url
+        # No backend was asked now: the record names the one that gave the kept answer
+        # (and the route that chose it), when it is one of this client's; else none.
+        origin = next((b for b in backends if b.name == answered_by), None)
+        if origin is not None:
+            tracker.backend, tracker.base_url = origin.name, origin.base_url
+        tracker.route = route or None
+        backend = origin or backends[0]
         result, error = parse(model, response, call, backend)
         if error is not None:  # kept by another version of the client: sent instead
-            tracker.cache_hit, tracker.base_url = False, ""
+            tracker.cache_hit, tracker.backend, tracker.base_url = False, "", ""
+            tracker.route = None
             return None
         call.cache_entry = CacheEntry(digest, user, hit=True, touch=stale_use)
         if wants_raw():  # the request it answers, as a miss's raw answer shows it
@@ -216,7 +223,7 @@ class CallCache:
                 return
             kind = response.headers.get("content-type", "").split(";")[0].strip()
             if kind == "application/json":
-                self.store.put(digest, user, response.content)
+                self.store.put(digest, user, response.content, tracker.backend, tracker.route or "")
         except sqlite3.Error as exc:
             self._failed("write", exc)
 

@@ -229,6 +229,7 @@ class Call:
         "stream",
         "timeout",
         "tracker",
+        "upload_name",
         "use_cache",
     )
 
@@ -255,6 +256,7 @@ class Call:
         self.cache_entry: CacheEntry | None = None  # set by the cache's lookup
         self.stream = bool(body.get("stream"))
         self.content_type: str | None = "application/json"
+        self.upload_name = form.filename if form is not None else None  # sent: scanned too
         if form is not None:  # multipart: the fields and the file, encoded once
             self.content_type, encoded = form.encoded(body)
             self._encoded: dict[bool, bytes | None] = {False: encoded}
@@ -288,7 +290,11 @@ class Call:
         """The body as JSON values, as sent (a form's fields; None for a GET)."""
         if self.content_type == "application/json":
             return json.loads(self._encoded[False] or b"null")
-        return self.body if self.method != "GET" else None
+        if self.method == "GET":
+            return None
+        if self.upload_name is not None:  # the file's name is sent; its bytes are not text
+            return {**self.body, "file": {"filename": self.upload_name}}
+        return self.body
 
     def injects_usage(self, backend: Backend) -> bool:
         """Whether the client asks this backend for stream usage on the caller's behalf

@@ -721,7 +721,7 @@ class Client(_BaseClient):
     def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
         cache = self._cache
         if cache is not None:
-            cached = cache.lookup(call, model, self.backends[0], sync=True)
+            cached = cache.lookup(call, model, self.backends, sync=True)
             if cached is not None:
                 cache.remember(call)
                 return cached  # type: ignore[no-any-return]
@@ -937,7 +937,7 @@ class AsyncClient(_BaseClient):
     async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
         cache = self._cache
         if cache is not None:
-            cached = cache.lookup(call, model, self.backends[0], sync=False)
+            cached = cache.lookup(call, model, self.backends, sync=False)
             if cached is not None:
                 await self._settle(call)
                 await cache.aremember(call)

@@ -239,8 +239,11 @@ def build_routing(
     argument: Any,
     backends: Sequence[Backend],
     secrets: KnownSecrets,
+    *,
+    rules: bool = True,
 ) -> Routing | None:
-    """A client's routing from `[routing]` and `Client(routing=...)`; None when off."""
+    """A client's routing from `[routing]` and `Client(routing=...)`; None when off.
+    `rules=False` (a wrapped openai client, with one backend): the sensitive check only."""
     from .._config.settings import TelemetrySettings
 
     loaded = settings if isinstance(settings, TelemetrySettings) else None
@@ -258,6 +261,8 @@ def build_routing(
     config = loaded.config.routing if loaded is not None else RoutingConfig()
     if given:
         config = _merged(config, given)
+    if not rules:
+        config = config.model_copy(update={"rules": []})
     if not config.enabled and function is None:
         return None
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from .._config.settings import DefaultSettings, load_settings_or_defaults
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, RoutingError
 from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.attribution import NO_ATTRIBUTION, Attribution, check_attribution
 from .._telemetry.record import ErrorInfo, Operation
@@ -53,6 +53,7 @@ from .call import Call, check_request_id, start_call
 from .responses import ResponseEventReader
 from .retry import RetryPolicy
 from .router import Router
+from .routing import build_routing
 from .streaming import _ChunkReader, _CompletionReader
 from .telemetry import build_client_pipeline, check_budget, settle, telemetry_due
 
@@ -102,6 +103,7 @@ class _Wrapping:
         telemetry_file: str | Path | None,
         redact: Callable[[str], str] | None,
         attribution: Attribution,
+        local: bool = False,
     ) -> None:
         if redact is not None and not callable(redact):
             raise ConfigError(
@@ -119,10 +121,13 @@ class _Wrapping:
             "properties": attribution.properties,
         }
         self.attribution = attribution
-        self.backend = _backend_of(client)
+        self.backend = _backend_of(client, local)
         key = self.backend.api_key.get_secret_value()
         self.secrets = KnownSecrets([key])
         settings = load_settings_or_defaults(telemetry, file=telemetry_file)
+        # [routing] sensitive = "local" holds for a wrapped client too: its one backend is
+        # the client's, so a flagged request to a non-local one is refused before any I/O.
+        self.routing = build_routing(settings, None, [self.backend], self.secrets, rules=False)
         self.router = Router(
             [self.backend],
             RetryPolicy(max_retries=0),  # openai retries; the router only keeps the rule
@@ -160,6 +165,12 @@ class _Wrapping:
             )
         request_id = check_request_id(given)
         call = self._record(options, request_id, supplied=given is not None)
+        if call is not None and self.routing is not None:
+            try:
+                self.routing.decide(call)
+            except RoutingError:
+                call.tracker.finish(error=ErrorInfo(RoutingError.__name__, None))
+                raise
         _, refusal = self.router.route(request_id)
         if refusal is not None:
             if call is not None:
@@ -581,13 +592,13 @@ def _operation_of(options: Any) -> tuple[str, Operation] | None:
     return None if found is None else (path, found[0])
 
 
-def _backend_of(client: Any) -> Backend:
+def _backend_of(client: Any, local: bool = False) -> Backend:
     base_url = str(getattr(client, "base_url", "") or "").rstrip("/")
     api_key = getattr(client, "api_key", None)
     if not isinstance(api_key, str) or not api_key.strip():
         api_key = "none"  # a key the client fetches per request: pipeclient never sees it
     host = httpx.URL(base_url).host if base_url else ""
-    return Backend(_WHERE, name=host or "openai", base_url=base_url, api_key=api_key)
+    return Backend(_WHERE, name=host or "openai", base_url=base_url, api_key=api_key, local=local)
 
 
 def _install(client: Any, wrapping: _Wrapping) -> None:
@@ -675,6 +686,7 @@ def wrap(
     user_id: str | None = None,
     session_id: str | None = None,
     properties: Mapping[str, str | int | float | bool] | None = None,
+    local: bool = False,
 ) -> OpenAIClient:
     """Instrument an `openai.OpenAI` or `openai.AsyncOpenAI` client; return it.
 
@@ -684,6 +696,8 @@ def wrap(
     one `X-Request-Id` per call, the same on every retry. Other clients are untouched.
     `user_id=`, `session_id=` and `properties=` attribute every call (never sent to the
     provider); inside a `client.trace(...)` block with its own, the block's apply.
+    `local=True`: the client's `base_url` is your own server, so `[routing] sensitive =
+    "local"` lets flagged requests through (a copy to another endpoint is not local).
     """
     if getattr(client, "_pipeclient_wrapping", None) is not None:
         return client  # already wrapped
@@ -704,6 +718,7 @@ def wrap(
         telemetry_file=telemetry_file,
         redact=redact,
         attribution=attribution,
+        local=bool(local),
     )
     _instrument(http, is_async)
     _install(client, wrapping)

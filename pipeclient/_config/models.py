@@ -284,10 +284,13 @@ class ExportConfig(_Table):
 class ModelPriceConfig(_Table):
     """One model's price, in USD per million tokens."""
 
-    input_per_mtok: float = Field(ge=0, description="uncached input tokens")
-    output_per_mtok: float = Field(ge=0, description="output tokens")
+    input_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="uncached input tokens")
+    output_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="output tokens")
     cached_input_per_mtok: float | None = Field(
-        None, ge=0, description="input tokens read from the provider's cache (unset: input price)"
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="input tokens read from the provider's cache (unset: input price)",
     )
 
 

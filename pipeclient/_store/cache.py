@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS answers (
     key_id TEXT NOT NULL,
     created_at REAL NOT NULL,
     used_at REAL NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    backend TEXT NOT NULL DEFAULT '',
+    route TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS answers_by_use ON answers (used_at);
 CREATE INDEX IF NOT EXISTS answers_by_user ON answers (user);
@@ -166,15 +168,16 @@ class ResponseCache:
         """A user scope as the file keeps it: an HMAC under the key, if any."""
         return self.digest(b"user\x00" + user.encode("utf-8")) if self.key is not None else user
 
-    def get(self, digest: str, user: str) -> tuple[bytes, bool] | None:
-        """The answer kept for this digest within the TTL, and whether its last use is old
-        enough to be recorded (`touch`); None: a miss."""
+    def get(self, digest: str, user: str) -> tuple[bytes, bool, str, str] | None:
+        """The answer kept for this digest within the TTL, whether its last use is old
+        enough to be recorded (`touch`), and the backend and route that answered it (names,
+        metadata); None: a miss."""
         now = _clock()
         with self._locked():
             row = (
                 self._connection()
                 .execute(
-                    "SELECT created_at, used_at, body FROM answers "
+                    "SELECT created_at, used_at, body, backend, route FROM answers "
                     "WHERE digest = ? AND key_id = ? AND created_at > ?",
                     (digest, self._key_id, now - self.ttl_seconds),
                 )
@@ -188,21 +191,23 @@ class ResponseCache:
             if opened is None:  # altered, or moved from another row: never served
                 return None
             body = opened
-        return body, now - used_at > min(60.0, self.ttl_seconds / 10)
+        stale = now - used_at > min(60.0, self.ttl_seconds / 10)
+        return body, stale, str(row[3]), str(row[4])
 
     def touch(self, digest: str) -> None:
         """Record a use, so that pruning keeps the answers in use (least recently used go)."""
         self._write("UPDATE answers SET used_at = ? WHERE digest = ?", (_clock(), digest))
 
-    def put(self, digest: str, user: str, body: bytes) -> None:
+    def put(self, digest: str, user: str, body: bytes, backend: str = "", route: str = "") -> None:
         now = _clock()
         kept = body
         if self.key is not None:
             kept = self.key.seal(body, digest=digest, user=user, created_at=now)
         self._write(
-            "INSERT OR REPLACE INTO answers (digest, user, key_id, created_at, used_at, body) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (digest, self.user_tag(user), self._key_id, now, now, kept),
+            "INSERT OR REPLACE INTO answers "
+            "(digest, user, key_id, created_at, used_at, body, backend, route) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (digest, self.user_tag(user), self._key_id, now, now, kept, backend, route),
         )
         self._writes += 1
         if self._writes % PRUNE_EVERY == 1:

@@ -53,7 +53,11 @@ class Fanout:
             return record
         try:
             cost = self.pricer.cost(
-                record.model, record.input_tokens, record.output_tokens, record.cached_tokens
+                record.model,
+                record.input_tokens,
+                record.output_tokens,
+                record.cached_tokens,
+                record.backend,
             )
         except Exception:  # a price table that fails prices nothing; never a wrong number
             cost = None
