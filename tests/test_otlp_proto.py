@@ -62,3 +62,24 @@ def test_an_int_beyond_int64_goes_as_its_text(number: int) -> None:
 def test_text_that_is_not_utf8_is_replaced_not_dropped() -> None:
     parsed = KeyValueList.FromString(proto.key_values(b"\x0a", [("k", "a\ud800b")]))
     assert parsed.values[0].value.string_value == "a?b"
+
+
+def _afresh(tag: bytes, item: tuple[str, Any]) -> bytes:
+    proto._PAIRS.clear()
+    return proto.key_values(tag, [item])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "gen_ai.x"]), SCALARS), max_size=10))
+def test_cached_attributes_are_the_bytes_written_afresh(items: list[tuple[str, Any]]) -> None:
+    for tag in (b"\x4a", b"\x1a"):
+        cold = b"".join(_afresh(tag, item) for item in items)
+        assert proto.key_values(tag, items) == cold  # the same bytes, from the cache
+    parsed = KeyValueList.FromString(proto.key_values(b"\x0a", items))
+    assert all(_same(_read(p.value), v) for p, (_, v) in zip(parsed.values, items, strict=True))
+
+
+def test_one_true_and_one_point_zero_stay_apart_in_the_cache() -> None:
+    for value in (1, True, 1.0, True, 1):
+        parsed = KeyValueList.FromString(proto.key_values(b"\x0a", [("k", value)]))
+        assert _same(_read(parsed.values[0].value), value)

@@ -15,6 +15,7 @@ Spans and metrics carry its schema URL. The newer per-direction token histograms
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -134,6 +135,7 @@ _METRIC_ATTRIBUTES = (
 )
 
 
+@functools.lru_cache(maxsize=64)  # a client has a few base URLs; parsing one is ~3 us
 def server(base_url: str) -> tuple[str | None, int | None]:
     try:
         parts = urlsplit(base_url)
@@ -145,6 +147,7 @@ def server(base_url: str) -> tuple[str | None, int | None]:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
+@functools.lru_cache(maxsize=64)
 def provider_name(host: str | None) -> str:
     if not host:
         return "openai"

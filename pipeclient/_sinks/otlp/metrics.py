@@ -64,7 +64,8 @@ class _Point:
 def _point_key(attributes: Mapping[str, Any]) -> Hashable:
     """One key per attribute set, whatever the order; 1, 1.0 and True stay apart."""
     try:
-        return frozenset((key, type(value), value) for key, value in attributes.items())
+        # ((key, value), type) pairs, built in C (no generator): 1 and True differ by type.
+        return frozenset(zip(attributes.items(), map(type, attributes.values()), strict=True))
     except TypeError:  # an unhashable value (a list)
         return json.dumps(attributes, sort_keys=True, default=str)
 

@@ -128,13 +128,28 @@ def _key_field(key: Any) -> bytes:
     return encoded
 
 
+# Whole encoded attributes (key and value) for the scalar values that repeat from span to
+# span (the operation, provider, model, server, flags, small counts): most of a span's
+# attributes are one dict lookup. Cleared when full, so that values that do not repeat
+# (ids, token counts) cannot keep new repeating ones out.
+_PAIRS: dict[tuple[bytes, str, type, Any], bytes] = {}
+_MAX_CACHED_PAIRS = 4096
+_MAX_CACHED_TEXT = 64
+
+
 def key_values(tag: bytes, items: Iterable[tuple[Any, Any]]) -> bytes:
     """`KeyValue` messages, each framed as the repeated field `tag` of the message they are
     in (attributes, or a KeyValueList's values)."""
     parts = []
-    keys = _KEYS
+    keys, pairs = _KEYS, _PAIRS
     for key, value in items:
         kind = type(value)  # the common scalars inline: most of a span's encoding time
+        cacheable = kind is bool or kind is int or (kind is str and len(value) <= _MAX_CACHED_TEXT)
+        if cacheable:
+            found = pairs.get((tag, key, kind, value))
+            if found is not None:
+                parts.append(found)
+                continue
         if kind is str:
             raw = value.encode("utf-8", "replace")
             size = len(raw)
@@ -148,7 +163,12 @@ def key_values(tag: bytes, items: Iterable[tuple[Any, Any]]) -> bytes:
             b"\x12" + _ONE_BYTE[size] if size < 128 else b"\x12" + varint(size)
         )
         size += len(pair)
-        parts.append(tag + (_ONE_BYTE[size] if size < 128 else varint(size)) + pair + typed)
+        encoded = tag + (_ONE_BYTE[size] if size < 128 else varint(size)) + pair + typed
+        if cacheable and type(key) is str:
+            if len(pairs) >= _MAX_CACHED_PAIRS:
+                pairs.clear()
+            pairs[(tag, key, kind, value)] = encoded
+        parts.append(encoded)
     return b"".join(parts)
 
 
