@@ -45,21 +45,34 @@ def map_strings(value: Any, transform: Callable[[str], str]) -> Any:
     Tool-call arguments are JSON inside a string: they are transformed inside, so they
     stay valid JSON (and unchanged, byte for byte, when nothing inside changed).
     """
+    kind = type(value)  # the exact types first: every record's content is walked
+    if kind is str:
+        return transform(value)
+    if kind is dict:
+        return _map_dict(value, transform)
+    if kind is list or kind is tuple:
+        return [map_strings(item, transform) for item in value]
+    if value is None or kind is int or kind is float or kind is bool:
+        return value
     if isinstance(value, str):
         return transform(value)
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [map_strings(item, transform) for item in value]
     if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if key == "arguments" and isinstance(item, str):
-                out[key] = _map_json_text(item, transform)
-            elif key in _STRUCTURE_KEYS and item in _STRUCTURE_WORDS:
-                out[key] = item
-            else:
-                out[key] = map_strings(item, transform)
-        return out
+        return _map_dict(value, transform)
     return value
+
+
+def _map_dict(value: dict[Any, Any], transform: Callable[[str], str]) -> dict[Any, Any]:
+    out = {}
+    for key, item in value.items():
+        if key == "arguments" and isinstance(item, str):
+            out[key] = _map_json_text(item, transform)
+        elif key in _STRUCTURE_KEYS and item in _STRUCTURE_WORDS:
+            out[key] = item
+        else:
+            out[key] = map_strings(item, transform)
+    return out
 
 
 def _map_json_text(text: str, transform: Callable[[str], str]) -> str:

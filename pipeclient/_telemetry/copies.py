@@ -5,9 +5,10 @@ The privacy step and the pricing make a changed copy of every record for every a
 (four or five per call, on the export worker), and `dataclasses.replace` costs about 17 us
 a copy of a 40-field `CallRecord`: its generic loop over the fields and then the frozen
 `__init__`, one `object.__setattr__` per field. Here each class gets, on first use, a
-function written for its fields that sets the slots directly (as `dataclasses` itself
-writes `__init__`), about 5 us a copy. The records have no `__post_init__` and no
-`init=False` field (a test checks): a copy is exactly what `dataclasses.replace` makes.
+function written for each set of changed fields that sets the slots directly (as
+`dataclasses` itself writes `__init__`), about 4 us a copy. The records have no
+`__post_init__` and no `init=False` field (a test checks): a copy is exactly what
+`dataclasses.replace` makes.
 """
 
 from __future__ import annotations
@@ -21,46 +22,46 @@ __all__ = ["replace"]
 
 T = TypeVar("T")
 
-_COPIERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
+_Copier = Callable[[Any, dict[str, Any]], Any]
+# One function per class and set of changed fields (a view changes the same few fields of
+# every record): it reads the others from the record and the changed ones from `changes`
+# with no lookup per field, about 35% faster than one function that looks up each field.
+_COPIERS: dict[tuple[type, tuple[str, ...]], _Copier] = {}
+_MAX_COPIERS = 256
 _lock = threading.Lock()
 
 
 def replace(record: T, /, **changes: Any) -> T:
     """A copy of `record` with `changes`, as `dataclasses.replace(record, **changes)`."""
-    copier = _COPIERS.get(type(record)) or _copier(type(record))
+    key = (type(record), tuple(changes))
+    copier = _COPIERS.get(key) or _copier(*key)
     result: T = copier(record, changes)
     return result
 
 
-def _copier(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
+def _copier(cls: type, changed: tuple[str, ...]) -> _Copier:
     names = [f.name for f in dataclasses.fields(cls)]
-    if "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
-        copier: Callable[[Any, dict[str, Any]], Any] = _generic
-    else:
-        known = frozenset(names)
-        setters = {f"_set_{i}": cls.__dict__[name].__set__ for i, name in enumerate(names)}
-        lines = [
-            "def copy(record, changes):",
-            "    if changes and not known.issuperset(changes):",
-            "        return generic(record, changes)",  # raises dataclasses' TypeError
-            "    out = new(cls)",
-            "    get = changes.get",
-        ]
-        lines += [
-            f"    _set_{i}(out, get({name!r}, record.{name}))" for i, name in enumerate(names)
-        ]
-        lines.append("    return out")
-        scope: dict[str, Any] = {
-            "new": object.__new__,
-            "cls": cls,
-            "known": known,
-            "generic": _generic,
-            **setters,
-        }
-        exec("\n".join(lines), scope)
-        copier = scope["copy"]
+    if (
+        "__slots__" not in cls.__dict__
+        or hasattr(cls, "__post_init__")
+        or not set(changed) <= set(names)  # dataclasses' TypeError
+    ):
+        return _generic
+    setters = {f"_set_{i}": cls.__dict__[name].__set__ for i, name in enumerate(names)}
+    lines = ["def copy(record, changes):", "    out = new(cls)"]
+    lines += [
+        f"    _set_{i}(out, changes[{name!r}])"
+        if name in changed
+        else f"    _set_{i}(out, record.{name})"
+        for i, name in enumerate(names)
+    ]
+    lines.append("    return out")
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls, **setters}
+    exec("\n".join(lines), scope)
+    copier: _Copier = scope["copy"]
     with _lock:
-        _COPIERS[cls] = copier
+        if len(_COPIERS) < _MAX_COPIERS:
+            _COPIERS[cls, changed] = copier
     return copier
 
 
