@@ -83,3 +83,21 @@ def test_one_true_and_one_point_zero_stay_apart_in_the_cache() -> None:
     for value in (1, True, 1.0, True, 1):
         parsed = KeyValueList.FromString(proto.key_values(b"\x0a", [("k", value)]))
         assert _same(_read(parsed.values[0].value), value)
+
+
+def test_a_histogram_point_per_attribute_set_whatever_the_order_and_1_true_apart() -> None:
+    from pipeclient._sinks.otlp.metrics import Histograms
+
+    histograms = Histograms()
+    name = "gen_ai.client.operation.duration"
+    for attributes in (
+        {"a": 1, "b": "x"},
+        {"b": "x", "a": 1},  # the same set in another order: the same point
+        {"a": True, "b": "x"},
+        {"a": 1.0, "b": "x"},
+        {"a": 1, "b": "x"},
+    ):
+        histograms.record(name, 0.5, attributes)
+    ((_, points),) = histograms.snapshot()
+    counts = sorted((repr(p.attributes["a"]), p.count) for p in points)
+    assert counts == [("1", 3), ("1.0", 1), ("True", 1)]

@@ -23,6 +23,7 @@ __all__ = ["Histograms"]
 # any further set are summed under the overflow attribute, so memory stays bounded.
 _CARDINALITY_LIMIT = 2000
 _OVERFLOW_ATTRIBUTES: dict[str, Any] = {"otel.metric.overflow": True}
+_MAX_ALIASES = 4096
 
 
 @dataclass
@@ -44,8 +45,10 @@ class _Point:
         self.bucket_counts[bisect_left(self.bounds, value)] += 1  # upper bounds inclusive
         self.count += 1
         self.sum += value
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
 
     def encoded(self, now: int) -> bytes:
         return proto.histogram_point(
@@ -77,6 +80,7 @@ class Histograms:
     def __init__(self) -> None:
         self._points: dict[str, dict[Hashable, _Point]] = {name: {} for name in INSTRUMENTS}
         self._lock = threading.Lock()
+        self._aliases: dict[tuple[Any, ...], Hashable] = {}
         #: measurements recorded since the last `take` (or a `take` whose export failed)
         self.pending = False
 
@@ -88,7 +92,7 @@ class Histograms:
         if not math.isfinite(value) or value < 0:  # as the SDK's histograms: dropped
             self.pending = True
             return True
-        key = _point_key(attributes)
+        key = self._key(attributes)
         with self._lock:
             self.pending = True
             point = points.get(key)
@@ -99,6 +103,22 @@ class Histograms:
                 point = points.setdefault(key, _Point(dict(attributes), bounds))
             point.add(value)
         return True
+
+    def _key(self, attributes: Mapping[str, Any]) -> Hashable:
+        """`_point_key`, looked up by the attributes in their order: the spans' measurements
+        come with the same few attribute sets in the same order, and a tuple is much
+        cheaper to hash and compare than a new frozenset."""
+        try:
+            ordered = tuple(zip(attributes.items(), map(type, attributes.values()), strict=True))
+            key = self._aliases.get(ordered)
+        except TypeError:  # an unhashable value (a list)
+            return _point_key(attributes)
+        if key is None:
+            key = _point_key(attributes)
+            if len(self._aliases) >= _MAX_ALIASES:
+                self._aliases.clear()
+            self._aliases[ordered] = key
+        return key
 
     def snapshot(self) -> list[tuple[str, list[_Point]]]:
         """Copies of the points, per instrument that has any."""
