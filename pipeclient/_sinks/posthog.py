@@ -9,6 +9,7 @@ consumer thread, atexit hook or fork handler, no `requests` session.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -39,6 +40,20 @@ __all__ = ["PostHogExportError", "PostHogSink"]
 
 # Deterministic event uuids (PostHog dedupes on them), in a namespace of our own.
 _UUID_NAMESPACE = uuid.UUID("6d3b1f0e-52a4-5c8e-9b1f-7c2d4e6a8b90")
+_NAMESPACE_BYTES = _UUID_NAMESPACE.bytes
+
+
+def event_uuid(key: str) -> str:
+    """`str(uuid.uuid5(_UUID_NAMESPACE, key))` in a third of its time (no `UUID` object):
+    SHA-1 of the namespace and the key, version 5 and the RFC 4122 variant set."""
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + key.encode(), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
 
 # PostHog's capture rejects events over about 1 MB; the SDK drops those over 900 KiB, and
 # keeps request bodies under 5 MiB (posthog.consumer.MAX_MSG_SIZE, BATCH_SIZE_LIMIT).
@@ -230,7 +245,7 @@ class PostHogSink(Sink):
             "distinct_id": distinct_id,
             "properties": props,
             "timestamp": datetime.fromtimestamp(record.started_at, tz=timezone.utc).isoformat(),
-            "uuid": str(uuid.uuid5(_UUID_NAMESPACE, key)),
+            "uuid": event_uuid(key),
         }
 
     def _error_text(self, error: ErrorInfo, http_status: int | None) -> str:
