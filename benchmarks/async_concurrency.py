@@ -11,9 +11,10 @@ How: the backend and the telemetry capture of `run.py` (`_server.py`, asyncio, e
 own process; its CPU is read at `/__stats` around every block to show it is not the
 bottleneck). Each (client, concurrency, kind) block runs in a fresh worker process (this
 script with `--worker`): N tasks share a queue of calls on one asyncio loop, each awaiting
-its next call as soon as the last one returned. Every client gets the same connection
-pool, `httpx.Limits(max_connections=256, max_keepalive_connections=256)`, so every call in
-flight has its own kept-alive connection. Throughput is calls over the wall time of the
+its next call as soon as the last one returned. Every client has the same connection
+pool limits, openai-python's defaults (`max_connections=1000, max_keepalive_connections=100,
+keepalive_expiry=5`), which pipeclient's clients use too: the openai SDK and pipeclient
+as built by their users, raw httpx given the same `httpx.Limits`. Throughput is calls over the wall time of the
 block plus the flush of the client's telemetry after it (queued records count as work
 still to do); CPU is `time.process_time()` over the same span (exporter threads count).
 """
@@ -44,7 +45,7 @@ from _variants import API_KEY, MESSAGES, MODEL, PARAMS, Endpoints, dispatcher_of
 from run import Server, clean_env, log, pct, server_capacity
 
 VARIANTS = ["httpx", "openai", "pipeclient", "pipeclient+all"]
-POOL = {"max_connections": 256, "max_keepalive_connections": 256}
+POOL = {"max_connections": 1000, "max_keepalive_connections": 100, "keepalive_expiry": 5.0}
 clock = time.perf_counter_ns
 
 
@@ -114,11 +115,12 @@ def raw_httpx(ep: Endpoints) -> AsyncVariant:
 
 
 def openai_bare(ep: Endpoints) -> AsyncVariant:
-    import httpx
     import openai
+    from openai._constants import DEFAULT_CONNECTION_LIMITS as limits
 
-    http = openai.DefaultAsyncHttpxClient(limits=httpx.Limits(**POOL))
-    client = openai.AsyncOpenAI(api_key=API_KEY, base_url=ep.base_url, http_client=http)
+    given = (limits.max_connections, limits.max_keepalive_connections, limits.keepalive_expiry)
+    assert given == tuple(POOL.values()), f"openai's pool limits changed: {limits}"
+    client = openai.AsyncOpenAI(api_key=API_KEY, base_url=ep.base_url)
     call, stream = _openai_calls(client)
     return AsyncVariant(call, stream, _nothing, client.close)
 
@@ -127,21 +129,25 @@ def pipeclient_bare(ep: Endpoints) -> AsyncVariant:
     import pipeclient
 
     backend = pipeclient.Backend(name="bench", base_url=ep.base_url, api_key=API_KEY)
-    client = pipeclient.AsyncClient(backends=[backend], http_client=_pool())
+    client = pipeclient.AsyncClient(backends=[backend])
+    assert client._http_for(backend)._transport._pool._max_connections == POOL["max_connections"]
     assert client._telemetry is None, "telemetry is on: the bare variant must have none"
     call, stream = _openai_calls(client)
     return AsyncVariant(call, stream, _nothing, client.close)
 
 
-def pipeclient_all(ep: Endpoints) -> AsyncVariant:
+def pipeclient_all(ep: Endpoints, stock_pool: bool = False) -> AsyncVariant:
+    """Every stream on; `stock_pool`: on httpx's own pool (an `http_client=` of the same
+    limits), not the one pipeclient builds."""
     import pipeclient
 
     os.environ["PIPECLIENT_GATEWAY_SPOOL_DIR"] = str(ep.tmp / "spool")
     backend = pipeclient.Backend(
         name="gateway", base_url=ep.base_url, api_key="gw-bench-key", kind="gateway"
     )
+    http = _pool() if stock_pool else None
     client = pipeclient.AsyncClient(
-        backends=[backend], telemetry=every_stream(ep), http_client=_pool()
+        backends=[backend], telemetry=every_stream(ep), http_client=http
     )
     names = sorted(sink.name for sink in dispatcher_of(client).sinks)
     assert names == ["audit", "gateway", "langfuse", "otlp:bench", "posthog"], names
@@ -154,6 +160,7 @@ BUILD: dict[str, Callable[[Endpoints], AsyncVariant]] = {
     "openai": openai_bare,
     "pipeclient": pipeclient_bare,
     "pipeclient+all": pipeclient_all,
+    "pipeclient+all@stock-pool": lambda ep: pipeclient_all(ep, stock_pool=True),
 }
 
 
@@ -309,7 +316,7 @@ def render(
         for concurrency in args.concurrency:
             base = figures[("openai", concurrency, kind)]
             floor = figures[("httpx", concurrency, kind)]
-            for variant in VARIANTS:
+            for variant in args.variants:
                 f = figures[(variant, concurrency, kind)]
                 out.append(
                     f"| {_label(variant)} | {concurrency} | {f.rate:,.0f} | {f.ms(50):.1f} | "
@@ -321,6 +328,8 @@ def render(
     out += ["### Every stream on against the bare AsyncOpenAI", ""]
     for kind in args.kinds:
         for concurrency in args.concurrency:
+            if ("pipeclient+all", concurrency, kind) not in figures:
+                continue
             mine = figures[("pipeclient+all", concurrency, kind)].rate
             theirs = figures[("openai", concurrency, kind)].rate
             verdict = "holds" if mine >= theirs else "does NOT hold"
@@ -338,6 +347,7 @@ def _label(variant: str) -> str:
         "openai": "AsyncOpenAI",
         "pipeclient": "pipeclient AsyncClient",
         "pipeclient+all": "pipeclient AsyncClient, every stream on",
+        "pipeclient+all@stock-pool": "the same on httpx's stock pool (`http_client=`)",
     }[variant]
 
 
@@ -347,14 +357,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=4000, help="calls per block")
     parser.add_argument("--streams", type=int, default=1500, help="streams per block")
-    parser.add_argument("--kinds", nargs="+", choices=["call", "stream"], default=["call", "stream"])
+    parser.add_argument(
+        "--kinds", nargs="+", choices=["call", "stream"], default=["call", "stream"]
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(BUILD),
+        default=VARIANTS,
+        help="httpx and openai are always run: the ratios are to them",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny counts: check that it runs")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--out", type=Path, help="also write the report here")
     # A worker process: one block of one client.
-    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=list(BUILD), help=argparse.SUPPRESS)
     parser.add_argument("--kind", choices=["call", "stream"], help=argparse.SUPPRESS)
-    parser.add_argument("--concurrency-one", dest="concurrency_one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--concurrency-one", dest="concurrency_one", type=int, help=argparse.SUPPRESS
+    )
     parser.add_argument("--warmup", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--llm", help=argparse.SUPPRESS)
     parser.add_argument("--capture", help=argparse.SUPPRESS)
@@ -364,6 +385,7 @@ def main() -> None:
         args.concurrency = args.concurrency_one
         worker_main(args)
         return
+    args.variants = [v for v in BUILD if v in {"httpx", "openai", *args.variants}]
     if args.smoke:
         args.concurrency, args.rounds, args.calls, args.streams = [4, 8], 1, 24, 12
 
@@ -384,7 +406,7 @@ def main() -> None:
             for kind in args.kinds:
                 n = args.calls if kind == "call" else args.streams
                 for concurrency in args.concurrency:
-                    variants = VARIANTS[:]
+                    variants = args.variants[:]
                     order.shuffle(variants)
                     for variant in variants:
                         log(f"round {round_ + 1}: {variant}, {kind}s, {concurrency} in flight")
@@ -416,7 +438,9 @@ def _deliveries(delivered: dict[str, dict[str, int]], args: argparse.Namespace) 
                 if p.startswith(prefix) and "batch" in p
             )
             spans = sum(
-                c.get("spans", 0) for p, c in delivered.items() if p.startswith(prefix + "/v1/traces")
+                c.get("spans", 0)
+                for p, c in delivered.items()
+                if p.startswith(prefix + "/v1/traces")
             )
             langfuse = sum(
                 c.get("requests", 0)

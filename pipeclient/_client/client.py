@@ -58,6 +58,7 @@ from .params import (
     CopyOptions,
     reject_unexpected,
 )
+from .pool import LIMITS, speed_up
 from .raw import raw_answer, wants_raw
 from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from .responses import AsyncResponses, Responses
@@ -631,6 +632,7 @@ class Client(_BaseClient):
                     timeout=DEFAULT_TIMEOUT,
                     follow_redirects=False,
                     trust_env=transport is None,
+                    limits=LIMITS,
                 )
                 self._http[backend.name] = http
         return http
@@ -832,11 +834,14 @@ class AsyncClient(_BaseClient):
         with self._http_lock:
             http = self._http.get(backend.name)
             if http is None:
-                http = httpx.AsyncClient(
-                    transport=transport,
-                    timeout=DEFAULT_TIMEOUT,
-                    follow_redirects=False,
-                    trust_env=transport is None,
+                http = speed_up(
+                    httpx.AsyncClient(
+                        transport=transport,
+                        timeout=DEFAULT_TIMEOUT,
+                        follow_redirects=False,
+                        trust_env=transport is None,
+                        limits=LIMITS,
+                    )
                 )
                 self._http[backend.name] = http
         return http
