@@ -58,7 +58,6 @@ from .params import (
     CopyOptions,
     reject_unexpected,
 )
-from .pool import LIMITS, speed_up
 from .raw import raw_answer, wants_raw
 from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
 from .responses import AsyncResponses, Responses
@@ -82,6 +81,8 @@ __all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 logger = logging.getLogger("pipeclient")
 
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+# openai-python's pool limits: a program moved from the openai SDK keeps its pool.
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
 _USER_AGENT = f"pipeclient/{__version__}"
 _ARGUMENTS = "Client arguments"
 
@@ -834,6 +835,8 @@ class AsyncClient(_BaseClient):
         with self._http_lock:
             http = self._http.get(backend.name)
             if http is None:
+                from .pool import speed_up  # imports httpcore (and anyio): async only
+
                 http = speed_up(
                     httpx.AsyncClient(
                         transport=transport,

@@ -1,10 +1,8 @@
-"""The connection pool of the HTTP clients pipeclient builds, and AsyncClient's pass over it.
+"""AsyncClient's connection pool: httpcore's, with a pass over it that scales.
 
-The limits are openai-python's (`max_connections=1000, max_keepalive_connections=100`),
-so a program moved from the openai SDK keeps its pool. httpcore's stock asyncio pool
-walks every connection (with a `poll()` per idle socket) on every request and every
-release, closes idle connections as soon as the pool holds more than
-`max_keepalive_connections` (idle or not), and hands one idle connection to several
+httpcore's stock asyncio pool walks every connection (with a `poll()` per idle socket) on
+every request and every release, closes idle connections as soon as the pool holds more
+than `max_keepalive_connections` (idle or not), and hands one idle connection to several
 waiting requests, all but one of which then go round again: at 256 calls in flight that
 bookkeeping costs more than the calls. `FastAsyncPool` keeps the pool's semantics with a
 cheaper pass: a connection handed to a request is taken until it starts, only idle
@@ -20,9 +18,8 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["LIMITS", "SWEEP_S", "FastAsyncPool", "speed_up"]
+__all__ = ["SWEEP_S", "FastAsyncPool", "speed_up"]
 
-LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
 SWEEP_S = 0.25
 
 
