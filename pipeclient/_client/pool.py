@@ -13,6 +13,7 @@ surplus idle) runs at most every `SWEEP_S` or when a request would otherwise wai
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import httpcore
@@ -30,26 +31,43 @@ class FastAsyncPool(httpcore.AsyncConnectionPool):
 
     def _assign_requests_to_connections(self) -> list[Any]:
         closing: list[Any] = []
-        requests = self._requests
-        taken = {id(r.connection) for r in requests if r.connection is not None}
-        queued = [r for r in requests if r.connection is None]
+        queued = [r for r in self._requests if r.connection is None]
         now = time.monotonic()
         if now >= self._next_sweep:
-            self._sweep(taken, closing)
+            self._sweep(closing)
             self._next_sweep = now + SWEEP_S
-        waiting = self._assign(queued, taken, closing)
+        waiting = self._assign(queued, closing)
         if waiting:  # a closed or surplus connection may hold a slot: sweep now, once
-            self._sweep(taken, closing)
+            self._sweep(closing)
             self._next_sweep = now + SWEEP_S
-            self._assign(waiting, taken, closing)
+            self._assign(waiting, closing)
         return closing
 
-    def _sweep(self, taken: set[int], closing: list[Any]) -> None:
+    @property
+    def _handed(self) -> dict[int, tuple[Any, Any, int]]:
+        """Connection id -> (connection, the request handed it, its request count then)."""
+        handed: dict[int, tuple[Any, Any, int]] = self.__dict__.setdefault("_handed_to", {})
+        return handed
+
+    def _taken(self, connection: Any) -> bool:
+        """Whether an idle connection was handed to a request that has not started on it
+        yet (an HTTP/1.1 connection stays idle until the request is sent)."""
+        entry = self._handed.get(id(connection))
+        if entry is None:
+            return False
+        _, request, count = entry
+        if request.connection is connection and _requests_sent(connection) == count:
+            return True
+        del self._handed[id(connection)]  # started on it (and maybe done), or requeued
+        return False
+
+    def _sweep(self, closing: list[Any]) -> None:
         """Drop closed connections, close expired ones and idle ones over the limit."""
         keep: list[Any] = []
         idle: list[Any] = []
         for connection in self._connections:
-            if id(connection) in taken:
+            taken = connection.is_idle() and self._taken(connection)
+            if taken:
                 keep.append(connection)
             elif connection.is_closed():
                 continue
@@ -65,17 +83,20 @@ class FastAsyncPool(httpcore.AsyncConnectionPool):
             keep = [c for c in keep if id(c) not in gone]
             closing.extend(surplus)
         self._connections = keep
+        alive = {id(c) for c in keep}
+        for key in [key for key in self._handed if key not in alive]:
+            del self._handed[key]
 
-    def _assign(self, queued: list[Any], taken: set[int], closing: list[Any]) -> list[Any]:
+    def _assign(self, queued: list[Any], closing: list[Any]) -> list[Any]:
         """Give each queued request a connection, oldest first; those left waiting."""
         waiting = []
         for request in queued:
             origin = request.request.url.origin
-            connection = self._idle_for(origin, taken, closing)
+            connection = self._idle_for(origin, closing)
             if connection is None and len(self._connections) >= self._max_connections:
                 # Full: close an idle connection (to another origin) to make room.
                 spare = next(
-                    (c for c in self._connections if id(c) not in taken and c.is_idle()), None
+                    (c for c in self._connections if c.is_idle() and not self._taken(c)), None
                 )
                 if spare is None:
                     waiting.append(request)
@@ -85,20 +106,36 @@ class FastAsyncPool(httpcore.AsyncConnectionPool):
             if connection is None:
                 connection = self.create_connection(origin)
                 self._connections.append(connection)
-            taken.add(id(connection))
+            else:
+                self._handed[id(connection)] = (connection, request, _requests_sent(connection))
             request.assign_to_connection(connection)
         return waiting
 
-    def _idle_for(self, origin: Any, taken: set[int], closing: list[Any]) -> Any:
-        """The first connection to `origin` ready for a request and not taken."""
+    def _idle_for(self, origin: Any, closing: list[Any]) -> Any:
+        """A connection to `origin` ready for a request and not taken: the last one freed
+        that still is, else the first in the pool."""
+        requests = self._requests
+        freed = requests.freed if isinstance(requests, _Requests) else ()
+        while freed:
+            connection = freed.pop()
+            if (
+                connection.is_available()
+                and connection.can_handle_request(origin)
+                and not self._taken(connection)
+                and connection in self._connections  # not one being closed
+            ):
+                if not connection.has_expired():
+                    return connection
+                self._connections.remove(connection)
+                closing.append(connection)
         connections = self._connections
         index = 0
         while index < len(connections):
             connection = connections[index]
             if (
-                id(connection) not in taken
+                connection.is_available()
                 and connection.can_handle_request(origin)
-                and connection.is_available()
+                and not self._taken(connection)
             ):
                 if not connection.has_expired():
                     return connection
@@ -107,6 +144,25 @@ class FastAsyncPool(httpcore.AsyncConnectionPool):
                 continue
             index += 1
         return None
+
+
+class _Requests(list[Any]):
+    """The pool's requests. httpcore removes one when its response is closed (or it
+    failed): its connection, maybe free now, is remembered for the next request."""
+
+    def __init__(self, requests: list[Any]) -> None:
+        super().__init__(requests)
+        self.freed: deque[Any] = deque(maxlen=4096)
+
+    def remove(self, request: Any) -> None:
+        super().remove(request)
+        if request.connection is not None:
+            self.freed.append(request.connection)
+
+
+def _requests_sent(connection: Any) -> int:
+    """How many requests a connection has started (httpcore's HTTP/1.1 count)."""
+    return int(getattr(getattr(connection, "_connection", None), "_request_count", -1))
 
 
 def speed_up(http: httpx.AsyncClient) -> httpx.AsyncClient:
@@ -122,4 +178,5 @@ def speed_up(http: httpx.AsyncClient) -> httpx.AsyncClient:
         and isinstance(getattr(pool, "_connections", None), list)
     ):
         pool.__class__ = FastAsyncPool  # same state, another pass over it
+        pool._requests = _Requests(pool._requests)
     return http
