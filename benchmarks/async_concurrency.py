@@ -14,9 +14,10 @@ script with `--worker`): N tasks share a queue of calls on one asyncio loop, eac
 its next call as soon as the last one returned. Every client has the same connection
 pool limits, openai-python's defaults (`max_connections=1000, max_keepalive_connections=100,
 keepalive_expiry=5`), which pipeclient's clients use too: the openai SDK and pipeclient
-as built by their users, raw httpx given the same `httpx.Limits`. Throughput is calls over the wall time of the
-block plus the flush of the client's telemetry after it (queued records count as work
-still to do); CPU is `time.process_time()` over the same span (exporter threads count).
+as built by their users, raw httpx given the same `httpx.Limits`. Throughput is calls
+over the wall time of the block plus the flush of the client's telemetry after it (queued
+records count as work still to do); CPU is `time.process_time()` over the same span
+(exporter threads count).
 """
 
 from __future__ import annotations
@@ -37,9 +38,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 from _variants import API_KEY, MESSAGES, MODEL, PARAMS, Endpoints, dispatcher_of, every_stream
 from run import Server, clean_env, log, pct, server_capacity
@@ -215,6 +213,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "wall_calls_s": wall_calls,
         "cpu_s": cpu,
         "server_cpu_s": server,
+        "made": 1 + args.warmup + args.calls,  # every call of the process, warm-up included
     }
 
 
@@ -387,7 +386,7 @@ def main() -> None:
         return
     args.variants = [v for v in BUILD if v in {"httpx", "openai", *args.variants}]
     if args.smoke:
-        args.concurrency, args.rounds, args.calls, args.streams = [4, 8], 1, 24, 12
+        args.concurrency, args.rounds, args.calls, args.streams = [8], 1, 24, 12
 
     tmp = Path(tempfile.mkdtemp(prefix="pipeclient-async-bench-"))
     (tmp / "home").mkdir()
@@ -416,18 +415,25 @@ def main() -> None:
                         blocks.setdefault((variant, concurrency, kind), []).append(block)
         delivered = capture.stats()["delivered"]
         figures = {key: collect(value) for key, value in blocks.items()}
+        made = {key: sum(b["made"] for b in value) for key, value in blocks.items()}
     finally:
         llm.stop()
         capture.stop()
     report = render(figures, args, capacity)
-    report += "\n" + _deliveries(delivered, args)
+    report += "\n" + _deliveries(delivered, made, args)
     print(report)
     if args.out:
         args.out.write_text(report)
 
 
-def _deliveries(delivered: dict[str, dict[str, int]], args: argparse.Namespace) -> str:
+def _deliveries(
+    delivered: dict[str, dict[str, int]],
+    made: dict[tuple[str, int, str], int],
+    args: argparse.Namespace,
+) -> str:
     """What the capture counted from the every-stream-on blocks (warm-up calls included)."""
+    if "pipeclient+all" not in args.variants:
+        return ""
     lines = ["Delivered at the capture by the every-stream-on blocks (warm-up included):", ""]
     for kind in args.kinds:
         for concurrency in args.concurrency:
@@ -435,7 +441,7 @@ def _deliveries(delivered: dict[str, dict[str, int]], args: argparse.Namespace) 
             posthog = sum(
                 c.get("events", 0)
                 for p, c in delivered.items()
-                if p.startswith(prefix) and "batch" in p
+                if p.startswith(prefix + "/") and "batch" in p
             )
             spans = sum(
                 c.get("spans", 0)
@@ -447,8 +453,9 @@ def _deliveries(delivered: dict[str, dict[str, int]], args: argparse.Namespace) 
                 for p, c in delivered.items()
                 if p.startswith(prefix + "/api/public")
             )
+            calls = made[("pipeclient+all", concurrency, kind)]
             lines.append(
-                f"* {kind}s, {concurrency} in flight: {posthog:,} PostHog events, "
+                f"* {kind}s, {concurrency} in flight: {calls:,} calls, {posthog:,} PostHog events, "
                 f"{spans:,} OTLP spans, {langfuse:,} Langfuse requests"
             )
     return "\n".join(lines) + "\n"
