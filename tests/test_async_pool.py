@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 
 import httpcore
@@ -119,6 +120,30 @@ def test_an_expired_connection_is_closed_not_reused(server: MockServer) -> None:
 
     assert asyncio.run(run(0.0)) == 3  # each idle connection has expired when it is picked
     assert asyncio.run(run(60.0)) == 1
+
+
+def test_a_connection_handed_to_a_cancelled_call_serves_the_next(server: MockServer) -> None:
+    """A call cancelled after the pool handed it a connection, before it sent anything:
+    the connection is not held for it forever (a one-connection pool would hang)."""
+
+    async def run() -> tuple[int, int]:
+        before = server.connections
+        async with fast(max_connections=1) as http:
+            pool = pool_of(http)
+            first = await http.send(http.build_request("GET", models(server)), stream=True)
+            second = asyncio.create_task(http.get(models(server)))
+            while not any(r.connection is None for r in pool._requests):
+                await asyncio.sleep(0)  # until the second call waits for the connection
+            await first.aread()
+            await first.aclose()  # the pool hands the connection to the second call
+            assert not any(r.connection is None for r in pool._requests)
+            second.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await second
+            third = await asyncio.wait_for(http.get(models(server)), 30)
+        return third.status_code, server.connections - before
+
+    assert asyncio.run(run()) == (200, 1)
 
 
 def test_the_async_client_under_concurrency(server: MockServer) -> None:

@@ -28,6 +28,11 @@ class FastAsyncPool(httpcore.AsyncConnectionPool):
     """httpcore's asyncio pool (HTTP/1.1) with a pass that does not scan per request."""
 
     _next_sweep = 0.0
+    _requests: _Requests
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._requests = _Requests(self._requests)
 
     def _assign_requests_to_connections(self) -> list[Any]:
         closing: list[Any] = []
@@ -43,22 +48,17 @@ class FastAsyncPool(httpcore.AsyncConnectionPool):
             self._assign(waiting, closing)
         return closing
 
-    @property
-    def _handed(self) -> dict[int, tuple[Any, Any, int]]:
-        """Connection id -> (connection, the request handed it, its request count then)."""
-        handed: dict[int, tuple[Any, Any, int]] = self.__dict__.setdefault("_handed_to", {})
-        return handed
-
     def _taken(self, connection: Any) -> bool:
         """Whether an idle connection was handed to a request that has not started on it
         yet (an HTTP/1.1 connection stays idle until the request is sent)."""
-        entry = self._handed.get(id(connection))
+        handed = self._requests.handed
+        entry = handed.get(id(connection))
         if entry is None:
             return False
-        _, request, count = entry
+        request, count = entry
         if request.connection is connection and _requests_sent(connection) == count:
             return True
-        del self._handed[id(connection)]  # started on it (and maybe done), or requeued
+        del handed[id(connection)]  # started on it (and maybe done), or requeued
         return False
 
     def _sweep(self, closing: list[Any]) -> None:
@@ -83,9 +83,10 @@ class FastAsyncPool(httpcore.AsyncConnectionPool):
             keep = [c for c in keep if id(c) not in gone]
             closing.extend(surplus)
         self._connections = keep
+        handed = self._requests.handed
         alive = {id(c) for c in keep}
-        for key in [key for key in self._handed if key not in alive]:
-            del self._handed[key]
+        for key in [key for key in handed if key not in alive]:
+            del handed[key]
 
     def _assign(self, queued: list[Any], closing: list[Any]) -> list[Any]:
         """Give each queued request a connection, oldest first; those left waiting."""
@@ -107,15 +108,14 @@ class FastAsyncPool(httpcore.AsyncConnectionPool):
                 connection = self.create_connection(origin)
                 self._connections.append(connection)
             else:
-                self._handed[id(connection)] = (connection, request, _requests_sent(connection))
+                self._requests.handed[id(connection)] = (request, _requests_sent(connection))
             request.assign_to_connection(connection)
         return waiting
 
     def _idle_for(self, origin: Any, closing: list[Any]) -> Any:
         """A connection to `origin` ready for a request and not taken: the last one freed
         that still is, else the first in the pool."""
-        requests = self._requests
-        freed = requests.freed if isinstance(requests, _Requests) else ()
+        freed = self._requests.freed
         while freed:
             connection = freed.pop()
             if (
@@ -148,16 +148,23 @@ class FastAsyncPool(httpcore.AsyncConnectionPool):
 
 class _Requests(list[Any]):
     """The pool's requests. httpcore removes one when its response is closed (or it
-    failed): its connection, maybe free now, is remembered for the next request."""
+    failed, or was cancelled): its connection, maybe free now, is remembered for the next
+    request, and is no longer held for it."""
 
     def __init__(self, requests: list[Any]) -> None:
         super().__init__(requests)
         self.freed: deque[Any] = deque(maxlen=4096)
+        #: connection id -> (the request it was handed to, its request count then)
+        self.handed: dict[int, tuple[Any, int]] = {}
 
     def remove(self, request: Any) -> None:
         super().remove(request)
-        if request.connection is not None:
-            self.freed.append(request.connection)
+        connection = request.connection
+        if connection is not None:
+            self.freed.append(connection)
+            entry = self.handed.get(id(connection))
+            if entry is not None and entry[0] is request:
+                del self.handed[id(connection)]
 
 
 def _requests_sent(connection: Any) -> int:
