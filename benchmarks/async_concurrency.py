@@ -87,8 +87,14 @@ def _openai_calls(client: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
     return call, stream
 
 
-def raw_httpx(ep: Endpoints) -> AsyncVariant:
+def raw_httpx(ep: Endpoints, fast_pool: bool = False) -> AsyncVariant:
+    """`fast_pool`: on the connection pool pipeclient's AsyncClient builds (the floor under
+    it), not httpx's own."""
     http = _pool()
+    if fast_pool:
+        from pipeclient._client.pool import speed_up
+
+        speed_up(http)
     url = f"{ep.base_url}/chat/completions"
     headers = {"Authorization": f"Bearer {API_KEY}"}
     body = {"model": MODEL, "messages": MESSAGES, **PARAMS}
@@ -155,6 +161,7 @@ def pipeclient_all(ep: Endpoints, stock_pool: bool = False) -> AsyncVariant:
 
 BUILD: dict[str, Callable[[Endpoints], AsyncVariant]] = {
     "httpx": raw_httpx,
+    "httpx@fast-pool": lambda ep: raw_httpx(ep, fast_pool=True),
     "openai": openai_bare,
     "pipeclient": pipeclient_bare,
     "pipeclient+all": pipeclient_all,
@@ -347,6 +354,7 @@ def _label(variant: str) -> str:
         "pipeclient": "pipeclient AsyncClient",
         "pipeclient+all": "pipeclient AsyncClient, every stream on",
         "pipeclient+all@stock-pool": "the same on httpx's stock pool (`http_client=`)",
+        "httpx@fast-pool": "httpx.AsyncClient on pipeclient's pool",
     }[variant]
 
 
