@@ -30,6 +30,7 @@ class Variant:
     settle: Callable[[], Any]
     close: Callable[[], Any]
     client: Any = None  # pipeclient's Client, for the memory-bound estimate
+    helper_cpu: list[float] | None = None  # CPU seconds of helper processes, settled so far
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,14 @@ def every_stream(ep: Endpoints) -> dict[str, Any]:
 def pipeclient_all(ep: Endpoints) -> Variant:
     import pipeclient
 
+    hold = os.environ.get("BENCH_SLICE_HOLD_S")  # tail_latency.py --hold: the worker's slice
+    if hold:
+        from pipeclient._telemetry import dispatch, slices
+
+        slices.HOLD_S = float(hold) if float(hold) > 0 else float("inf")
+        if float(hold) <= 0:  # no slices at all: whole batches, as before slices existed
+            dispatch.SLICE_RECORDS = 1 << 30
+
     os.environ["PIPECLIENT_GATEWAY_SPOOL_DIR"] = str(ep.tmp / "spool")
     backend = pipeclient.Backend(
         name="gateway", base_url=ep.base_url, api_key="gw-bench-key", kind="gateway"
@@ -216,6 +225,82 @@ def pipeclient_all(ep: Endpoints) -> Variant:
     assert names == ["audit", "gateway", "langfuse", "otlp:bench", "posthog"], names
     call, stream = _openai_calls(client)
     return Variant(call, stream, client.flush, client.close, client)
+
+
+def _mapping_proxy(values: dict[str, Any]) -> Any:
+    import types
+
+    return types.MappingProxyType(values)
+
+
+def pipeclient_all_helper(ep: Endpoints) -> Variant:
+    """What-if, not a pipeclient feature: `pipeclient+all` with its dispatcher in a helper
+    process. The client is forked before its first call (no telemetry thread exists yet);
+    the parent's `submit` pickles each record and writes it to a pipe, the child feeds its
+    copy of the dispatcher (which starts over as after any fork: its own threads, sockets
+    and counts). `settle` asks the child to flush and adds the child's CPU time to the
+    parent's, so CPU figures stay honest."""
+    import io
+    import pickle
+    import struct
+    import types
+
+    variant = pipeclient_all(ep)
+    dispatcher = dispatcher_of(variant.client)
+    records_r, records_w = os.pipe()
+    answers_r, answers_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the helper: records in, flush answers out, until the pipe closes
+        os.close(records_w)
+        os.close(answers_r)
+        reader = os.fdopen(records_r, "rb")
+        cpu = time.process_time()
+        while header := reader.read(4):
+            (size,) = struct.unpack("<I", header)
+            if size == 0:  # a flush
+                dispatcher.flush(30.0)
+                now = time.process_time()
+                os.write(answers_w, struct.pack("<d", now - cpu))
+                cpu = now
+                continue
+            dispatcher.submit(pickle.loads(reader.read(size)))
+        dispatcher.close(5.0)
+        os._exit(0)
+    os.close(records_r)
+    os.close(answers_w)
+    fcntl_setpipe = 1031  # F_SETPIPE_SZ: room for a few thousand records in flight
+    import fcntl
+
+    fcntl.fcntl(records_w, fcntl_setpipe, 1 << 20)
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if type(obj) is types.MappingProxyType:
+                return (_mapping_proxy, (dict(obj),))
+            return NotImplemented
+
+    def submit(record: Any) -> bool:  # errors surface: the pipeline would count them lost
+        buffer = io.BytesIO()
+        buffer.write(b"\0\0\0\0")
+        Pickler(buffer, 5).dump(record)
+        data = buffer.getbuffer()
+        struct.pack_into("<I", data, 0, len(data) - 4)
+        os.write(records_w, data)
+        return True
+
+    dispatcher.submit = submit
+    helper_cpu = [0.0]
+
+    def settle() -> None:
+        os.write(records_w, b"\0\0\0\0")
+        helper_cpu[0] += struct.unpack("<d", os.read(answers_r, 8))[0]
+
+    def close() -> None:
+        os.close(records_w)
+        os.waitpid(pid, 0)
+        variant.client.close()
+
+    return Variant(variant.call, variant.stream, settle, close, variant.client, helper_cpu)
 
 
 def openai_wrap(ep: Endpoints) -> Variant:
@@ -245,5 +330,6 @@ VARIANTS: dict[str, Callable[[Endpoints], Variant]] = {
     "openai+otel": openai_otel,
     "pipeclient": pipeclient_bare,
     "pipeclient+all": pipeclient_all,
+    "pipeclient+all+helper": pipeclient_all_helper,
     "openai+wrap": openai_wrap,
 }

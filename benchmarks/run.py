@@ -116,7 +116,14 @@ class Worker:
     """One client in its own process; JSON commands in, JSON answers out."""
 
     def __init__(
-        self, variant: str, hang: bool, llm: str, capture: str, tmp: Path, env: dict[str, str]
+        self,
+        variant: str,
+        hang: bool,
+        llm: str,
+        capture: str,
+        tmp: Path,
+        env: dict[str, str],
+        python: str = PYTHON,
     ) -> None:
         self.variant = variant
         self.hang = hang
@@ -126,7 +133,7 @@ class Worker:
         tmp.mkdir(parents=True, exist_ok=True)
         self.stderr = open(tmp / "stderr.txt", "w")  # noqa: SIM115 - closed in stop()
         args = [
-            PYTHON,
+            python,
             str(HERE / "_worker.py"),
             variant,
             "--llm",
@@ -582,7 +589,7 @@ def delivered(
                 "otlp spans": total(prefix, ("/traces",), "spans", exclude="/api/public/"),
                 "audit lines": sum(1 for _ in audit.open()) if audit.exists() else 0,
             }
-        elif worker.variant == "pipeclient+all":
+        elif worker.variant in ("pipeclient+all", "pipeclient+all+helper"):
             audit = worker.tmp / "audit.jsonl"
             out[worker.name] = {
                 "posthog events": total(prefix, ("batch/",), "events"),

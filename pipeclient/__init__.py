@@ -25,6 +25,7 @@ from ._exceptions import (
     PermissionDeniedError,
     PipeclientError,
     RateLimitError,
+    RoutingError,
     StreamInterruptedError,
     UnprocessableEntityError,
 )
@@ -35,9 +36,11 @@ if TYPE_CHECKING:
     from ._client.client import AsyncClient, Client
     from ._client.raw import APIResponse, AsyncAPIResponse, LegacyAPIResponse
     from ._client.retry import RetryPolicy
+    from ._client.routing import RouteRequest
     from ._client.streaming import AsyncStream, Stream
     from ._client.wrap import wrap
     from ._config.models import TelemetryConfig
+    from ._config.routing import RoutingConfig
 
 __all__ = [
     "APIConnectionError",
@@ -64,6 +67,9 @@ __all__ = [
     "PipeclientError",
     "RateLimitError",
     "RetryPolicy",
+    "RouteRequest",
+    "RoutingConfig",
+    "RoutingError",
     "Stream",
     "StreamInterruptedError",
     "TelemetryConfig",
@@ -81,6 +87,8 @@ _LAZY = {
     "Client": "._client.client",
     "AsyncClient": "._client.client",
     "RetryPolicy": "._client.retry",
+    "RouteRequest": "._client.routing",
+    "RoutingConfig": "._config.routing",
     "Stream": "._client.streaming",
     "AsyncStream": "._client.streaming",
     "TelemetryConfig": "._config.models",

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["build_budget", "build_pipeline", "check_local_extras", "custom_routes"]
 
 
-def pricer_of(pricing: PricingConfig) -> Pricer | None:
+def pricer_of(pricing: PricingConfig, local_backends: Iterable[str] = ()) -> Pricer | None:
     """The pricer of `[pricing]`; None when nothing could be priced."""
     if pricing.table == "none" and not pricing.models:
         return None
@@ -49,7 +49,7 @@ def pricer_of(pricing: PricingConfig) -> Pricer | None:
         name: ModelPrice(price.input_per_mtok, price.output_per_mtok, price.cached_input_per_mtok)
         for name, price in pricing.models.items()
     }
-    return Pricer(overrides, pricing.table)
+    return Pricer(overrides, pricing.table, local_backends=local_backends)
 
 
 def build_budget(settings: TelemetrySettings, pricer: Pricer | None) -> Budget:
@@ -97,6 +97,17 @@ def check_local_extras(settings: TelemetrySettings) -> None:
             key="audit.signing_key",
             fix="or leave signing_key unset (checkpoints are then unsigned)",
         )
+    budgeted = config.budget.enabled and config.pricing.table == "genai-prices"
+    if budgeted and missing_module("prices") is not None:
+        # Every call would be unpriced: the limit would silently never be reached.
+        raise ConfigError(
+            "[budget] prices calls with the genai-prices table, which is not installed, "
+            f"so no call would count against the limit; install it with: "
+            f"{install_line('prices')}, or price your models in [pricing.models] and "
+            'set [pricing] table = "none"',
+            source=where_value(("budget", "limit_usd"), settings.sources),
+            key="budget.limit_usd",
+        )
 
 
 def custom_routes(settings: TelemetrySettings) -> list[Route]:
@@ -140,6 +151,7 @@ def build_pipeline(
     secrets: Iterable[str] = (),
     redact: Callable[[str], str] | None = None,
     capture: dict[str, list[Payload]] | None = None,
+    local_backends: Iterable[str] = (),
 ) -> Pipeline | None:
     """The telemetry of one client; None when nothing is on.
 
@@ -147,7 +159,8 @@ def build_pipeline(
     gateway; its stream is mandatory, no setting turns it off. `api_keys`: backend name ->
     key, for the audit log's default user ids. `secrets`: the client's own, scrubbed from
     content. `capture`: record payloads there instead of sending them (else the store of
-    an enclosing `capture_telemetry()`, if any).
+    an enclosing `capture_telemetry()`, if any). `local_backends`: names of the client's
+    `local=True` backends, whose calls only `[pricing.models]` prices (no price table).
     """
     config = settings.config
     if capture is None:
@@ -200,7 +213,7 @@ def build_pipeline(
             )
         )
     # The spend ledger is local too: its lane records each call's cost once priced.
-    pricer = pricer_of(config.pricing)
+    pricer = pricer_of(config.pricing, local_backends)
     budget: Budget | None = None
     if config.budget.enabled:
         from ._sinks.budget import BudgetSink

@@ -4,6 +4,7 @@
   * ConfigError - bad configuration: names the file or variable, the key, and the reason.
   * GatewayTelemetryRequiredError - a gateway call under DO_NOT_TRACK.
   * BudgetExceededError - `[budget]` refused a call before it was sent.
+  * RoutingError - `[routing]` left a call no backend (sensitive data, no local one).
   * APIError - something went wrong talking to a backend; carries `.request_id`.
     * APIConnectionError - the backend could not be reached, or the connection broke.
       * APITimeoutError
@@ -49,6 +50,7 @@ __all__ = [
     "PermissionDeniedError",
     "PipeclientError",
     "RateLimitError",
+    "RoutingError",
     "StreamInterruptedError",
     "UnprocessableEntityError",
 ]
@@ -106,6 +108,22 @@ class BudgetExceededError(PipeclientError):
         self.period = period
         self.period_start = period_start
         self.scope = scope
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.__dict__, str(self)))
+
+
+class RoutingError(PipeclientError):
+    """`[routing]` (or `Client(routing=...)`) left the call no backend: it was not sent.
+
+    `request_id`; `route`: "sensitive" (the `[privacy]` detectors found something and no
+    backend is `local=True`) or "function" (the routing function returned no backend).
+    The message names the detector, never what it found."""
+
+    def __init__(self, message: str, *, request_id: str, route: str) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.route = route
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), self.__dict__, str(self)))

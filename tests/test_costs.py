@@ -71,6 +71,28 @@ def test_an_unknown_model_has_no_cost_and_is_counted(destinations: Destinations)
     assert not any(key.startswith("pipeclient.cost") for key in _attributes(otlp))
 
 
+def test_a_local_backends_calls_are_priced_only_by_an_override(
+    destinations: Destinations,
+) -> None:
+    """Your own server bills no one per token: the table's price of an API model of the
+    same name would be a wrong number. An override of yours still prices it."""
+    telemetry = {**destinations.telemetry(redact=False), "pricing": PRICES}
+    mock = MockBackend()
+    with pipeclient.Client(
+        backends=[mock.backend("own", local=True)], telemetry=telemetry
+    ) as client:
+        client.chat.completions.create(model="gpt-4o", messages=HI)  # in the price table
+        client.chat.completions.create(model="priced-model", messages=HI)  # overridden
+        report = client.flush()
+    assert report.unpriced == 1
+    table_named, overridden = destinations.posthog_events()
+    assert not any("cost" in key for key in table_named["properties"])
+    assert overridden["properties"]["$ai_total_cost_usd"] > 0
+    with pipeclient.Client(backends=[mock.backend("api")], telemetry=telemetry) as client:
+        client.chat.completions.create(model="gpt-4o", messages=HI)  # an API's: priced
+        assert client.flush().unpriced == 0
+
+
 def test_cached_tokens_are_read_from_the_usage_details() -> None:
     answer = ChatCompletion.model_validate(
         {
@@ -97,7 +119,8 @@ def test_cached_tokens_are_read_from_the_usage_details() -> None:
     assert (facts["input_tokens"], facts["cached_tokens"]) == (1000, 800)
 
 
-def test_a_bad_price_names_the_key() -> None:
-    bad = {"pricing": {"models": {"m": {"input_per_mtok": -1, "output_per_mtok": 1}}}}
+@pytest.mark.parametrize("price", [-1, float("inf"), float("nan")])
+def test_a_bad_price_names_the_key(price: float) -> None:
+    bad = {"pricing": {"models": {"m": {"input_per_mtok": price, "output_per_mtok": 1}}}}
     with pytest.raises(pipeclient.ConfigError, match="input_per_mtok"):
         pipeclient.Client(backends=[MockBackend().backend()], telemetry=bad)

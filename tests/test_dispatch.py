@@ -21,6 +21,7 @@ from pipeclient._telemetry.fanout import Fanout, Route
 from pipeclient._telemetry.privacy import Audience, PrivacyStep
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient._telemetry.sink import ExportError, Payload, Sink
+from pipeclient._telemetry.slices import SLICE_RECORDS
 from pipeclient.config import PrivacyConfig
 from pipeclient.testing import MockBackend
 
@@ -257,3 +258,24 @@ def test_a_permanent_failure_is_not_retried() -> None:
     report = work.flush(10.0)
     assert report.failed == {"broken": 1} and len(broken.timeouts) == 1
     work.close()
+
+
+class FussySink(RecordingSink):
+    """Refuses to encode one record: the failure of its slice of the batch."""
+
+    def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
+        if record.request_id == "req-unencodable":
+            raise ValueError("cannot encode this one")
+        return super().encode(record)
+
+
+def test_a_record_that_cannot_be_encoded_costs_only_its_slice() -> None:
+    fussy, other = FussySink("fussy"), RecordingSink("other")
+    work = dispatcher(fussy, other)
+    for index in range(40):  # within the worker's linger: one batch, taken in slices
+        request_id = "req-unencodable" if index == 21 else f"req-{index}"
+        work.submit(record(request_id=request_id))
+    report = work.close()
+    assert report.sent["other"] == 40 and len(other.sent) == 40
+    assert 1 <= report.failed["fussy"] <= SLICE_RECORDS < 40
+    assert report.sent["fussy"] == 40 - report.failed["fussy"] == len(fussy.sent)

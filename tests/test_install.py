@@ -189,6 +189,35 @@ def test_the_store_or_a_signing_key_without_cryptography_is_a_config_error(
     assert "cryptography package, which is not installed" in result["error"]
 
 
+def test_a_budget_without_its_price_table_is_a_config_error(tmp_path: Path) -> None:
+    """Without genai-prices every call would be unpriced: the limit never reached."""
+    budget = {"limit_usd": 1.0, "path": str(tmp_path / "budget.db")}
+    out = run(
+        BUILD.format(client="Client", url=URL, telemetry={"budget": budget}),
+        ("genai_prices",),
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["key"] == "budget.limit_usd"
+    assert "pip install 'pipeclient[prices]'" in result["error"]
+    assert 'table = "none"' in result["error"]
+    priced_by_you = {**budget, "limit_usd": 2.0}
+    telemetry = {
+        "budget": priced_by_you,
+        "pricing": {
+            "table": "none",
+            "models": {"m": {"input_per_mtok": 1.0, "output_per_mtok": 1.0}},
+        },
+    }
+    out = run(
+        BUILD.format(client="AsyncClient", url=URL, telemetry=telemetry),
+        ("genai_prices",),
+        tmp_path,
+    )
+    assert json.loads(out.stdout.splitlines()[-1]) == {"error": None}, out.stderr
+
+
 AUDIT_WITHOUT_CRYPTO = """
 import sys, pipeclient
 from pipeclient.testing import MockBackend

@@ -262,6 +262,26 @@ def test_ordinary_text_code_and_numbers_are_left_alone(text: str, phone_rules: s
     assert counts == {}
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "data:x;base64, hi, write to canary.9@example.com",
+        "data:image/png;base64,iVBORw0KGgo= and canary.9@example.com",
+        "data:canary.9@example.com;base64,AAAA",
+    ],
+)
+def test_only_a_whole_inline_data_url_is_skipped(text: str) -> None:
+    """An inline image is not text; a string that merely starts like one is."""
+    assert "canary.9@example.com" not in redact(text, "email")
+    assert Redactor(["email"]).finds(text) == "email"
+
+
+@given(st.binary(min_size=1, max_size=300))
+def test_a_real_inline_data_url_is_left_alone(data: bytes) -> None:
+    url = "data:image/png;base64," + base64.b64encode(data).decode()
+    assert redact(url) == url and Redactor(ALL).finds(url) is None
+
+
 def test_luhn() -> None:
     assert luhn_valid("4111111111111111") and luhn_valid("378282246310005")
     assert not luhn_valid("4111111111111112") and not luhn_valid("1234567812345678")
@@ -967,3 +987,28 @@ def test_redact_must_be_callable() -> None:
     with pytest.raises(pipeclient.ConfigError, match="redact"):
         pipeclient.Client(backends=[MockBackend().backend()], redact="email")
     assert pipeclient.Client(backends=[MockBackend().backend()]).privacy_counts() == {}
+
+
+def test_the_fast_copy_of_a_record_is_dataclasses_replace() -> None:
+    """The privacy step's copies (`_telemetry.copies.replace`): the same record as
+    `dataclasses.replace`, for every field of every record class, and its TypeError."""
+    import dataclasses
+
+    from pipeclient._cli.preview import sample_call
+    from pipeclient._telemetry.copies import replace
+    from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
+
+    call = sample_call()
+    trace = TraceRecord(
+        "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", None, "t", 1.0, 2.0, "ok"
+    )
+    for record in (call, trace, ErrorInfo("RateLimitError", 429, "slow")):
+        for field in dataclasses.fields(record):  # type: ignore[arg-type]
+            assert field.init and not hasattr(type(record), "__post_init__")
+            changed = {field.name: None}
+            assert replace(record, **changed) == dataclasses.replace(record, **changed)  # type: ignore[type-var]
+            assert replace(record, **changed) is not record
+        assert replace(record) == record
+        with pytest.raises(TypeError):
+            replace(record, not_a_field=1)
+    assert isinstance(replace(call, model="m"), CallRecord)

@@ -84,6 +84,22 @@ def sync(client: pipeclient.Client) -> None:
         assert_type(audio, StreamedBinaryAPIResponse)
         assert_type(audio.parse(), bytes)
         audio.stream_to_file("out.wav")
+    # openai-python's other spelling: the view hangs off each namespace too
+    own = client.chat.completions.with_raw_response.create(model="m", messages=M)
+    assert_type(own, LegacyAPIResponse[ChatCompletion])
+    chat_view = client.chat.with_raw_response.completions.parse(
+        model="m", messages=M, response_format=Answer
+    )
+    assert_type(chat_view.parse(), ParsedChatCompletion[Answer])
+    with client.responses.with_streaming_response.create(model="m", input="hi") as own_stream:
+        assert_type(own_stream, APIResponse[Response])
+    spoken = client.audio.speech.with_raw_response.create(input="x", model="t", voice="alloy")
+    assert_type(spoken.parse(), HttpxBinaryResponseContent)
+    with client.audio.with_streaming_response.speech.create(
+        input="x", model="t", voice="alloy"
+    ) as own_audio:
+        assert_type(own_audio, StreamedBinaryAPIResponse)
+    assert_type(client.models.with_raw_response.list().parse(), SyncPage[Model])
 
 
 async def asynchronous(client: pipeclient.AsyncClient) -> None:
@@ -110,6 +126,10 @@ async def asynchronous(client: pipeclient.AsyncClient) -> None:
     async with view.audio.speech.create(input="x", model="t", voice="alloy") as audio:
         assert_type(audio, AsyncStreamedBinaryAPIResponse)
         await audio.stream_to_file("out.wav")
+    own = await client.chat.completions.with_raw_response.create(model="m", messages=M)
+    assert_type(own, LegacyAPIResponse[ChatCompletion])
+    async with client.embeddings.with_streaming_response.create(model="e", input="x") as emb:
+        assert_type(await emb.parse(), CreateEmbeddingResponse)
 
 
 def typos(client: pipeclient.Client) -> None:
@@ -198,6 +218,38 @@ def test_every_namespace_answers_raw(server: MockServer, tmp_path: Path) -> None
         "speech",
     ]
     assert all(r.error is None for r in records)
+
+
+def test_each_namespace_has_its_own_views_answering_as_the_clients(server: MockServer) -> None:
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        records = listen(client)
+        created = client.chat.completions.with_raw_response.create(
+            model="m", messages=MESSAGES, request_id="req-own-view"
+        )
+        completion = _check(created, "/chat/completions")
+        assert created.request_id == "req-own-view"
+        assert completion.choices[0].message.content
+        nested = client.chat.with_raw_response.completions.create(model="m", messages=MESSAGES)
+        assert _check(nested, "/chat/completions").object == "chat.completion"
+        with client.responses.with_streaming_response.create(model="m", input="hi") as answer:
+            assert answer.parse().output_text == "Mock response to: hi"
+        said = client.audio.speech.with_raw_response.create(input="x", model="t", voice="alloy")
+        assert _check(said, "/audio/speech").content.startswith(b"RIFF")
+        assert client.models.with_raw_response.list().parse().data[0].id == "mock-model"
+    assert [r.operation for r in records] == ["chat", "chat", "responses", "speech"]
+    assert records[0].request_id == "req-own-view"
+
+    async def main() -> None:
+        async with pipeclient.AsyncClient(backends=[server.backend()]) as client:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="m", messages=MESSAGES
+            )
+            assert _check(raw, "/chat/completions").choices
+            view = client.embeddings.with_streaming_response
+            async with view.create(model="e", input="x") as embedded:
+                assert (await embedded.parse()).data[0].embedding
+
+    asyncio.run(main())
 
 
 def test_streaming_views_answer_in_a_block(server: MockServer, tmp_path: Path) -> None:
@@ -295,3 +347,10 @@ def test_every_method_of_every_namespace_has_both_views_as_openai_python_has(
         viewed = _methods(_at(getattr(ours, view), dotted))
         assert viewed == wanted, (dotted, sorted(wanted ^ viewed))
         assert viewed <= _methods(_at(getattr(theirs, view), dotted)), dotted
+        # and each namespace's own view (`client.chat.completions.with_raw_response`)
+        own = _methods(getattr(_at(ours, dotted), view))
+        assert own == wanted, (dotted, sorted(wanted ^ own))
+        assert own <= _methods(getattr(_at(theirs, dotted), view)), dotted
+    for parent, child in (("chat", "completions"), ("audio", "speech")):
+        nested = getattr(getattr(getattr(ours, parent), view), child)
+        assert _methods(nested) == _methods(getattr(_at(ours, f"{parent}.{child}"), view))

@@ -194,6 +194,7 @@ def test_the_newer_endpoints_take_every_parameter_of_openais_under_its_name() ->
     from openai.resources.responses import Responses as TheirResponses
 
     from pipeclient._client.audio import Speech, Transcriptions
+    from pipeclient._client.chat import Completions
     from pipeclient._client.endpoints import Models, Moderations, TextCompletions
     from pipeclient._client.params import (
         CallExtras,
@@ -203,7 +204,6 @@ def test_the_newer_endpoints_take_every_parameter_of_openais_under_its_name() ->
         SpeechParams,
         TranscriptionParams,
     )
-    from pipeclient._client.resources import Completions
     from pipeclient._client.responses import Responses
 
     pairs = [

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from pipeclient._sinks.langfuse import LangfuseExportError, LangfuseSink
@@ -540,3 +542,44 @@ def test_the_body_is_utf8_and_always_valid_json() -> None:
 
 def _refuse(token: str) -> Any:
     raise AssertionError(f"{token} is not JSON")
+
+
+_VALUES = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),  # NaN and infinities too: null, as json_text writes them
+    st.text(),  # lone surrogates too: "?" on the wire
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    properties=st.dictionaries(st.text(), _VALUES, max_size=5),
+    content=st.text(),
+    parameters=st.dictionaries(st.text(min_size=1), _VALUES, max_size=3),
+    failed=st.booleans(),
+    user=st.text(max_size=8),
+)
+def test_packed_bytes_written_directly_are_the_payloads_json(
+    properties: dict[str, Any], content: str, parameters: dict[str, Any], failed: bool, user: str
+) -> None:
+    """The worker's `encode_packed` writes the JSON text itself: byte for byte what
+    `pack(encode(record))` (the preview's payloads, through `json_text`) gives."""
+    sink = _sink("http://127.0.0.1:9")
+    error = ErrorInfo("RateLimitError", 429, f"slow {content}") if failed else None
+    call = _call(
+        input={"messages": [{"role": "user", "content": content}], "tools": None},
+        output=[{"role": "assistant", "content": content}],
+        properties=properties,
+        parameters=parameters,
+        user_id=user or None,
+        session_id=content[:5] or None,
+        trace_name=content or None,
+        parent_id=TRACE_SPAN if failed else None,
+        ttft_ms=12.5 if failed else None,
+        outcome="error" if failed else "ok",
+        error=error,
+    )
+    trace = TraceRecord(TRACE_ID, TRACE_SPAN, None, content, STARTED, 3.25, "ok", error=error)
+    for record in (call, trace):
+        assert sink.encode_packed(record) == sink.pack(sink.encode(record))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
+import re
 import subprocess
 import sys
 import threading
@@ -13,11 +15,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-import requests
-from posthog.request import APIError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeclient._sinks import posthog as posthog_sink
-from pipeclient._sinks.posthog import PostHogSink
+from pipeclient._sinks import posthog_wire as wire
+from pipeclient._sinks.posthog import PostHogExportError, PostHogSink
 from pipeclient._telemetry.privacy import PrivacyStep, audience_of
 from pipeclient._telemetry.record import CallRecord, ErrorInfo, TraceRecord
 from pipeclient.config import PostHogConfig, PrivacyConfig
@@ -435,8 +438,9 @@ def test_importing_and_encoding_does_not_import_the_sdk() -> None:
 
 def test_refused_connection_raises_at_once() -> None:
     sink = sink_for(refused_url())
-    with pytest.raises(requests.ConnectionError) as caught:
+    with pytest.raises(PostHogExportError, match="connection failed") as caught:
         sink.send(sink.encode(call()), timeout=5.0)
+    assert caught.value.transient and sink.retryable(caught.value)
     assert API_KEY not in str(caught.value)
     sink.shutdown(1.0)
 
@@ -444,9 +448,9 @@ def test_refused_connection_raises_at_once() -> None:
 def test_server_error_raises_without_retrying() -> None:
     with CaptureServer(behaviour="error") as server:
         sink = sink_for(server.url)
-        with pytest.raises(APIError) as caught:
+        with pytest.raises(PostHogExportError, match="HTTP 500") as caught:
             sink.send(sink.encode(call()), timeout=5.0)
-        assert caught.value.status == 500
+        assert caught.value.transient  # the dispatcher's lane tries again, not the sink
         assert len(server.requests) == 1
     assert API_KEY not in str(caught.value)
     sink.shutdown(1.0)
@@ -457,7 +461,7 @@ def test_hanging_endpoint_gives_up_within_the_timeout_and_shutdown_returns() -> 
     before = set(threading.enumerate())
     with CaptureServer(behaviour="hang") as server:
         sink = sink_for(server.url)
-        with pytest.raises(requests.Timeout):  # after 0.5 s, with no retry
+        with pytest.raises(PostHogExportError, match="no answer"):  # after 0.5 s, no retry
             sink.send(sink.encode(call()), timeout=0.5)
         sink.shutdown(1.0)
         assert len(server.requests) == 1
@@ -468,7 +472,7 @@ def test_hanging_endpoint_gives_up_within_the_timeout_and_shutdown_returns() -> 
             and "process_request" not in t.name
         ]
     assert ours == []  # the sink starts no thread of its own
-    with pytest.raises(RuntimeError):
+    with pytest.raises(PostHogExportError, match="shut down"):
         sink.send(sink.encode(call()), timeout=0.5)
 
 
@@ -479,3 +483,81 @@ def test_empty_batch_sends_nothing() -> None:
         assert server.requests == []
         assert sink.force_flush(1.0) is True
         sink.shutdown(1.0)
+
+
+# -- the wire: the bytes the posthog SDK would send -----------------------------------------
+
+_SENT_AT = re.compile(rb'"sent_at": "[^"]*"')
+
+
+def test_the_request_body_is_the_one_the_sdk_sends() -> None:
+    from posthog.request import batch_post
+
+    records = [
+        with_content(call(properties={"team": "søk ✓", "plan": "pro"}, user_id="u-ß")),
+        call(request_id="req-nan", span_id="cccccccccccccccc", parameters={"top_p": math.nan}),
+        call(request_id="req-err", outcome="error", error=ErrorInfo("RateLimitError", 429)),
+        TraceRecord(TRACE_ID, "1111111111111111", None, "block \ud800", STARTED_AT, 9.5, "ok"),
+    ]
+    with CaptureServer() as ours, CaptureServer() as theirs:
+        sink = sink_for(ours.url, redact=False)
+        events = [payload for record in records for payload in sink.encode(record)]
+        sink.send(sink.pack(events), timeout=5.0)
+        batch_post(
+            API_KEY, theirs.url, gzip=True, timeout=5.0, batch=events, historical_migration=False
+        )
+        sink.shutdown(1.0)
+        (mine,), (sdk,) = ours.requests, theirs.requests
+    assert mine.path == sdk.path == "/batch/"
+    assert mine.headers["content-encoding"] == sdk.headers["content-encoding"] == "gzip"
+    assert mine.headers["content-type"] == sdk.headers["content-type"] == "application/json"
+    assert mine.headers["user-agent"] == sdk.headers["user-agent"]
+    assert b'"sent_at": "' in mine.content
+    assert _SENT_AT.sub(b"", mine.content) == _SENT_AT.sub(b"", sdk.content)
+    assert len(json.loads(mine.content)["batch"]) == 5
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(properties=st.dictionaries(st.text(), _JSON, max_size=6))
+def test_an_event_is_written_as_the_sdks_json(properties: dict[str, Any]) -> None:
+    from posthog.request import DatetimeSerializer
+
+    event = {"event": "$ai_generation", "properties": properties, "uuid": str(uuid.uuid4())}
+    event["properties"]["$when"] = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    assert wire.event_bytes(event) == json.dumps(event, cls=DatetimeSerializer).encode()
+
+
+def test_hosts_are_mapped_to_ingestion_as_the_sdk_maps_them() -> None:
+    from posthog.request import determine_server_host
+
+    for host in (
+        "https://app.posthog.com/",
+        "https://us.posthog.com",
+        "https://eu.posthog.com",
+        "https://ph.example.com/",
+        " ",
+        "http://127.0.0.1:8000",
+    ):
+        expected = determine_server_host(host).strip().rstrip("/") + "/batch/"
+        assert wire.batch_url(host) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"), [(400, False), (401, False), (429, True), (503, True)]
+)
+def test_a_refused_batch_says_whether_trying_again_may_help(status: int, transient: bool) -> None:
+    with CaptureServer(answer=lambda request: (status, {"detail": "no"})) as server:
+        sink = sink_for(server.url)
+        with pytest.raises(PostHogExportError, match=f"HTTP {status}") as caught:
+            sink.send(sink.pack(sink.encode(call())), timeout=5.0)
+        sink.shutdown(1.0)
+        assert len(server.requests) == 1  # the sink never retries; the lane decides
+    assert caught.value.transient is transient and sink.retryable(caught.value) is transient
+    assert API_KEY not in str(caught.value)

@@ -507,6 +507,74 @@ def test_raw_responses_and_embeddings_are_recorded(
     ]
 
 
+def test_every_inference_endpoint_is_recorded_and_an_upload_is_described_not_kept(
+    backend: tuple[MockBackend, MockServer], posthog: CaptureServer
+) -> None:
+    _, server = backend
+    audio = b"RIFF" + CANARY.encode() * 8
+    client = pipeclient.wrap(
+        openai.OpenAI(base_url=server.url, api_key="sk"),
+        telemetry=posthog_on(posthog, redact=False),  # content allowed: the upload still is not
+    )
+    assert client.moderations.create(input="x").results[0].flagged is False
+    assert client.completions.create(model="m", prompt="p").choices[0].text
+    assert [
+        c.choices[0].text for c in client.completions.create(model="m", prompt="p", stream=True)
+    ]
+    heard = client.audio.transcriptions.create(file=("a.wav", audio), model="w")
+    assert isinstance(heard.text, str)
+    as_text = client.audio.transcriptions.create(
+        file=("b.wav", audio), model="w", response_format="text"
+    )
+    assert isinstance(as_text, str)
+    said = client.audio.speech.create(input="two words", model="t", voice="alloy")
+    assert said.content.startswith(b"RIFF")
+    client.close()
+    found = events(posthog)
+    operations = [e["properties"].get("pipeclient_operation", e["event"]) for e in found]
+    assert len(found) == 6, operations
+    assert all(
+        "$ai_is_error" not in e["properties"] or not e["properties"]["$ai_is_error"] for e in found
+    ), [e["properties"] for e in found]
+    assert CANARY not in sent(posthog)  # the audio's bytes never left
+    uploads = [e["properties"]["$ai_input"] for e in found if "a.wav" in json.dumps(e)]
+    assert uploads and f'"bytes": {len(audio)}' in json.dumps(uploads[0])
+    assert {e["properties"]["$ai_model"] for e in found} >= {"m", "w", "t"}
+
+
+SENSITIVE = {
+    "privacy": {"pii": ["email"]},
+    "routing": {"sensitive": "local", "rules": [{"model": "big", "backends": ["elsewhere"]}]},
+}
+
+
+def test_sensitive_routing_refuses_a_flagged_request_unless_the_wrapped_client_is_local(
+    backend: tuple[MockBackend, MockServer],
+) -> None:
+    mock, server = backend
+    flagged = [{"role": "user", "content": "mail canary.77@example.com"}]
+    client = pipeclient.wrap(
+        openai.OpenAI(base_url=server.url, api_key="sk", max_retries=0), telemetry=SENSITIVE
+    )
+    with pytest.raises(pipeclient.RoutingError) as caught:
+        client.chat.completions.create(model="m", messages=flagged)
+    assert "email" in str(caught.value) and "canary.77" not in str(caught.value)
+    assert mock.requests == []  # refused before any I/O
+    client.chat.completions.create(model="big", messages=HI)  # clean: sent; rules not applied
+    assert len(mock.requests) == 1
+    own = pipeclient.wrap(
+        openai.OpenAI(base_url=server.url, api_key="sk"), telemetry=SENSITIVE, local=True
+    )
+    own.chat.completions.create(model="m", messages=flagged)  # your own server: it may
+    assert b"canary.77@example.com" in mock.requests[-1].body
+    elsewhere = own.with_options(base_url=server.url.replace("127.0.0.1", "localhost"))
+    with pytest.raises(pipeclient.RoutingError):  # a copy to another endpoint is not local
+        elsewhere.chat.completions.create(model="m", messages=flagged)
+    assert len(mock.requests) == 2
+    for wrapped in (client, own, elsewhere):
+        wrapped.close()
+
+
 def test_capture_telemetry_shows_what_a_wrapped_client_sends(
     backend: tuple[MockBackend, MockServer],
 ) -> None:

@@ -93,6 +93,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .budget import add_budget_commands
 
     add_budget_commands(commands)
+    from .cache import add_cache_commands
+
+    add_cache_commands(commands)
     return parser
 
 

@@ -69,6 +69,9 @@ def preview(settings: TelemetrySettings) -> dict[str, Any]:
         # The same sample call, had its backend been the gateway.
         gateways[record.backend] = (gateway_url, "-")
         record = dataclasses.replace(record, gateway=True, base_url=gateway_url)
+    routing = _routing(settings, record, backends)
+    if routing is not None:
+        record = dataclasses.replace(record, route=routing["sample_call_route"])
     pipeline = build_pipeline(
         settings,
         gateways=gateways,
@@ -79,7 +82,7 @@ def preview(settings: TelemetrySettings) -> dict[str, Any]:
     )
     if pipeline is not None:
         pipeline.emit(record)
-    return {
+    shown: dict[str, Any] = {
         "do_not_track": settings.do_not_track,
         "sample_call": {
             "input": record.input,
@@ -87,7 +90,50 @@ def preview(settings: TelemetrySettings) -> dict[str, Any]:
             "note": "a sample chat call; each destination below shows exactly what it "
             "would receive for it, after the privacy step",
         },
-        "destinations": captured,
+    }
+    if routing is not None:
+        shown["routing"] = routing
+    shown["destinations"] = captured
+    return shown
+
+
+def _routing(
+    settings: TelemetrySettings, record: CallRecord, backends: list[Backend]
+) -> dict[str, Any] | None:
+    """`[routing]`'s decision for the sample call: the route its record carries."""
+    from .._client.routing import RouteRequest, flagged, matches, rule_name
+    from .._privacy.detectors import Redactor
+
+    config = settings.config.routing
+    if not config.enabled:
+        return None
+    body = {"model": record.model, "stream": record.stream, **record.input}
+    route = next(
+        (
+            rule_name(rule, index)
+            for index, rule in enumerate(config.rules)
+            if matches(rule, RouteRequest("chat", body))
+        ),
+        None,
+    )
+    found = None
+    pii = settings.config.privacy.pii
+    if config.sensitive == "local" and pii:
+        secrets = [b.api_key.get_secret_value() for b in backends]
+        found = flagged(Redactor(pii, secrets), body)
+    note = "the sample call's route, as its record carries it (null: no rule applied)"
+    if found:
+        note = (
+            f"the [privacy] detectors flag the sample ({found}): it would go to local=True "
+            "backends only (refused when there is none)"
+        )
+    elif config.sensitive == "local" and not pii:
+        note = 'sensitive = "local" needs [privacy] pii detectors: a client refuses this setting'
+    return {
+        "sensitive": config.sensitive,
+        "rules": [rule_name(rule, index) for index, rule in enumerate(config.rules)],
+        "sample_call_route": "sensitive" if found else route,
+        "note": note,
     }
 
 

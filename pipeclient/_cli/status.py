@@ -213,7 +213,18 @@ def describe(
         "privacy": _settings_of(config.privacy, ("privacy",), settings),
         "export": _settings_of(config.export, ("export",), settings),
         "budget": _settings_of(config.budget, ("budget",), settings),
+        "routing": _routing_rows(config.routing, settings),
+        "cache": _settings_of(config.cache, ("cache",), settings),
     }
+
+
+def _routing_rows(table: Any, settings: TelemetrySettings) -> list[dict[str, Any]]:
+    """`[routing]`'s rows; each rule as the keys it sets."""
+    rows = _settings_of(table, ("routing",), settings)
+    for row in rows:
+        if row["key"] == "routing.rules":
+            row["value"] = [rule.model_dump(exclude_defaults=True) for rule in row["value"]]
+    return rows
 
 
 def _gateway(settings: TelemetrySettings, env: Mapping[str, str]) -> dict[str, Any]:
@@ -265,7 +276,7 @@ def render_text(status: Mapping[str, Any]) -> str:
         lines.append(f"    content:  {stream['content']}")
         for row in stream["settings"]:
             lines.append(_row_text(row))
-    for title in ("privacy", "export", "budget"):
+    for title in ("privacy", "export", "budget", "routing", "cache"):
         lines.append(f"\n[{title}]")
         for row in status[title]:
             lines.append(_row_text(row))

@@ -5,15 +5,32 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Protocol
 
-from .audio import AsyncAudio, AsyncSpeech, AsyncTranscriptions
-from .endpoints import AsyncModels, AsyncModerations, AsyncTextCompletions
-from .raw import (
-    async_to_raw_response_wrapper,
-    async_to_streamed_binary_wrapper,
-    async_to_streamed_response_wrapper,
+from .audio import AsyncAudio, AsyncAudioWithRawResponse, AsyncAudioWithStreamingResponse
+from .chat import AsyncChat, AsyncChatWithRawResponse, AsyncChatWithStreamingResponse
+from .endpoints import (
+    AsyncModels,
+    AsyncModelsWithRawResponse,
+    AsyncModelsWithStreamingResponse,
+    AsyncModerations,
+    AsyncModerationsWithRawResponse,
+    AsyncModerationsWithStreamingResponse,
+    AsyncTextCompletions,
+    AsyncTextCompletionsWithRawResponse,
+    AsyncTextCompletionsWithStreamingResponse,
 )
-from .resources import AsyncChat, AsyncCompletions, AsyncEmbeddings, AsyncImages
-from .responses import AsyncResponses
+from .resources import (
+    AsyncEmbeddings,
+    AsyncEmbeddingsWithRawResponse,
+    AsyncEmbeddingsWithStreamingResponse,
+    AsyncImages,
+    AsyncImagesWithRawResponse,
+    AsyncImagesWithStreamingResponse,
+)
+from .responses import (
+    AsyncResponses,
+    AsyncResponsesWithRawResponse,
+    AsyncResponsesWithStreamingResponse,
+)
 
 __all__ = ["AsyncClientWithRawResponse", "AsyncClientWithStreamingResponse"]
 
@@ -35,67 +52,6 @@ class _AsyncNamespaces(Protocol):
     def responses(self) -> AsyncResponses: ...
     @property
     def audio(self) -> AsyncAudio: ...
-
-
-# -- with_raw_response (AsyncClient) --------------------------------------------------
-
-
-class AsyncCompletionsWithRawResponse:
-    def __init__(self, completions: AsyncCompletions) -> None:
-        self.create = async_to_raw_response_wrapper(completions.create)
-        self.parse = async_to_raw_response_wrapper(completions.parse)
-
-
-class AsyncChatWithRawResponse:
-    def __init__(self, chat: AsyncChat) -> None:
-        self.completions = AsyncCompletionsWithRawResponse(chat.completions)
-
-
-class AsyncEmbeddingsWithRawResponse:
-    def __init__(self, embeddings: AsyncEmbeddings) -> None:
-        self.create = async_to_raw_response_wrapper(embeddings.create)
-
-
-class AsyncImagesWithRawResponse:
-    def __init__(self, images: AsyncImages) -> None:
-        self.generate = async_to_raw_response_wrapper(images.generate)
-
-
-class AsyncModelsWithRawResponse:
-    def __init__(self, models: AsyncModels) -> None:
-        self.list = async_to_raw_response_wrapper(models.list)
-        self.retrieve = async_to_raw_response_wrapper(models.retrieve)
-
-
-class AsyncModerationsWithRawResponse:
-    def __init__(self, moderations: AsyncModerations) -> None:
-        self.create = async_to_raw_response_wrapper(moderations.create)
-
-
-class AsyncTextCompletionsWithRawResponse:
-    def __init__(self, completions: AsyncTextCompletions) -> None:
-        self.create = async_to_raw_response_wrapper(completions.create)
-
-
-class AsyncResponsesWithRawResponse:
-    def __init__(self, responses: AsyncResponses) -> None:
-        self.create = async_to_raw_response_wrapper(responses.create)
-
-
-class AsyncAudioWithRawResponse:
-    def __init__(self, audio: AsyncAudio) -> None:
-        self.transcriptions = AsyncTranscriptionsWithRawResponse(audio.transcriptions)
-        self.speech = AsyncSpeechWithRawResponse(audio.speech)
-
-
-class AsyncTranscriptionsWithRawResponse:
-    def __init__(self, transcriptions: AsyncTranscriptions) -> None:
-        self.create = async_to_raw_response_wrapper(transcriptions.create)
-
-
-class AsyncSpeechWithRawResponse:
-    def __init__(self, speech: AsyncSpeech) -> None:
-        self.create = async_to_raw_response_wrapper(speech.create)
 
 
 class AsyncClientWithRawResponse:
@@ -136,67 +92,6 @@ class AsyncClientWithRawResponse:
     @cached_property
     def audio(self) -> AsyncAudioWithRawResponse:
         return AsyncAudioWithRawResponse(self._client.audio)
-
-
-# -- with_streaming_response (AsyncClient) --------------------------------------------
-
-
-class AsyncCompletionsWithStreamingResponse:
-    def __init__(self, completions: AsyncCompletions) -> None:
-        self.create = async_to_streamed_response_wrapper(completions.create)
-        self.parse = async_to_streamed_response_wrapper(completions.parse)
-
-
-class AsyncChatWithStreamingResponse:
-    def __init__(self, chat: AsyncChat) -> None:
-        self.completions = AsyncCompletionsWithStreamingResponse(chat.completions)
-
-
-class AsyncEmbeddingsWithStreamingResponse:
-    def __init__(self, embeddings: AsyncEmbeddings) -> None:
-        self.create = async_to_streamed_response_wrapper(embeddings.create)
-
-
-class AsyncImagesWithStreamingResponse:
-    def __init__(self, images: AsyncImages) -> None:
-        self.generate = async_to_streamed_response_wrapper(images.generate)
-
-
-class AsyncModelsWithStreamingResponse:
-    def __init__(self, models: AsyncModels) -> None:
-        self.list = async_to_streamed_response_wrapper(models.list)
-        self.retrieve = async_to_streamed_response_wrapper(models.retrieve)
-
-
-class AsyncModerationsWithStreamingResponse:
-    def __init__(self, moderations: AsyncModerations) -> None:
-        self.create = async_to_streamed_response_wrapper(moderations.create)
-
-
-class AsyncTextCompletionsWithStreamingResponse:
-    def __init__(self, completions: AsyncTextCompletions) -> None:
-        self.create = async_to_streamed_response_wrapper(completions.create)
-
-
-class AsyncResponsesWithStreamingResponse:
-    def __init__(self, responses: AsyncResponses) -> None:
-        self.create = async_to_streamed_response_wrapper(responses.create)
-
-
-class AsyncAudioWithStreamingResponse:
-    def __init__(self, audio: AsyncAudio) -> None:
-        self.transcriptions = AsyncTranscriptionsWithStreamingResponse(audio.transcriptions)
-        self.speech = AsyncSpeechWithStreamingResponse(audio.speech)
-
-
-class AsyncTranscriptionsWithStreamingResponse:
-    def __init__(self, transcriptions: AsyncTranscriptions) -> None:
-        self.create = async_to_streamed_response_wrapper(transcriptions.create)
-
-
-class AsyncSpeechWithStreamingResponse:
-    def __init__(self, speech: AsyncSpeech) -> None:
-        self.create = async_to_streamed_binary_wrapper(speech.create)
 
 
 class AsyncClientWithStreamingResponse:

@@ -6,6 +6,7 @@ name and size and the text around it, never the audio; metadata destinations non
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal, overload
 
 import httpx
@@ -15,6 +16,14 @@ from .._exceptions import ConfigError
 from ..types import HttpxBinaryResponseContent, Transcription
 from .call import Form
 from .params import SpeechParams, TranscriptionParams
+from .raw import (
+    async_to_raw_response_wrapper,
+    async_to_streamed_binary_wrapper,
+    async_to_streamed_response_wrapper,
+    to_raw_response_wrapper,
+    to_streamed_binary_wrapper,
+    to_streamed_response_wrapper,
+)
 from .resources import AsyncCaller, Caller, body_and_extras
 
 __all__ = [
@@ -29,7 +38,7 @@ __all__ = [
 _TEXT_FORMATS = ("text", "srt", "vtt")
 
 
-class _TranscriptText(str):
+class TranscriptText(str):
     """A transcript asked for as text (`text`, `srt`, `vtt`): a plain `str`."""
 
     @classmethod
@@ -49,7 +58,7 @@ def _transcription(
     fields = {"model": model, "response_format": response_format}
     where = "audio.transcriptions.create()"
     body, extras = body_and_extras(params, TranscriptionParams, where, fields)
-    decoded = _TranscriptText if response_format in _TEXT_FORMATS else Transcription
+    decoded = TranscriptText if response_format in _TEXT_FORMATS else Transcription
     return body, extras, Form(file), decoded
 
 
@@ -63,6 +72,14 @@ def _speech(
 class Transcriptions:
     def __init__(self, client: Caller) -> None:
         self._client = client
+
+    @cached_property
+    def with_raw_response(self) -> TranscriptionsWithRawResponse:
+        return TranscriptionsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> TranscriptionsWithStreamingResponse:
+        return TranscriptionsWithStreamingResponse(self)
 
     @overload
     def create(
@@ -108,6 +125,14 @@ class Speech:
     def __init__(self, client: Caller) -> None:
         self._client = client
 
+    @cached_property
+    def with_raw_response(self) -> SpeechWithRawResponse:
+        return SpeechWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> SpeechWithStreamingResponse:
+        return SpeechWithStreamingResponse(self)
+
     def create(
         self, *, input: str, model: str, voice: str | dict[str, Any], **params: Unpack[SpeechParams]
     ) -> HttpxBinaryResponseContent:
@@ -122,10 +147,26 @@ class Audio:
         self.transcriptions = Transcriptions(client)
         self.speech = Speech(client)
 
+    @cached_property
+    def with_raw_response(self) -> AudioWithRawResponse:
+        return AudioWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AudioWithStreamingResponse:
+        return AudioWithStreamingResponse(self)
+
 
 class AsyncTranscriptions:
     def __init__(self, client: AsyncCaller) -> None:
         self._client = client
+
+    @cached_property
+    def with_raw_response(self) -> AsyncTranscriptionsWithRawResponse:
+        return AsyncTranscriptionsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncTranscriptionsWithStreamingResponse:
+        return AsyncTranscriptionsWithStreamingResponse(self)
 
     @overload
     async def create(
@@ -170,6 +211,14 @@ class AsyncSpeech:
     def __init__(self, client: AsyncCaller) -> None:
         self._client = client
 
+    @cached_property
+    def with_raw_response(self) -> AsyncSpeechWithRawResponse:
+        return AsyncSpeechWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncSpeechWithStreamingResponse:
+        return AsyncSpeechWithStreamingResponse(self)
+
     async def create(
         self, *, input: str, model: str, voice: str | dict[str, Any], **params: Unpack[SpeechParams]
     ) -> HttpxBinaryResponseContent:
@@ -183,3 +232,78 @@ class AsyncAudio:
     def __init__(self, client: AsyncCaller) -> None:
         self.transcriptions = AsyncTranscriptions(client)
         self.speech = AsyncSpeech(client)
+
+    @cached_property
+    def with_raw_response(self) -> AsyncAudioWithRawResponse:
+        return AsyncAudioWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncAudioWithStreamingResponse:
+        return AsyncAudioWithStreamingResponse(self)
+
+
+# -- with_raw_response / with_streaming_response ---------------------------------------
+
+
+class AudioWithRawResponse:
+    def __init__(self, audio: Audio) -> None:
+        self.transcriptions = TranscriptionsWithRawResponse(audio.transcriptions)
+        self.speech = SpeechWithRawResponse(audio.speech)
+
+
+class AudioWithStreamingResponse:
+    def __init__(self, audio: Audio) -> None:
+        self.transcriptions = TranscriptionsWithStreamingResponse(audio.transcriptions)
+        self.speech = SpeechWithStreamingResponse(audio.speech)
+
+
+class TranscriptionsWithRawResponse:
+    def __init__(self, transcriptions: Transcriptions) -> None:
+        self.create = to_raw_response_wrapper(transcriptions.create)
+
+
+class TranscriptionsWithStreamingResponse:
+    def __init__(self, transcriptions: Transcriptions) -> None:
+        self.create = to_streamed_response_wrapper(transcriptions.create)
+
+
+class SpeechWithRawResponse:
+    def __init__(self, speech: Speech) -> None:
+        self.create = to_raw_response_wrapper(speech.create)
+
+
+class SpeechWithStreamingResponse:
+    def __init__(self, speech: Speech) -> None:
+        self.create = to_streamed_binary_wrapper(speech.create)
+
+
+class AsyncAudioWithRawResponse:
+    def __init__(self, audio: AsyncAudio) -> None:
+        self.transcriptions = AsyncTranscriptionsWithRawResponse(audio.transcriptions)
+        self.speech = AsyncSpeechWithRawResponse(audio.speech)
+
+
+class AsyncAudioWithStreamingResponse:
+    def __init__(self, audio: AsyncAudio) -> None:
+        self.transcriptions = AsyncTranscriptionsWithStreamingResponse(audio.transcriptions)
+        self.speech = AsyncSpeechWithStreamingResponse(audio.speech)
+
+
+class AsyncTranscriptionsWithRawResponse:
+    def __init__(self, transcriptions: AsyncTranscriptions) -> None:
+        self.create = async_to_raw_response_wrapper(transcriptions.create)
+
+
+class AsyncTranscriptionsWithStreamingResponse:
+    def __init__(self, transcriptions: AsyncTranscriptions) -> None:
+        self.create = async_to_streamed_response_wrapper(transcriptions.create)
+
+
+class AsyncSpeechWithRawResponse:
+    def __init__(self, speech: AsyncSpeech) -> None:
+        self.create = async_to_raw_response_wrapper(speech.create)
+
+
+class AsyncSpeechWithStreamingResponse:
+    def __init__(self, speech: AsyncSpeech) -> None:
+        self.create = async_to_streamed_binary_wrapper(speech.create)

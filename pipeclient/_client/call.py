@@ -7,7 +7,7 @@ import json
 import math
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 
@@ -204,12 +204,22 @@ def _read_file(file: Any) -> tuple[str, bytes, str]:
     return name, bytes(content), kind
 
 
+class CacheEntry(NamedTuple):
+    """A call's place in the response cache, set by its lookup (`cache.py`)."""
+
+    digest: str
+    user: str
+    hit: bool = False
+    touch: bool = False  # a hit whose last recorded use is old: record this one
+
+
 class Call:
     """A call's request id, body, headers and timeout, and the tracker of its record."""
 
     __slots__ = (
         "_encoded",
         "body",
+        "cache_entry",
         "content_type",
         "deferred",
         "headers",
@@ -219,6 +229,8 @@ class Call:
         "stream",
         "timeout",
         "tracker",
+        "upload_name",
+        "use_cache",
     )
 
     def __init__(
@@ -240,8 +252,11 @@ class Call:
         self.tracker = tracker
         self.deferred: DeferredAudit | None = None  # AsyncClient's durable audit lines
         self.query: dict[str, str] = {}  # extra_query=, in the URL
+        self.use_cache = True  # cache=False: neither answered from nor kept in [cache]
+        self.cache_entry: CacheEntry | None = None  # set by the cache's lookup
         self.stream = bool(body.get("stream"))
         self.content_type: str | None = "application/json"
+        self.upload_name = form.filename if form is not None else None  # sent: scanned too
         if form is not None:  # multipart: the fields and the file, encoded once
             self.content_type, encoded = form.encoded(body)
             self._encoded: dict[bool, bytes | None] = {False: encoded}
@@ -260,11 +275,26 @@ class Call:
         return self.tracker.request_id
 
     @property
+    def sent_body(self) -> bytes | None:
+        """The JSON body as sent (without injected stream options); None for a form or GET."""
+        return self._encoded[False] if self.content_type == "application/json" else None
+
+    @property
     def input_bytes(self) -> int:
         """The size of the JSON body sent (0 for a form or a GET): a budget's estimate."""
         if self.content_type != "application/json":
             return 0
         return len(self._encoded[False] or b"")
+
+    def sent_json(self) -> Any:
+        """The body as JSON values, as sent (a form's fields; None for a GET)."""
+        if self.content_type == "application/json":
+            return json.loads(self._encoded[False] or b"null")
+        if self.method == "GET":
+            return None
+        if self.upload_name is not None:  # the file's name is sent; its bytes are not text
+            return {**self.body, "file": {"filename": self.upload_name}}
+        return self.body
 
     def injects_usage(self, backend: Backend) -> bool:
         """Whether the client asks this backend for stream usage on the caller's behalf

@@ -34,6 +34,7 @@ from . import answers as _answers
 from .async_views import AsyncClientWithRawResponse, AsyncClientWithStreamingResponse
 from .audio import AsyncAudio, Audio
 from .backends import Backend, backends_from_arguments, gateway_url_from_env
+from .cache import CallCache, open_cache
 from .call import (
     Call,
     Form,
@@ -43,6 +44,7 @@ from .call import (
     check_timeout,
     start_call,
 )
+from .chat import AsyncChat, Chat
 from .endpoints import (
     AsyncModels,
     AsyncModerations,
@@ -59,10 +61,11 @@ from .params import (
     reject_unexpected,
 )
 from .raw import raw_answer, wants_raw
-from .resources import NOT_GIVEN, AsyncChat, AsyncEmbeddings, AsyncImages, Chat, Embeddings, Images
+from .resources import NOT_GIVEN, AsyncEmbeddings, AsyncImages, Embeddings, Images
 from .responses import AsyncResponses, Responses
 from .retry import RetryPolicy
 from .router import CallRoute, Router
+from .routing import build_routing
 from .streaming import AsyncStream, Stream, _ChunkReader
 from .telemetry import build_client_pipeline, check_budget, settle, telemetry_due
 from .views import ClientWithRawResponse, ClientWithStreamingResponse
@@ -174,6 +177,8 @@ class _BaseClient:
         session_id: str | None = None,
         properties: Mapping[str, str | int | float | bool] | None = None,
         ephemeral: bool = False,
+        routing: Any = None,
+        cache: bool = True,
     ) -> None:
         # What with_options() needs to build a client with other backends.
         self._arguments: dict[str, Any] = {
@@ -194,6 +199,8 @@ class _BaseClient:
             "user_id": user_id,
             "session_id": session_id,
             "properties": properties,
+            "routing": routing,
+            "cache": cache,
         }
         self._from_backends = backends is not None
         if backends is not None and (api_key is not None or base_url is not None):
@@ -256,6 +263,10 @@ class _BaseClient:
             gateway_url=gateway_url_from_env(),
             do_not_track=settings.do_not_track,
         )
+        # [routing] and Client(routing=...): read whatever DO_NOT_TRACK says.
+        self._routing = build_routing(settings, routing, self.backends, self._secrets)
+        # `[cache]`: answers looked up before a call's route, its budget or any I/O.
+        self._cache: CallCache | None = open_cache(settings, self._router, wanted=bool(cache))
         if telemetry_due(settings, self._router):
             self._start_telemetry(self.telemetry_settings, redact)
 
@@ -342,6 +353,8 @@ class _BaseClient:
             new._user_http = _check_http_client(changes["http_client"], self._http_client_type)
         if "no_log" in changes:
             new.no_log = bool(changes["no_log"])
+        if "cache" in changes:  # False: this copy skips the cache; True: the owner's, if any
+            new._cache = (self._parent or self)._cache if changes["cache"] else None
         new._bind()
         return new
 
@@ -388,6 +401,8 @@ class _BaseClient:
     # -- building a call -------------------------------------------------------------
 
     def _close_telemetry(self) -> FlushReport | None:
+        if self._cache is not None:  # reopened by a later call
+            self._cache.close()
         return self._telemetry.close() if self._telemetry is not None else None
 
     def trace(
@@ -436,6 +451,7 @@ class _BaseClient:
         session_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
         ephemeral: bool | None = None,
+        cache: bool | None = None,
     ) -> Call:
         """A call ready to send. `operation=None`: not an inference call (listing models),
         which no telemetry records."""
@@ -492,6 +508,7 @@ class _BaseClient:
             ephemeral=self.ephemeral if ephemeral is None else bool(ephemeral),
         )
         call.query = check_query(extra_query)
+        call.use_cache = cache is not False
         return call
 
     def _request_for(self, call: Call, backend: Backend) -> httpx.Request:
@@ -529,7 +546,8 @@ class _BaseClient:
     def _route(self, call: Call) -> CallRoute:
         """The call's route; under DO_NOT_TRACK with only the gateway, the refusal, raised
         before any network I/O."""
-        route, refusal = self._router.route(call.request_id)
+        allowed = None if self._routing is None else self._routing.decide(call).allowed
+        route, refusal = self._router.route(call.request_id, allowed)
         if refusal is not None:
             call.tracker.finish(error=ErrorInfo(type(refusal).__name__, None))
             raise refusal
@@ -542,10 +560,9 @@ class _BaseClient:
         call.tracker.finish(error=ErrorInfo(type(error).__name__, code, str(error)))
         return error
 
-    def _exhausted(self, call: Call, last: APIError) -> APIError:
+    def _exhausted(self, call: Call, last: APIError, tried: int) -> APIError:
         attempts = call.tracker.attempts
         if attempts > 1:
-            tried = len(self.backends)
             note = f" after {attempts} attempts" + (f" on {tried} backends" if tried > 1 else "")
             last.args = (f"{last.args[0]}{note}",)
         return self._fail(call, last)
@@ -702,9 +719,15 @@ class Client(_BaseClient):
                 route.failed(backend, hint)
                 last = error
         assert last is not None
-        raise self._exhausted(call, last)
+        raise self._exhausted(call, last, len(route.plan))
 
     def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
+        cache = self._cache
+        if cache is not None:
+            cached = cache.lookup(call, model, self.backends, sync=True)
+            if cached is not None:
+                cache.remember(call)
+                return cached  # type: ignore[no-any-return]
         try:
             answer = self._send(call)
             try:
@@ -716,6 +739,8 @@ class Client(_BaseClient):
             raise
         if error is not None:
             raise self._fail(call, error)
+        if cache is not None:
+            cache.remember(call, answer.response)
         if wants_raw():
             return raw_answer(answer.response, result, call.request_id, sync=True)  # type: ignore[return-value]
         return result  # type: ignore[return-value]
@@ -915,9 +940,16 @@ class AsyncClient(_BaseClient):
                 route.failed(backend, hint)
                 last = error
         assert last is not None
-        raise self._exhausted(call, last)
+        raise self._exhausted(call, last, len(route.plan))
 
     async def _call(self, call: Call, model: type[ResponseT]) -> ResponseT:
+        cache = self._cache
+        if cache is not None:
+            cached = cache.lookup(call, model, self.backends, sync=False)
+            if cached is not None:
+                await self._settle(call)
+                await cache.aremember(call)
+                return cached  # type: ignore[no-any-return]
         try:
             answer = await self._send(call)
             try:
@@ -933,6 +965,8 @@ class AsyncClient(_BaseClient):
             await self._settle(call)
             raise failure
         await self._settle(call)
+        if cache is not None:
+            await cache.aremember(call, answer.response)
         if wants_raw():
             return raw_answer(answer.response, result, call.request_id, sync=False)  # type: ignore[return-value]
         return result  # type: ignore[return-value]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator, Iterable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote
 
@@ -11,6 +12,12 @@ from typing_extensions import Unpack
 from .._exceptions import ConfigError
 from ..types import Completion, Model, ModerationCreateResponse, SyncPage
 from .params import CallExtras, CompletionParams, reject_unexpected
+from .raw import (
+    async_to_raw_response_wrapper,
+    async_to_streamed_response_wrapper,
+    to_raw_response_wrapper,
+    to_streamed_response_wrapper,
+)
 from .resources import AsyncCaller, Caller, _Extras, body_and_extras
 from .streaming import _CompletionReader
 
@@ -48,6 +55,14 @@ class Models:
     def __init__(self, client: Caller) -> None:
         self._client = client
 
+    @cached_property
+    def with_raw_response(self) -> ModelsWithRawResponse:
+        return ModelsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> ModelsWithStreamingResponse:
+        return ModelsWithStreamingResponse(self)
+
     def list(self, **extras: Unpack[CallExtras]) -> SyncPage[Model]:
         call = self._client._start(
             None, "/models", {}, method="GET", **_extras(extras, "models.list()")
@@ -65,6 +80,14 @@ class Models:
 class Moderations:
     def __init__(self, client: Caller) -> None:
         self._client = client
+
+    @cached_property
+    def with_raw_response(self) -> ModerationsWithRawResponse:
+        return ModerationsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> ModerationsWithStreamingResponse:
+        return ModerationsWithStreamingResponse(self)
 
     def create(
         self,
@@ -104,6 +127,14 @@ class TextCompletions:
 
     def __init__(self, client: Caller) -> None:
         self._client = client
+
+    @cached_property
+    def with_raw_response(self) -> TextCompletionsWithRawResponse:
+        return TextCompletionsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> TextCompletionsWithStreamingResponse:
+        return TextCompletionsWithStreamingResponse(self)
 
     @overload
     def create(
@@ -170,6 +201,14 @@ class AsyncModels:
     def __init__(self, client: AsyncCaller) -> None:
         self._client = client
 
+    @cached_property
+    def with_raw_response(self) -> AsyncModelsWithRawResponse:
+        return AsyncModelsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncModelsWithStreamingResponse:
+        return AsyncModelsWithStreamingResponse(self)
+
     def list(self, **extras: Unpack[CallExtras]) -> AsyncPaginator:
         options = _extras(extras, "models.list()")
 
@@ -191,6 +230,14 @@ class AsyncModerations:
     def __init__(self, client: AsyncCaller) -> None:
         self._client = client
 
+    @cached_property
+    def with_raw_response(self) -> AsyncModerationsWithRawResponse:
+        return AsyncModerationsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncModerationsWithStreamingResponse:
+        return AsyncModerationsWithStreamingResponse(self)
+
     async def create(
         self,
         *,
@@ -211,6 +258,14 @@ class AsyncModerations:
 class AsyncTextCompletions:
     def __init__(self, client: AsyncCaller) -> None:
         self._client = client
+
+    @cached_property
+    def with_raw_response(self) -> AsyncTextCompletionsWithRawResponse:
+        return AsyncTextCompletionsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncTextCompletionsWithStreamingResponse:
+        return AsyncTextCompletionsWithStreamingResponse(self)
 
     @overload
     async def create(
@@ -256,3 +311,70 @@ class AsyncTextCompletions:
         if stream:
             return await self._client._stream(call, _CompletionReader)
         return await self._client._call(call, Completion)
+
+
+# -- with_raw_response / with_streaming_response ---------------------------------------
+
+
+class ModelsWithRawResponse:
+    def __init__(self, models: Models) -> None:
+        self.list = to_raw_response_wrapper(models.list)
+        self.retrieve = to_raw_response_wrapper(models.retrieve)
+
+
+class ModelsWithStreamingResponse:
+    def __init__(self, models: Models) -> None:
+        self.list = to_streamed_response_wrapper(models.list)
+        self.retrieve = to_streamed_response_wrapper(models.retrieve)
+
+
+class ModerationsWithRawResponse:
+    def __init__(self, moderations: Moderations) -> None:
+        self.create = to_raw_response_wrapper(moderations.create)
+
+
+class ModerationsWithStreamingResponse:
+    def __init__(self, moderations: Moderations) -> None:
+        self.create = to_streamed_response_wrapper(moderations.create)
+
+
+class TextCompletionsWithRawResponse:
+    def __init__(self, completions: TextCompletions) -> None:
+        self.create = to_raw_response_wrapper(completions.create)
+
+
+class TextCompletionsWithStreamingResponse:
+    def __init__(self, completions: TextCompletions) -> None:
+        self.create = to_streamed_response_wrapper(completions.create)
+
+
+class AsyncModelsWithRawResponse:
+    def __init__(self, models: AsyncModels) -> None:
+        self.list = async_to_raw_response_wrapper(models.list)
+        self.retrieve = async_to_raw_response_wrapper(models.retrieve)
+
+
+class AsyncModelsWithStreamingResponse:
+    def __init__(self, models: AsyncModels) -> None:
+        self.list = async_to_streamed_response_wrapper(models.list)
+        self.retrieve = async_to_streamed_response_wrapper(models.retrieve)
+
+
+class AsyncModerationsWithRawResponse:
+    def __init__(self, moderations: AsyncModerations) -> None:
+        self.create = async_to_raw_response_wrapper(moderations.create)
+
+
+class AsyncModerationsWithStreamingResponse:
+    def __init__(self, moderations: AsyncModerations) -> None:
+        self.create = async_to_streamed_response_wrapper(moderations.create)
+
+
+class AsyncTextCompletionsWithRawResponse:
+    def __init__(self, completions: AsyncTextCompletions) -> None:
+        self.create = async_to_raw_response_wrapper(completions.create)
+
+
+class AsyncTextCompletionsWithStreamingResponse:
+    def __init__(self, completions: AsyncTextCompletions) -> None:
+        self.create = async_to_streamed_response_wrapper(completions.create)

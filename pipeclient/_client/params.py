@@ -16,8 +16,10 @@ import httpx
 
 if TYPE_CHECKING:
     from .._config.models import TelemetryConfig
+    from .._config.routing import RoutingConfig
     from .._telemetry.trace import TraceParent
     from .retry import RetryPolicy
+    from .routing import RouteFunction
 
 __all__ = [
     "AsyncClientOptions",
@@ -61,6 +63,8 @@ class _CommonOptions(_OpenAIOptions, total=False):
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool
+    routing: RoutingConfig | Mapping[str, Any] | RouteFunction | None
+    cache: bool
 
 
 class ClientOptions(_CommonOptions, total=False):
@@ -72,12 +76,13 @@ class AsyncClientOptions(_CommonOptions, total=False):
 
 
 class _CopyOptions(_OpenAIOptions, total=False):
-    """`with_options(...)`: openai-python's `copy()` arguments, and pipeclient's no_log."""
+    """`with_options(...)`: openai-python's `copy()` arguments, and pipeclient's no_log, cache."""
 
     max_retries: int
     set_default_headers: Mapping[str, str] | None
     set_default_query: Mapping[str, object] | None
     no_log: bool
+    cache: bool
 
 
 class CopyOptions(_CopyOptions, total=False):
@@ -102,6 +107,7 @@ class CallExtras(TypedDict, total=False):
     session_id: str | None
     properties: Mapping[str, str | int | float | bool] | None
     ephemeral: bool | None
+    cache: bool | None
 
 
 class ParseParams(CallExtras, total=False):

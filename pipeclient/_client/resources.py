@@ -7,24 +7,24 @@ keyword-only extras (`request_id`, `no_log`, `trace`, `timeout`, `extra_headers`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from typing_extensions import TypeVar, Unpack
 
 from ..types import (
-    ChatCompletion,
-    ChatCompletionChunk,
     CreateEmbeddingBase64Response,
     CreateEmbeddingResponse,
     ImagesResponse,
-    ParsedChatCompletion,
 )
-from .call import check_messages
-from .chat_stream import AsyncChatCompletionStreamManager, ChatCompletionStreamManager
-from .params import ChatParams, EmbeddingParams, ImageParams, ParseParams, reject_unexpected
-from .raw import then
-from .structured import parsed_completion, response_format_of
+from .params import EmbeddingParams, ImageParams, reject_unexpected
+from .raw import (
+    async_to_raw_response_wrapper,
+    async_to_streamed_response_wrapper,
+    to_raw_response_wrapper,
+    to_streamed_response_wrapper,
+)
 
 if TYPE_CHECKING:
     from .._telemetry.record import Operation
@@ -58,6 +58,7 @@ class _Starts(Protocol):
         session_id: str | None = None,
         properties: Mapping[str, Any] | None = None,
         ephemeral: bool | None = None,
+        cache: bool | None = None,
     ) -> Call: ...
 
 
@@ -75,7 +76,7 @@ class AsyncCaller(_Starts, Protocol):
     async def _stream(self, call: Call, reader: type[_ChunkReader] = ...) -> AsyncStream[Any]: ...
 
 
-__all__ = ["AsyncChat", "AsyncEmbeddings", "AsyncImages", "Chat", "Embeddings", "Images"]
+__all__ = ["AsyncEmbeddings", "AsyncImages", "Embeddings", "Images"]
 
 
 class _NotGiven:
@@ -105,6 +106,7 @@ class _Extras:
             "session_id": params.pop("session_id", None),
             "properties": params.pop("properties", None),
             "ephemeral": params.pop("ephemeral", None),
+            "cache": params.pop("cache", None),
         }
 
 
@@ -125,15 +127,6 @@ def body_and_extras(
     if stream:
         body["stream"] = True
     return body, extras
-
-
-def _chat_body(
-    model: str, messages: Iterable[Mapping[str, Any]], stream: bool, params: dict[str, Any]
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "messages": check_messages(messages), **params}
-    if stream:
-        body["stream"] = True
-    return body
 
 
 def _embeddings_call(
@@ -160,118 +153,17 @@ def _embeddings_call(
     return client._start("embeddings", "/embeddings", body, **extras)
 
 
-def _parse_body(
-    model: str, messages: Any, response_format: Any, params: ParseParams
-) -> tuple[dict[str, Any], dict[str, Any], Any]:
-    reject_unexpected(params, ParseParams, "chat.completions.parse()")
-    given: dict[str, Any] = dict(params)
-    extras = _Extras.split(given)
-    sent, adapter = response_format_of(response_format)
-    if sent is not None:
-        given["response_format"] = sent
-    return _chat_body(model, messages, False, given), extras, adapter
-
-
-def _name(response_format: Any) -> str:
-    return getattr(response_format, "__name__", "value")
-
-
-class Completions:
-    def __init__(self, client: Caller) -> None:
-        self._client = client
-
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        stream: Literal[False] = False,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion: ...
-
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        stream: Literal[True],
-        **params: Unpack[ChatParams],
-    ) -> Stream[ChatCompletionChunk]: ...
-
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        stream: bool,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion | Stream[ChatCompletionChunk]: ...
-
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        stream: bool = False,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion | Stream[ChatCompletionChunk]:
-        """POST /chat/completions. With `stream=True`, returns an iterable `Stream`."""
-        reject_unexpected(params, ChatParams, "chat.completions.create()")
-        given: dict[str, Any] = dict(params)
-        extras = _Extras.split(given)
-        body = _chat_body(model, messages, stream, given)
-        call = self._client._start("chat", "/chat/completions", body, **extras)
-        if stream:
-            return self._client._stream(call)
-        return self._client._call(call, ChatCompletion)
-
-    def parse(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
-        **params: Unpack[ParseParams],
-    ) -> ParsedChatCompletion[ParsedT]:
-        """POST /chat/completions with `response_format` a pydantic model class (sent as
-        its strict JSON schema): each `choices[i].message.parsed` is an instance of it."""
-        body, extras, adapter = _parse_body(model, messages, response_format, params)
-        call = self._client._start("chat", "/chat/completions", body, **extras)
-        name = _name(response_format)
-        completion = self._client._call(call, ChatCompletion)
-        return then(completion, lambda done: parsed_completion(done, adapter, name))  # type: ignore[no-any-return]
-
-    def stream(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
-        **params: Unpack[ParseParams],
-    ) -> ChatCompletionStreamManager[ParsedT]:
-        """`with client.chat.completions.stream(...) as stream:` a chat stream as events
-        (`content.delta`, ...); `stream.get_final_completion()` once it has ended."""
-        body, extras, adapter = _parse_body(model, messages, response_format, params)
-        body["stream"] = True
-
-        def start() -> Stream[ChatCompletionChunk]:
-            call = self._client._start("chat", "/chat/completions", body, **extras)
-            return self._client._stream(call)
-
-        return ChatCompletionStreamManager(start, adapter, _name(response_format))
-
-
-class Chat:
-    def __init__(self, client: Caller) -> None:
-        self.completions = Completions(client)
-
-
 class Embeddings:
     def __init__(self, client: Caller) -> None:
         self._client = client
+
+    @cached_property
+    def with_raw_response(self) -> EmbeddingsWithRawResponse:
+        return EmbeddingsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> EmbeddingsWithStreamingResponse:
+        return EmbeddingsWithStreamingResponse(self)
 
     @overload
     def create(
@@ -311,6 +203,14 @@ class Images:
     def __init__(self, client: Caller) -> None:
         self._client = client
 
+    @cached_property
+    def with_raw_response(self) -> ImagesWithRawResponse:
+        return ImagesWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> ImagesWithStreamingResponse:
+        return ImagesWithStreamingResponse(self)
+
     def generate(
         self, *, prompt: str, model: str | None = None, **params: Unpack[ImageParams]
     ) -> ImagesResponse:
@@ -325,102 +225,17 @@ class Images:
         return self._client._call(call, ImagesResponse)
 
 
-class AsyncCompletions:
-    def __init__(self, client: AsyncCaller) -> None:
-        self._client = client
-
-    @overload
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        stream: Literal[False] = False,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion: ...
-
-    @overload
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        stream: Literal[True],
-        **params: Unpack[ChatParams],
-    ) -> AsyncStream[ChatCompletionChunk]: ...
-
-    @overload
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        stream: bool,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]: ...
-
-    async def create(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        stream: bool = False,
-        **params: Unpack[ChatParams],
-    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
-        """POST /chat/completions. With `stream=True`, returns an async-iterable `AsyncStream`."""
-        reject_unexpected(params, ChatParams, "chat.completions.create()")
-        given: dict[str, Any] = dict(params)
-        extras = _Extras.split(given)
-        body = _chat_body(model, messages, stream, given)
-        call = self._client._start("chat", "/chat/completions", body, **extras)
-        if stream:
-            return await self._client._stream(call)
-        return await self._client._call(call, ChatCompletion)
-
-    async def parse(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
-        **params: Unpack[ParseParams],
-    ) -> ParsedChatCompletion[ParsedT]:
-        """POST /chat/completions with `response_format` a pydantic model class: each
-        `choices[i].message.parsed` is an instance of it."""
-        body, extras, adapter = _parse_body(model, messages, response_format, params)
-        call = self._client._start("chat", "/chat/completions", body, **extras)
-        name = _name(response_format)
-        completion = await self._client._call(call, ChatCompletion)
-        return then(completion, lambda done: parsed_completion(done, adapter, name))  # type: ignore[no-any-return]
-
-    def stream(
-        self,
-        *,
-        model: str,
-        messages: Iterable[Mapping[str, Any]],
-        response_format: type[ParsedT] | Mapping[str, Any] | None = None,
-        **params: Unpack[ParseParams],
-    ) -> AsyncChatCompletionStreamManager[ParsedT]:
-        """`async with client.chat.completions.stream(...) as stream:` the events of a chat
-        stream; `await stream.get_final_completion()` once it has ended."""
-        body, extras, adapter = _parse_body(model, messages, response_format, params)
-        body["stream"] = True
-
-        async def start() -> AsyncStream[ChatCompletionChunk]:
-            call = self._client._start("chat", "/chat/completions", body, **extras)
-            return await self._client._stream(call)
-
-        return AsyncChatCompletionStreamManager(start, adapter, _name(response_format))
-
-
-class AsyncChat:
-    def __init__(self, client: AsyncCaller) -> None:
-        self.completions = AsyncCompletions(client)
-
-
 class AsyncEmbeddings:
     def __init__(self, client: AsyncCaller) -> None:
         self._client = client
+
+    @cached_property
+    def with_raw_response(self) -> AsyncEmbeddingsWithRawResponse:
+        return AsyncEmbeddingsWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncEmbeddingsWithStreamingResponse:
+        return AsyncEmbeddingsWithStreamingResponse(self)
 
     @overload
     async def create(
@@ -459,6 +274,14 @@ class AsyncImages:
     def __init__(self, client: AsyncCaller) -> None:
         self._client = client
 
+    @cached_property
+    def with_raw_response(self) -> AsyncImagesWithRawResponse:
+        return AsyncImagesWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncImagesWithStreamingResponse:
+        return AsyncImagesWithStreamingResponse(self)
+
     async def generate(
         self, *, prompt: str, model: str | None = None, **params: Unpack[ImageParams]
     ) -> ImagesResponse:
@@ -471,3 +294,46 @@ class AsyncImages:
             body["model"] = model
         call = self._client._start("images", "/images/generations", body, **extras)
         return await self._client._call(call, ImagesResponse)
+
+
+# -- with_raw_response / with_streaming_response ---------------------------------------
+
+
+class EmbeddingsWithRawResponse:
+    def __init__(self, embeddings: Embeddings) -> None:
+        self.create = to_raw_response_wrapper(embeddings.create)
+
+
+class EmbeddingsWithStreamingResponse:
+    def __init__(self, embeddings: Embeddings) -> None:
+        self.create = to_streamed_response_wrapper(embeddings.create)
+
+
+class ImagesWithRawResponse:
+    def __init__(self, images: Images) -> None:
+        self.generate = to_raw_response_wrapper(images.generate)
+
+
+class ImagesWithStreamingResponse:
+    def __init__(self, images: Images) -> None:
+        self.generate = to_streamed_response_wrapper(images.generate)
+
+
+class AsyncEmbeddingsWithRawResponse:
+    def __init__(self, embeddings: AsyncEmbeddings) -> None:
+        self.create = async_to_raw_response_wrapper(embeddings.create)
+
+
+class AsyncEmbeddingsWithStreamingResponse:
+    def __init__(self, embeddings: AsyncEmbeddings) -> None:
+        self.create = async_to_streamed_response_wrapper(embeddings.create)
+
+
+class AsyncImagesWithRawResponse:
+    def __init__(self, images: AsyncImages) -> None:
+        self.generate = async_to_raw_response_wrapper(images.generate)
+
+
+class AsyncImagesWithStreamingResponse:
+    def __init__(self, images: AsyncImages) -> None:
+        self.generate = async_to_streamed_response_wrapper(images.generate)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from typing_extensions import Unpack
@@ -11,6 +12,12 @@ from .._exceptions import APIError
 from ..types import Response, ResponseStreamEvent
 from .answers import cached_tokens_of, finish_reasons_of, output_message
 from .params import ResponseParams
+from .raw import (
+    async_to_raw_response_wrapper,
+    async_to_streamed_response_wrapper,
+    to_raw_response_wrapper,
+    to_streamed_response_wrapper,
+)
 from .resources import AsyncCaller, Caller, body_and_extras
 from .streaming import _ChunkReader
 
@@ -86,6 +93,14 @@ class Responses:
     def __init__(self, client: Caller) -> None:
         self._client = client
 
+    @cached_property
+    def with_raw_response(self) -> ResponsesWithRawResponse:
+        return ResponsesWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> ResponsesWithStreamingResponse:
+        return ResponsesWithStreamingResponse(self)
+
     @overload
     def create(
         self,
@@ -136,6 +151,14 @@ class AsyncResponses:
     def __init__(self, client: AsyncCaller) -> None:
         self._client = client
 
+    @cached_property
+    def with_raw_response(self) -> AsyncResponsesWithRawResponse:
+        return AsyncResponsesWithRawResponse(self)
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncResponsesWithStreamingResponse:
+        return AsyncResponsesWithStreamingResponse(self)
+
     @overload
     async def create(
         self,
@@ -180,3 +203,26 @@ class AsyncResponses:
         if stream:
             return await self._client._stream(call, ResponseEventReader)
         return await self._client._call(call, Response)
+
+
+# -- with_raw_response / with_streaming_response ---------------------------------------
+
+
+class ResponsesWithRawResponse:
+    def __init__(self, responses: Responses) -> None:
+        self.create = to_raw_response_wrapper(responses.create)
+
+
+class ResponsesWithStreamingResponse:
+    def __init__(self, responses: Responses) -> None:
+        self.create = to_streamed_response_wrapper(responses.create)
+
+
+class AsyncResponsesWithRawResponse:
+    def __init__(self, responses: AsyncResponses) -> None:
+        self.create = async_to_raw_response_wrapper(responses.create)
+
+
+class AsyncResponsesWithStreamingResponse:
+    def __init__(self, responses: AsyncResponses) -> None:
+        self.create = async_to_streamed_response_wrapper(responses.create)

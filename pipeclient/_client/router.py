@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from .._exceptions import GatewayTelemetryRequiredError
+from .._exceptions import ConfigError, GatewayTelemetryRequiredError
 from .backends import Backend, is_gateway
 from .retry import RetryPolicy
 
@@ -52,6 +52,16 @@ class Router:
         self.rng = rng or random.Random()
         self.clock = clock
         self._gateway = {b.name: is_gateway(b, gateway_url) for b in self.backends}
+        for backend in self.backends:
+            if backend.local and self._gateway[backend.name]:
+                # [routing] sensitive = "local" trusts local=True: the gateway never is.
+                raise ConfigError(
+                    f"backend {backend.name!r} is marked local=True but its URL is the managed "
+                    f"gateway's ({backend.host}, PIPECLIENT_GATEWAY_URL): the gateway is a third "
+                    "party; remove local=True from it",
+                    source=f"Backend {backend.name!r}",
+                    key="local",
+                )
         self._health = {backend.name: _Health() for backend in self.backends}
         self._lock = threading.Lock()
 
@@ -96,11 +106,14 @@ class Router:
         return sorted(self.backends, key=sort_key)
 
     def route(
-        self, request_id: str
+        self, request_id: str, allowed: frozenset[str] | None = None
     ) -> tuple[CallRoute | None, GatewayTelemetryRequiredError | None]:
         """One call's route, or (under DO_NOT_TRACK, when every backend is the gateway)
-        the refusal to raise before any network I/O."""
+        the refusal to raise before any network I/O. `allowed`: the backends `[routing]`
+        left this call (the plan is narrowed to them, in the same order)."""
         plan = self.order()
+        if allowed is not None:
+            plan = [backend for backend in plan if backend.name in allowed]
         if self.do_not_track:
             usable = [backend for backend in plan if not self.is_gateway(backend)]
             if not usable:

@@ -46,6 +46,7 @@ def build_client_pipeline(
         api_keys={b.name: b.api_key.get_secret_value() for b in backends},
         secrets=secrets,
         redact=redact,
+        local_backends=[b.name for b in backends if b.local],
     )
 
 

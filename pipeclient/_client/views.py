@@ -11,11 +11,28 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Protocol
 
-from .audio import Audio, Speech, Transcriptions
-from .endpoints import Models, Moderations, TextCompletions
-from .raw import to_raw_response_wrapper, to_streamed_binary_wrapper, to_streamed_response_wrapper
-from .resources import Chat, Completions, Embeddings, Images
-from .responses import Responses
+from .audio import Audio, AudioWithRawResponse, AudioWithStreamingResponse
+from .chat import Chat, ChatWithRawResponse, ChatWithStreamingResponse
+from .endpoints import (
+    Models,
+    ModelsWithRawResponse,
+    ModelsWithStreamingResponse,
+    Moderations,
+    ModerationsWithRawResponse,
+    ModerationsWithStreamingResponse,
+    TextCompletions,
+    TextCompletionsWithRawResponse,
+    TextCompletionsWithStreamingResponse,
+)
+from .resources import (
+    Embeddings,
+    EmbeddingsWithRawResponse,
+    EmbeddingsWithStreamingResponse,
+    Images,
+    ImagesWithRawResponse,
+    ImagesWithStreamingResponse,
+)
+from .responses import Responses, ResponsesWithRawResponse, ResponsesWithStreamingResponse
 
 __all__ = ["ClientWithRawResponse", "ClientWithStreamingResponse"]
 
@@ -37,42 +54,6 @@ class _Namespaces(Protocol):
     def responses(self) -> Responses: ...
     @property
     def audio(self) -> Audio: ...
-
-
-# -- with_raw_response (Client) -----------------------------------------------------
-
-
-class CompletionsWithRawResponse:
-    def __init__(self, completions: Completions) -> None:
-        self.create = to_raw_response_wrapper(completions.create)
-        self.parse = to_raw_response_wrapper(completions.parse)
-
-
-class ChatWithRawResponse:
-    def __init__(self, chat: Chat) -> None:
-        self.completions = CompletionsWithRawResponse(chat.completions)
-
-
-class ModelsWithRawResponse:
-    def __init__(self, models: Models) -> None:
-        self.list = to_raw_response_wrapper(models.list)
-        self.retrieve = to_raw_response_wrapper(models.retrieve)
-
-
-class AudioWithRawResponse:
-    def __init__(self, audio: Audio) -> None:
-        self.transcriptions = TranscriptionsWithRawResponse(audio.transcriptions)
-        self.speech = SpeechWithRawResponse(audio.speech)
-
-
-class TranscriptionsWithRawResponse:
-    def __init__(self, transcriptions: Transcriptions) -> None:
-        self.create = to_raw_response_wrapper(transcriptions.create)
-
-
-class SpeechWithRawResponse:
-    def __init__(self, speech: Speech) -> None:
-        self.create = to_raw_response_wrapper(speech.create)
 
 
 class ClientWithRawResponse:
@@ -112,92 +93,6 @@ class ClientWithRawResponse:
     @cached_property
     def audio(self) -> AudioWithRawResponse:
         return AudioWithRawResponse(self._client.audio)
-
-
-class EmbeddingsWithRawResponse:
-    def __init__(self, embeddings: Embeddings) -> None:
-        self.create = to_raw_response_wrapper(embeddings.create)
-
-
-class ImagesWithRawResponse:
-    def __init__(self, images: Images) -> None:
-        self.generate = to_raw_response_wrapper(images.generate)
-
-
-class ModerationsWithRawResponse:
-    def __init__(self, moderations: Moderations) -> None:
-        self.create = to_raw_response_wrapper(moderations.create)
-
-
-class TextCompletionsWithRawResponse:
-    def __init__(self, completions: TextCompletions) -> None:
-        self.create = to_raw_response_wrapper(completions.create)
-
-
-class ResponsesWithRawResponse:
-    def __init__(self, responses: Responses) -> None:
-        self.create = to_raw_response_wrapper(responses.create)
-
-
-# -- with_streaming_response (Client) -------------------------------------------------
-
-
-class CompletionsWithStreamingResponse:
-    def __init__(self, completions: Completions) -> None:
-        self.create = to_streamed_response_wrapper(completions.create)
-        self.parse = to_streamed_response_wrapper(completions.parse)
-
-
-class ChatWithStreamingResponse:
-    def __init__(self, chat: Chat) -> None:
-        self.completions = CompletionsWithStreamingResponse(chat.completions)
-
-
-class EmbeddingsWithStreamingResponse:
-    def __init__(self, embeddings: Embeddings) -> None:
-        self.create = to_streamed_response_wrapper(embeddings.create)
-
-
-class ImagesWithStreamingResponse:
-    def __init__(self, images: Images) -> None:
-        self.generate = to_streamed_response_wrapper(images.generate)
-
-
-class ModelsWithStreamingResponse:
-    def __init__(self, models: Models) -> None:
-        self.list = to_streamed_response_wrapper(models.list)
-        self.retrieve = to_streamed_response_wrapper(models.retrieve)
-
-
-class ModerationsWithStreamingResponse:
-    def __init__(self, moderations: Moderations) -> None:
-        self.create = to_streamed_response_wrapper(moderations.create)
-
-
-class TextCompletionsWithStreamingResponse:
-    def __init__(self, completions: TextCompletions) -> None:
-        self.create = to_streamed_response_wrapper(completions.create)
-
-
-class ResponsesWithStreamingResponse:
-    def __init__(self, responses: Responses) -> None:
-        self.create = to_streamed_response_wrapper(responses.create)
-
-
-class AudioWithStreamingResponse:
-    def __init__(self, audio: Audio) -> None:
-        self.transcriptions = TranscriptionsWithStreamingResponse(audio.transcriptions)
-        self.speech = SpeechWithStreamingResponse(audio.speech)
-
-
-class TranscriptionsWithStreamingResponse:
-    def __init__(self, transcriptions: Transcriptions) -> None:
-        self.create = to_streamed_response_wrapper(transcriptions.create)
-
-
-class SpeechWithStreamingResponse:
-    def __init__(self, speech: Speech) -> None:
-        self.create = to_streamed_binary_wrapper(speech.create)
 
 
 class ClientWithStreamingResponse:

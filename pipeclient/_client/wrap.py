@@ -30,25 +30,31 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from .._config.settings import DefaultSettings, load_settings_or_defaults
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, RoutingError
 from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.attribution import NO_ATTRIBUTION, Attribution, check_attribution
 from .._telemetry.record import ErrorInfo, Operation
 from .._telemetry.trace import current_parent
 from ..types import (
     ChatCompletion,
+    Completion,
     CreateEmbeddingBase64Response,
     CreateEmbeddingResponse,
+    HttpxBinaryResponseContent,
     ImagesResponse,
+    ModerationCreateResponse,
     Response,
+    Transcription,
 )
 from . import answers as _answers
+from .audio import TranscriptText
 from .backends import Backend, gateway_url_from_env
 from .call import Call, check_request_id, start_call
 from .responses import ResponseEventReader
 from .retry import RetryPolicy
 from .router import Router
-from .streaming import _ChunkReader
+from .routing import build_routing
+from .streaming import _ChunkReader, _CompletionReader
 from .telemetry import build_client_pipeline, check_budget, settle, telemetry_due
 
 if TYPE_CHECKING:
@@ -64,12 +70,17 @@ OpenAIClient = TypeVar("OpenAIClient")
 _WHERE = "pipeclient.wrap()"
 
 # The endpoints whose calls are recorded: path suffix -> (operation, response model, the
-# reader of its event stream).
-_OPERATIONS: dict[str, tuple[Operation, type[Any], type[_ChunkReader]]] = {
+# reader of its event stream), the first suffix that matches winning.
+_OPERATIONS: dict[str, tuple[Operation, type[Any], type[_ChunkReader] | None]] = {
     "/chat/completions": ("chat", ChatCompletion, _ChunkReader),
+    "/completions": ("text_completion", Completion, _CompletionReader),
     "/embeddings": ("embeddings", CreateEmbeddingResponse, _ChunkReader),
     "/images/generations": ("images", ImagesResponse, _ChunkReader),
     "/responses": ("responses", Response, ResponseEventReader),
+    "/moderations": ("moderations", ModerationCreateResponse, None),
+    # audio and files are content: the upload is described (name, size), never kept
+    "/audio/transcriptions": ("transcriptions", Transcription, None),
+    "/audio/speech": ("speech", HttpxBinaryResponseContent, None),
 }
 
 # The call in flight in this thread or task, opened by a wrapped client's `request`.
@@ -92,6 +103,7 @@ class _Wrapping:
         telemetry_file: str | Path | None,
         redact: Callable[[str], str] | None,
         attribution: Attribution,
+        local: bool = False,
     ) -> None:
         if redact is not None and not callable(redact):
             raise ConfigError(
@@ -109,10 +121,13 @@ class _Wrapping:
             "properties": attribution.properties,
         }
         self.attribution = attribution
-        self.backend = _backend_of(client)
+        self.backend = _backend_of(client, local)
         key = self.backend.api_key.get_secret_value()
         self.secrets = KnownSecrets([key])
         settings = load_settings_or_defaults(telemetry, file=telemetry_file)
+        # [routing] sensitive = "local" holds for a wrapped client too: its one backend is
+        # the client's, so a flagged request to a non-local one is refused before any I/O.
+        self.routing = build_routing(settings, None, [self.backend], self.secrets, rules=False)
         self.router = Router(
             [self.backend],
             RetryPolicy(max_retries=0),  # openai retries; the router only keeps the rule
@@ -150,6 +165,12 @@ class _Wrapping:
             )
         request_id = check_request_id(given)
         call = self._record(options, request_id, supplied=given is not None)
+        if call is not None and self.routing is not None:
+            try:
+                self.routing.decide(call)
+            except RoutingError:
+                call.tracker.finish(error=ErrorInfo(RoutingError.__name__, None))
+                raise
         _, refusal = self.router.route(request_id)
         if refusal is not None:
             if call is not None:
@@ -165,6 +186,9 @@ class _Wrapping:
             return None
         path, operation = found
         body = getattr(options, "json_data", None)
+        files = getattr(options, "files", None)
+        if files and isinstance(body, Mapping):  # multipart: the fields, the file described
+            body = {**body, **_described(files)}
         trace = current_parent()
         block = getattr(trace, "attribution", NO_ATTRIBUTION)  # a trace block's wins
         try:
@@ -216,7 +240,8 @@ class _WrappedCall:
         backend = self.wrapping.backend
         tracker = call.tracker
         tracker.attempt(backend.name, backend.base_url, self.wrapping.gateway)
-        if tracker.capture_content and tracker.attempts == 1:
+        json_sent = str(request.headers.get("content-type", "")).startswith("application/json")
+        if tracker.capture_content and tracker.attempts == 1 and json_sent:
             # The bytes sent, rather than pipeclient's encoding of the same body (a
             # streamed upload has none to read: the encoded body stays).
             with contextlib.suppress(Exception):
@@ -244,6 +269,7 @@ class _Watcher:
 
     __slots__ = (
         "_body",
+        "_content_type",
         "_inflate",
         "_pending",
         "_reader",
@@ -258,11 +284,15 @@ class _Watcher:
         self.call = call
         self.status = int(response.status_code)
         content_type = str(response.headers.get("content-type", ""))
+        self._content_type = content_type
         found = _operation_of_path(call.path) or ("chat", ChatCompletion, _ChunkReader)
         self.model: type[Any] = found[1]
         reader = found[2]
         if self.model is CreateEmbeddingResponse and call.body.get("encoding_format") == "base64":
             self.model = CreateEmbeddingBase64Response  # what openai asks for by default
+        is_stream = content_type.split(";")[0].strip() == "text/event-stream"
+        if self.model is Transcription and not content_type.startswith("application/json"):
+            self.model = TranscriptText  # response_format text, srt or vtt
         self._reader: _ChunkReader | None = None
         self._body: bytearray | None = None
         self._pending = bytearray()
@@ -270,8 +300,10 @@ class _Watcher:
         # inflates the caller's copy above the transport). An encoding pipeclient cannot
         # read leaves reader and body None: the call is recorded without what its body says.
         self._inflate = _inflater(str(response.headers.get("content-encoding", "")))
+        if is_stream and reader is None:  # e.g. a streamed transcription: not read
+            self._inflate = None
         if self._inflate is not None:
-            if content_type.split(";")[0].strip() == "text/event-stream":
+            if is_stream and reader is not None:
                 self._reader = reader(
                     call.tracker,
                     httpx.Response(self.status),
@@ -330,9 +362,8 @@ class _Watcher:
             self.broken(exc)
 
     def _parse(self, content: bytes) -> None:
-        carrier = httpx.Response(
-            self.status, content=content, headers={"content-type": "application/json"}
-        )
+        kind = self._content_type or "application/json"
+        carrier = httpx.Response(self.status, content=content, headers={"content-type": kind})
         _, error = _answers.parse(self.model, carrier, self.call, self.wrapping.backend)
         if error is not None:
             self.broken(error)
@@ -526,7 +557,26 @@ def _instrument(http: Any, is_async: bool) -> None:
 # -- the client's own hooks ------------------------------------------------------------------
 
 
-def _operation_of_path(path: str) -> tuple[Operation, type[Any], type[_ChunkReader]] | None:
+def _described(files: Any) -> dict[str, Any]:
+    """An upload's fields as the record keeps them: each file's name and size, not its bytes."""
+    described: dict[str, Any] = {}
+    items = files.items() if isinstance(files, Mapping) else files
+    for field, value in items:
+        name, content = None, value
+        if isinstance(value, tuple):
+            name, content = value[0], value[1] if len(value) > 1 else None
+        size = len(content) if isinstance(content, (bytes, bytearray)) else None
+        name = name or getattr(content, "name", None)
+        described[str(field)] = {
+            "filename": None if name is None else Path(str(name)).name,
+            "bytes": size,
+        }
+    return described
+
+
+def _operation_of_path(
+    path: str,
+) -> tuple[Operation, type[Any], type[_ChunkReader] | None] | None:
     path = path.split("?")[0].rstrip("/")
     for suffix, found in _OPERATIONS.items():
         if path.endswith(suffix):
@@ -542,13 +592,13 @@ def _operation_of(options: Any) -> tuple[str, Operation] | None:
     return None if found is None else (path, found[0])
 
 
-def _backend_of(client: Any) -> Backend:
+def _backend_of(client: Any, local: bool = False) -> Backend:
     base_url = str(getattr(client, "base_url", "") or "").rstrip("/")
     api_key = getattr(client, "api_key", None)
     if not isinstance(api_key, str) or not api_key.strip():
         api_key = "none"  # a key the client fetches per request: pipeclient never sees it
     host = httpx.URL(base_url).host if base_url else ""
-    return Backend(_WHERE, name=host or "openai", base_url=base_url, api_key=api_key)
+    return Backend(_WHERE, name=host or "openai", base_url=base_url, api_key=api_key, local=local)
 
 
 def _install(client: Any, wrapping: _Wrapping) -> None:
@@ -636,6 +686,7 @@ def wrap(
     user_id: str | None = None,
     session_id: str | None = None,
     properties: Mapping[str, str | int | float | bool] | None = None,
+    local: bool = False,
 ) -> OpenAIClient:
     """Instrument an `openai.OpenAI` or `openai.AsyncOpenAI` client; return it.
 
@@ -645,6 +696,8 @@ def wrap(
     one `X-Request-Id` per call, the same on every retry. Other clients are untouched.
     `user_id=`, `session_id=` and `properties=` attribute every call (never sent to the
     provider); inside a `client.trace(...)` block with its own, the block's apply.
+    `local=True`: the client's `base_url` is your own server, so `[routing] sensitive =
+    "local"` lets flagged requests through (a copy to another endpoint is not local).
     """
     if getattr(client, "_pipeclient_wrapping", None) is not None:
         return client  # already wrapped
@@ -665,6 +718,7 @@ def wrap(
         telemetry_file=telemetry_file,
         redact=redact,
         attribution=attribution,
+        local=bool(local),
     )
     _instrument(http, is_async)
     _install(client, wrapping)

@@ -39,6 +39,7 @@ NOT_TELEMETRY_KEYS = frozenset(
         "PIPECLIENT_GATEWAY_API_KEY",
         "PIPECLIENT_GATEWAY_SPOOL_DIR",
         "PIPECLIENT_STORE_KEY",  # the default [store] key reads it through a placeholder
+        "PIPECLIENT_CACHE_KEY",  # and the default [cache] key, this one
         FILE_VARIABLE,
     }
 )
@@ -120,6 +121,7 @@ def _environment_model() -> type[Any]:
     from pydantic_settings import BaseSettings, SettingsConfigDict
 
     from .budget import BudgetConfig
+    from .cache import CacheConfig
     from .models import (
         AuditConfig,
         ExportConfig,
@@ -130,6 +132,7 @@ def _environment_model() -> type[Any]:
         PrivacyConfig,
         StoreConfig,
     )
+    from .routing import RoutingConfig
 
     class FromEnvironment(BaseSettings):
         model_config = SettingsConfigDict(
@@ -144,6 +147,8 @@ def _environment_model() -> type[Any]:
         export: ExportConfig | None = None
         pricing: PricingConfig | None = None
         budget: BudgetConfig | None = None
+        routing: RoutingConfig | None = None
+        cache: CacheConfig | None = None
 
     return FromEnvironment
 
@@ -178,7 +183,7 @@ def _bad_json(env: Mapping[str, str], names: Mapping[str, str]) -> str:
 
 def _is_list_key(name: str) -> bool:
     key = name.upper().rsplit("__", 1)[-1].lower()
-    return key in ("pii", "redact_properties", "headers")
+    return key in ("pii", "redact_properties", "headers", "rules")
 
 
 def _variable(path: KeyPath, names: Mapping[str, str]) -> str:

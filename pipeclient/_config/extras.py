@@ -24,6 +24,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "langfuse": ("langfuse",),
     "otlp": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
     CRYPTO: ("cryptography",),
+    "prices": ("genai_prices",),
 }
 
 

@@ -19,6 +19,8 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from .budget import BudgetConfig
+from .cache import CacheConfig
+from .routing import RoutingConfig
 from .urls import check_url
 
 __all__ = [
@@ -282,10 +284,13 @@ class ExportConfig(_Table):
 class ModelPriceConfig(_Table):
     """One model's price, in USD per million tokens."""
 
-    input_per_mtok: float = Field(ge=0, description="uncached input tokens")
-    output_per_mtok: float = Field(ge=0, description="output tokens")
+    input_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="uncached input tokens")
+    output_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="output tokens")
     cached_input_per_mtok: float | None = Field(
-        None, ge=0, description="input tokens read from the provider's cache (unset: input price)"
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="input tokens read from the provider's cache (unset: input price)",
     )
 
 
@@ -319,6 +324,8 @@ class TelemetryConfig(_Table):
     export: ExportConfig = Field(default_factory=ExportConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("otlp")
     @classmethod
@@ -376,9 +383,10 @@ def _table_lines(table: BaseModel) -> list[str]:
     for key, field in type(table).model_fields.items():
         value = getattr(table, key)
         extra = field.json_schema_extra
-        if value == {} and isinstance(extra, dict) and "example" in extra:
+        if value in ({}, []) and isinstance(extra, dict) and "example" in extra:
             # Left unset, so that the user may add `[table.key."name"]` tables below.
-            lines.append(f"# {extra['example']}\n# {key}: {field.description}\n")
+            example = str(extra["example"]).replace("\n", "\n# ")
+            lines.append(f"# {example}\n# {key}: {field.description}\n")
             continue
         if value is None and isinstance(extra, dict) and "example" in extra:
             lines.append(f"# {extra['example']:<34} # {field.description}\n")  # unset

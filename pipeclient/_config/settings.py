@@ -338,6 +338,7 @@ class _Merged:
             (("audit",), values["audit"], values["audit"]["enabled"]),
             (("store",), values["store"], values["store"]["enabled"]),  # local: no DNT
             (("budget",), values["budget"], values["budget"]["limit_usd"] is not None),
+            (("cache",), values["cache"], values["cache"]["enabled"]),  # local: no DNT
             (("privacy",), values["privacy"], True),
             (("export",), values["export"], True),
         ]
@@ -356,8 +357,9 @@ class _Merged:
 
 
 # Keys whose placeholder may stay unresolved: the feature they enable is then off (an
-# audit checkpoint without a signing key is unsigned, and says so).
-OPTIONAL_PLACEHOLDERS: frozenset[KeyPath] = frozenset({("audit", "signing_key")})
+# audit checkpoint without a signing key is unsigned, and says so; a cache without a key
+# of its own uses the store's, or keeps answers unencrypted when the store is off).
+OPTIONAL_PLACEHOLDERS: frozenset[KeyPath] = frozenset({("audit", "signing_key"), ("cache", "key")})
 
 
 def _keep_unresolved(value: Any) -> Callable[[str, tuple[str, ...]], Any]:
@@ -447,16 +449,22 @@ def _check_required(settings: TelemetrySettings) -> None:
     if config.langfuse.enabled and not dnt:
         require(("langfuse", "public_key"), config.langfuse.public_key, "set LANGFUSE_PUBLIC_KEY")
         require(("langfuse", "secret_key"), config.langfuse.secret_key, "set LANGFUSE_SECRET_KEY")
-    if config.store.enabled:  # local, as the audit log: DO_NOT_TRACK does not apply
-        problem = None
-        try:
-            decode_key(config.store.key)
-        except ValueError as exc:
-            problem = str(exc)
-        if problem is not None:
-            raise ConfigError(
-                problem, source=value_source(("store", "key"), settings), key="store.key"
-            )
+    # Local, as the audit log: DO_NOT_TRACK does not apply. A cache key, when set.
+    if config.store.enabled:
+        _check_key(("store", "key"), config.store.key, settings)
+    if config.cache.enabled and config.cache.has_key:
+        _check_key(("cache", "key"), config.cache.key, settings)
+
+
+def _check_key(path: KeyPath, value: str, settings: TelemetrySettings) -> None:
+    """A ConfigError naming the key and where it came from, unless it is 32 bytes."""
+    problem = None
+    try:
+        decode_key(value)
+    except ValueError as exc:
+        problem = str(exc)
+    if problem is not None:
+        raise ConfigError(problem, source=value_source(path, settings), key=key_name(path))
 
 
 def _config_error(

@@ -82,6 +82,18 @@ class Detector:
                 total += count
         return text, total
 
+    def finds(self, text: str) -> bool:
+        """Whether `redact` would replace anything (stops at the first match)."""
+        if self.hints and not any(hint in text for hint in self.hints):
+            return False
+        for pattern, accept in self.finders:
+            at = 0
+            while (match := pattern.search(text, at)) is not None:
+                if accept(match) is not None:
+                    return True
+                at = match.start() + 1
+        return False
+
 
 # -- email --------------------------------------------------------------------------------
 
@@ -342,9 +354,7 @@ class Redactor:
 
     def redact(self, text: str, counts: MutableMapping[str, int]) -> str:
         """`text` with what was found replaced; `counts` gets the number per detector."""
-        if len(text) < _SHORTEST_MATCH or (
-            text.startswith("data:") and ";base64," in text[:256]  # an inline image or file
-        ):
+        if len(text) < _SHORTEST_MATCH or is_inline_data(text):
             return text
         text = self._secrets.replace(text, counts)
         for detector in self._detectors:
@@ -352,3 +362,31 @@ class Redactor:
             if found:
                 counts[detector.name] = counts.get(detector.name, 0) + found
         return text
+
+    def finds(self, text: str) -> str | None:
+        """The first detector (or KNOWN_SECRET) that `redact` would apply to `text`."""
+        if len(text) < _SHORTEST_MATCH or is_inline_data(text):
+            return None
+        if any(secret in text for secret in self._secrets):
+            return KNOWN_SECRET
+        for detector in self._detectors:
+            if detector.finds(text):
+                return detector.name
+        return None
+
+
+_MEDIA_TYPE = re.compile(r"(?:[\w.+-]+/[\w.+-]+)?(?:;[\w.+-]+=[\w.+-]+)*")
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\r\n]*")
+
+
+def is_inline_data(text: str) -> bool:
+    """An inline image or file (`data:<media type>;base64,<base64>`), the whole string: not
+    text the detectors read. Anything else after the prefix makes it text again."""
+    if not text.startswith("data:"):
+        return False
+    mark = text.find(";base64,", 5, 256)
+    return (
+        mark >= 0
+        and _MEDIA_TYPE.fullmatch(text, 5, mark) is not None
+        and _BASE64.fullmatch(text, mark + 8) is not None
+    )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["map_strings"]
+__all__ = ["map_strings", "strings_of"]
 
 # Values of "role" and "type" that are the message's structure, not its content: no
 # transform (nor the hook) may change them.
@@ -70,3 +71,21 @@ def _map_json_text(text: str, transform: Callable[[str], str]) -> str:
     if mapped == parsed:
         return text
     return json.dumps(mapped, ensure_ascii=False)
+
+
+def strings_of(value: Any) -> Iterator[str]:
+    """Every string in a structure, keys included, and tool-call arguments read from
+    inside their JSON (where "\\u0040" is "@"): what a scan for sensitive data reads."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from strings_of(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield key
+            if key == "arguments" and isinstance(item, str):
+                with contextlib.suppress(ValueError):
+                    item = json.loads(item)
+            yield from strings_of(item)

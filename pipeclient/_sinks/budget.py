@@ -32,8 +32,8 @@ class BudgetSink(Sink):
         return f"BudgetSink({self.budget!r})"
 
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
-        if not isinstance(record, CallRecord):
-            return []
+        if not isinstance(record, CallRecord) or record.cache_hit:
+            return []  # a cache hit spent nothing
         if record.input_tokens is None and record.output_tokens is None:
             return []
         return [

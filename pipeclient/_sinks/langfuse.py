@@ -1,4 +1,5 @@
 """Langfuse: one generation observation per call, one span observation per trace block.
+The spans are built in `langfuse_spans`; this module delivers them.
 
 Observations travel as OTLP/JSON spans carrying Langfuse's `langfuse.*` attributes to
 `POST {host}/api/public/otel/v1/traces`, through the SDK's own REST client (its
@@ -22,62 +23,54 @@ Importing the SDK sets the level of, and adds a handler to, the `httpx` logger
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from .._telemetry.record import CallRecord, ErrorInfo, TraceRecord
+from .._telemetry.record import CallRecord, TraceRecord
 from .._telemetry.sink import (
     ExportError,
     Payload,
     Sink,
-    error_summary,
     json_text,
-    strict_json,
-    with_message,
 )
 from .._version import __version__
+from .langfuse_spans import (  # noqa: F401 - the attribute names, re-exported (a test checks them)
+    OBSERVATION_COMPLETION_START_TIME,
+    OBSERVATION_COST_DETAILS,
+    OBSERVATION_INPUT,
+    OBSERVATION_LEVEL,
+    OBSERVATION_METADATA,
+    OBSERVATION_MODEL,
+    OBSERVATION_MODEL_PARAMETERS,
+    OBSERVATION_OUTPUT,
+    OBSERVATION_STATUS_MESSAGE,
+    OBSERVATION_TYPE,
+    OBSERVATION_USAGE_DETAILS,
+    TRACE_METADATA,
+    TRACE_NAME,
+    TRACE_SESSION_ID,
+    TRACE_USER_ID,
+    attribute,
+    record_span,
+    span_json,
+    span_payload,
+    wire,
+)
 
 if TYPE_CHECKING:
     from .._config.models import LangfuseConfig
 
 __all__ = ["LangfuseExportError", "LangfuseSink"]
 
-#: the observation types Langfuse knows; embeddings get their own
-# Every operation not named here is a "generation".
-_OBSERVATION_TYPE = {"embeddings": "embedding", "moderations": "guardrail"}
-
-# Span attributes Langfuse reads (the SDK's `LangfuseOtelSpanAttributes`; a test checks).
-TRACE_NAME = "langfuse.trace.name"
-TRACE_USER_ID = "user.id"
-TRACE_SESSION_ID = "session.id"
-TRACE_METADATA = "langfuse.trace.metadata"
-OBSERVATION_TYPE = "langfuse.observation.type"
-OBSERVATION_LEVEL = "langfuse.observation.level"
-OBSERVATION_STATUS_MESSAGE = "langfuse.observation.status_message"
-OBSERVATION_INPUT = "langfuse.observation.input"
-OBSERVATION_OUTPUT = "langfuse.observation.output"
-OBSERVATION_METADATA = "langfuse.observation.metadata"
-OBSERVATION_MODEL = "langfuse.observation.model.name"
-OBSERVATION_MODEL_PARAMETERS = "langfuse.observation.model.parameters"
-OBSERVATION_COST_DETAILS = "langfuse.observation.cost_details"
-OBSERVATION_USAGE_DETAILS = "langfuse.observation.usage_details"
-OBSERVATION_COMPLETION_START_TIME = "langfuse.observation.completion_start_time"
-
 _TRACES_PATH = "api/public/otel/v1/traces"
 SCOPE_NAME = "langfuse-sdk.pipeclient"
-_KIND_INTERNAL = 1
-_KIND_CLIENT = 3
-_STATUS_ERROR = 2
 
 
 class LangfuseExportError(ExportError):
@@ -91,15 +84,19 @@ class LangfuseSink(Sink):
         self._host = config.host.rstrip("/")
         self._public_key = config.public_key
         self._secret_key = config.secret_key
-        self._resource: Payload = {"attributes": [_attribute("service.name", service_name)]}
+        self._resource: Payload = {"attributes": [attribute("service.name", service_name)]}
         # Langfuse reads spans whose scope name starts with "langfuse-sdk" as written in its
         # own attribute format (these are): it does not then repeat every raw attribute in
         # the observation's metadata. The SDK's own spans carry the public key likewise.
         self._scope: Payload = {
             "name": SCOPE_NAME,
             "version": __version__,
-            "attributes": [_attribute("public_key", config.public_key)],
+            "attributes": [attribute("public_key", config.public_key)],
         }
+        self._packed_head = (
+            f'{{"resource":{json_text(self._resource, ascii_only=False)},'
+            f'"scopeSpans":[{{"scope":{json_text(self._scope, ascii_only=False)},"spans":['
+        )
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
         self._wrapper: Any = None
@@ -113,16 +110,21 @@ class LangfuseSink(Sink):
 
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
         """One `resourceSpans` element per record; `send` posts `{"resourceSpans": payloads}`."""
-        span = _trace_span(record) if isinstance(record, TraceRecord) else _call_span(record)
+        span = span_payload(record_span(record))
         return [
             {"resource": self._resource, "scopeSpans": [{"scope": self._scope, "spans": [span]}]}
         ]
+
+    def encode_packed(self, record: CallRecord | TraceRecord) -> list[bytes]:
+        """`pack(encode(record))`, the same bytes, written without building the payload."""
+        text = self._packed_head + span_json(record_span(record)) + "]}]}"
+        return [text.encode("utf-8", "replace")]
 
     # -- delivery -----------------------------------------------------------------------------
 
     def pack(self, payloads: list[Payload]) -> list[bytes]:
         """Each `resourceSpans` element as its JSON bytes: what the lane holds and joins."""
-        return [_wire(payload) for payload in payloads]
+        return [wire(payload) for payload in payloads]
 
     def send(self, payloads: Sequence[Payload | bytes], timeout: float) -> None:
         if not payloads:
@@ -131,7 +133,7 @@ class LangfuseSink(Sink):
         # Encoded span by span (in `pack`, on the worker): one dumps of a large batch would
         # hold the GIL throughout.
         body = b'{"resourceSpans":[%s]}' % b",".join(
-            part if isinstance(part, bytes) else _wire(part) for part in payloads
+            part if isinstance(part, bytes) else wire(part) for part in payloads
         )
         problem: LangfuseExportError | None = None
         try:
@@ -238,199 +240,3 @@ def _rejected_spans(answer: bytes) -> int:
         return int(partial.get("rejectedSpans") or 0) if isinstance(partial, dict) else 0
     except (AttributeError, TypeError, ValueError):
         return 0  # an answer that is not OTLP JSON: accepted, as its status says
-
-
-# -- spans ------------------------------------------------------------------------------------
-
-
-def _call_span(record: CallRecord) -> Payload:
-    start_ns = _nanos(record.started_at)
-    attributes: dict[str, Any] = {
-        OBSERVATION_TYPE: _OBSERVATION_TYPE.get(record.operation, "generation"),
-        OBSERVATION_MODEL: record.response_model or record.model,
-    }
-    if record.parameters:
-        attributes[OBSERVATION_MODEL_PARAMETERS] = json.dumps(dict(record.parameters))
-    usage = {
-        key: value
-        for key, value in (("input", record.input_tokens), ("output", record.output_tokens))
-        if value is not None
-    }
-    if len(usage) == 2:
-        usage["total"] = usage["input"] + usage["output"]
-    if usage:
-        attributes[OBSERVATION_USAGE_DETAILS] = json.dumps(usage)
-    if record.total_cost_usd is not None:
-        attributes[OBSERVATION_COST_DETAILS] = json.dumps(
-            {
-                "input": (record.input_cost_usd or 0.0) + (record.cached_cost_usd or 0.0),
-                "output": record.output_cost_usd,
-                "total": record.total_cost_usd,
-            }
-        )
-    if record.ttft_ms is not None:
-        first = datetime.fromtimestamp(record.started_at + record.ttft_ms / 1000, timezone.utc)
-        attributes[OBSERVATION_COMPLETION_START_TIME] = _iso(first)  # an ISO 8601 string
-    if record.trace_name:
-        attributes[TRACE_NAME] = record.trace_name
-    if record.input is not None:
-        prompt = record.input
-        if isinstance(prompt, Mapping):  # chat: {"messages": [...], "tools": [...] or None}
-            prompt = {key: value for key, value in prompt.items() if value is not None}
-        attributes[OBSERVATION_INPUT] = _json_text(prompt)
-    if record.output is not None:
-        output = record.output
-        if isinstance(output, list) and len(output) == 1:
-            output = output[0]  # one choice: the assistant message itself
-        attributes[OBSERVATION_OUTPUT] = _json_text(output)
-    metadata: dict[str, Any] = {
-        "request_id": record.request_id,
-        "operation": record.operation,
-        "backend": record.backend,
-        "server_address": urlsplit(record.base_url).hostname if record.base_url else None,
-        "gateway": record.gateway,
-        "http_status": record.http_status,
-        "attempts": record.attempts,
-        "stream": record.stream,
-        "closed_early": record.closed_early,
-        "response_id": record.response_id,
-        "finish_reasons": ",".join(record.finish_reasons) or None,
-    }
-    attributes.update(
-        (f"{OBSERVATION_METADATA}.{key}", value)
-        for key, value in metadata.items()
-        if value is not None
-    )
-    _attribute_people(attributes, record)
-    return _span(
-        trace_id=record.trace_id or _derived_id(record.request_id, 32),
-        span_id=record.span_id or _derived_id(record.request_id, 16),
-        parent_id=record.parent_id,
-        name=f"{record.operation} {record.model}".strip(),
-        kind=_KIND_CLIENT,
-        start_ns=start_ns,
-        end_ns=start_ns + round(record.total_ms * 1_000_000),
-        attributes=attributes,
-        error=record.error if record.outcome == "error" else None,
-        failed=record.outcome == "error",
-    )
-
-
-def _trace_span(record: TraceRecord) -> Payload:
-    start_ns = _nanos(record.started_at)
-    attributes: dict[str, Any] = {
-        OBSERVATION_TYPE: "span",
-        # The outermost block's name on every span: Langfuse keeps whichever arrives last.
-        TRACE_NAME: record.trace_name or record.name,
-        f"{OBSERVATION_METADATA}.outcome": record.outcome,
-    }
-    _attribute_people(attributes, record)
-    return _span(
-        trace_id=record.trace_id or _derived_id(record.span_id or record.name, 32),
-        span_id=record.span_id or _derived_id(record.trace_id or record.name, 16),
-        parent_id=record.parent_id,
-        name=record.name,
-        kind=_KIND_INTERNAL,
-        start_ns=start_ns,
-        end_ns=start_ns + round(record.total_ms * 1_000_000),
-        attributes=attributes,
-        error=record.error,
-        failed=record.outcome == "error",
-    )
-
-
-def _attribute_people(attributes: dict[str, Any], record: CallRecord | TraceRecord) -> None:
-    """Attribution: Langfuse's user and session of the trace, properties as the trace's
-    metadata (filterable in Langfuse); pipeclient's own metadata keys win."""
-    if record.user_id:
-        attributes[TRACE_USER_ID] = record.user_id
-    if record.session_id:
-        attributes[TRACE_SESSION_ID] = record.session_id
-    for key, value in record.properties.items():
-        attributes.setdefault(f"{TRACE_METADATA}.{key}", value)
-
-
-def _span(
-    *,
-    trace_id: str,
-    span_id: str,
-    parent_id: str | None,
-    name: str,
-    kind: int,
-    start_ns: int,
-    end_ns: int,
-    attributes: dict[str, Any],
-    error: ErrorInfo | None,
-    failed: bool,
-) -> Payload:
-    status: Payload = {}  # unset, as instrumentation leaves a span that went well
-    if failed:
-        summary = error_summary(error)
-        attributes[OBSERVATION_LEVEL] = "ERROR"
-        # Error text is content: it is in a view only where content may go, and then only
-        # in the Langfuse status message, never in the OTLP span status.
-        attributes[OBSERVATION_STATUS_MESSAGE] = with_message(summary, error)
-        status = {"code": _STATUS_ERROR, "message": summary}
-    span: Payload = {"traceId": trace_id, "spanId": span_id}
-    if parent_id:
-        span["parentSpanId"] = parent_id
-    span.update(
-        name=name,
-        kind=kind,
-        # int64 as JSON strings (proto3 JSON): nanoseconds overflow a JSON number's precision
-        startTimeUnixNano=str(start_ns),
-        endTimeUnixNano=str(max(end_ns, start_ns)),
-        attributes=[_attribute(key, value) for key, value in attributes.items()],
-        status=status,
-    )
-    return span
-
-
-def _attribute(key: str, value: Any) -> Payload:
-    if isinstance(value, bool):
-        typed: Payload = {"boolValue": value}
-    elif isinstance(value, int):
-        typed = {"intValue": value}
-    elif isinstance(value, float):
-        typed = {"doubleValue": value}
-    else:
-        typed = {"stringValue": str(value)}
-    return {"key": key, "value": typed}
-
-
-def _json_text(value: Any) -> str:
-    """As the SDK serialises input/output: text as is, anything else as JSON (strict: a
-    NaN would keep Langfuse from reading it as JSON)."""
-    if isinstance(value, str):
-        return value
-    return strict_json(_CONTENT_JSON, value)
-
-
-def _wire(payload: Payload) -> bytes:
-    """UTF-8 JSON. A lone surrogate (from a provider's broken escape) cannot be UTF-8: it
-    goes out as "?" rather than failing the batch."""
-    return json_text(payload, ascii_only=False).encode("utf-8", "replace")
-
-
-def _fallback(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, (set, tuple, frozenset)):
-        return list(value)
-    return str(value)
-
-
-_CONTENT_JSON = json.JSONEncoder(ensure_ascii=False, default=_fallback, allow_nan=False)
-
-
-def _nanos(seconds: float) -> int:
-    return round(seconds * 1_000_000) * 1_000  # microseconds: what a float epoch holds
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _derived_id(seed: str, width: int) -> str:
-    """A stable id for a record that came without one (encode stays pure)."""
-    return hashlib.sha256(seed.encode()).hexdigest()[:width]

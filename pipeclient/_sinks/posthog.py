@@ -1,9 +1,10 @@
 """PostHog: one LLM-analytics event per record, in PostHog's own `$ai_*` vocabulary.
 
-Events are built here, without the SDK, and posted with the posthog SDK's own batch
-request code (`posthog.request.batch_post`: its headers, gzip and JSON encoding) from the
-dispatcher's worker. No posthog `Client` is ever built, so no consumer thread, atexit hook
-or fork handler exists; the only resource is one `requests` session, closed at shutdown.
+Events are built here, without the SDK, in the shape its `capture` gives them, and written
+to the bytes of its `/batch/` request by pipeclient (`posthog_wire`: each event once, on
+the worker); the lane joins them and POSTs them gzip-compressed over one httpx client
+(`otlp.transport`, closed at shutdown). The posthog SDK is not imported: no `Client`, no
+consumer thread, atexit hook or fork handler, no `requests` session.
 """
 
 from __future__ import annotations
@@ -13,21 +14,28 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._telemetry.record import ENDPOINTS, CallRecord, ErrorInfo, TraceRecord
-from .._telemetry.sink import Payload, Sink, error_summary, public_url, with_message
+from .._telemetry.sink import (
+    ExportError,
+    Payload,
+    Sink,
+    error_summary,
+    public_url,
+    with_message,
+)
+from .otlp.transport import Transport
+from .posthog_wire import batch_body, batch_url, event_bytes
 
 if TYPE_CHECKING:
-    import requests
-
     from .._config.models import PostHogConfig
 
-__all__ = ["PostHogSink"]
+__all__ = ["PostHogExportError", "PostHogSink"]
 
 # Deterministic event uuids (PostHog dedupes on them), in a namespace of our own.
 _UUID_NAMESPACE = uuid.UUID("6d3b1f0e-52a4-5c8e-9b1f-7c2d4e6a8b90")
@@ -56,6 +64,12 @@ _PROVIDERS = {
 }
 # The grammar of the privacy-safe `$ai_error` summary (as the SDK's own privacy mode).
 _ERROR_WORD = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+# What the SDK's consumer tries again: PostHog answering 429 or any 5xx.
+_RETRY_STATUSES = frozenset({429, *range(500, 600)})
+
+
+class PostHogExportError(ExportError):
+    """PostHog did not take a batch. The message never quotes the key or the events."""
 
 
 class PostHogSink(Sink):
@@ -66,9 +80,14 @@ class PostHogSink(Sink):
         self._host = config.host
         self._distinct_id = config.distinct_id.strip()
         self._redacted = frozenset(config.redact_properties)
+        self._url = batch_url(config.host)
+        self._transport = Transport(
+            # the SDK's user agent, as the events carry its `$lib` and `$lib_version`
+            {"user-agent": f"posthog-python/{_sdk_version()}"},
+            content_type="application/json",
+            retry_statuses=_RETRY_STATUSES,
+        )
         self._lock = threading.Lock()
-        self._session: requests.Session | None = None
-        self._post: Callable[..., Any] | None = None
         self._closed = False
 
     def __repr__(self) -> str:  # never the API key
@@ -119,8 +138,12 @@ class PostHogSink(Sink):
             props["$ai_response_id"] = record.response_id
         if record.finish_reasons:
             props["$ai_stop_reason"] = record.finish_reasons[0]
+        if record.route is not None:  # the [routing] rule taken, never what it read
+            props["pipeclient_route"] = record.route
         if record.error is not None:
             props["$ai_error"] = self._error_text(record.error, record.http_status)
+        if record.cache_hit:  # answered by pipeclient's [cache]: no provider call
+            props["pipeclient_cache_hit"] = True
         self._add_content(props, record)
         event = "$ai_embedding" if record.operation == "embeddings" else "$ai_generation"
         return self._event(
@@ -214,89 +237,55 @@ class PostHogSink(Sink):
         # error text: only in a view that may carry content
         return with_message(error_summary(error, http_status), error)
 
-    # -- send: the SDK's own batch request --------------------------------------------------
+    # -- pack and send: pipeclient's own `/batch/` writer (`posthog_wire`) ------------------
 
-    def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+    def pack(self, payloads: list[Payload]) -> list[bytes]:
+        """Each event's JSON bytes, written once on the worker; a send joins them."""
+        return [event_bytes(payload) for payload in payloads]
+
+    def send(self, payloads: Sequence[Payload | bytes], timeout: float) -> None:
         if not payloads:
             return
-        deadline = time.monotonic() + timeout
-        post, session, host = self._client()
-        chunks = _chunks(payloads)
-        for index, chunk in enumerate(chunks):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                unsent = sum(len(c) for c in chunks[index:])
-                raise TimeoutError(f"posthog: {unsent} events not sent within {timeout:.1f} s")
-            post(
-                self._api_key,
-                host,
-                gzip=True,
-                timeout=remaining,
-                batch=chunk,
-                historical_migration=False,
-                session=session,
-            )
-
-    def prepare(self) -> None:
-        from posthog.request import batch_post  # noqa: F401 - the SDK, imported now
-
-    def retryable(self, error: Exception) -> bool:
-        """A refused connection, a timeout, or PostHog answering 429 or 5xx."""
-        status = getattr(error, "status", None)
-        if isinstance(status, int):
-            return status >= 500 or status == 429
-        import requests
-
-        return isinstance(error, (requests.ConnectionError, requests.Timeout, TimeoutError))
-
-    def _client(self) -> tuple[Callable[..., Any], requests.Session, str]:
+        deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
             if self._closed:
-                raise RuntimeError("posthog: the sink is shut down")
-            if self._post is None:
-                from posthog.request import batch_post
+                raise PostHogExportError("posthog: the sink is shut down")
+        # Bytes from `pack`; events straight from `encode` (tests, previews) too.
+        events = [item if isinstance(item, bytes) else event_bytes(item) for item in payloads]
+        chunks = _chunks(events)
+        for index, chunk in enumerate(chunks):
+            failure = self._transport.post(self._url, batch_body(chunk, self._api_key), deadline)
+            if failure is not None:
+                unsent = sum(len(c) for c in chunks[index:])
+                raise PostHogExportError(
+                    f"posthog: {unsent} event(s) were not accepted by "
+                    f"{public_url(self._url)} ({failure.reason})",
+                    transient=failure.transient and not self._closed,
+                    retry_after=failure.retry_after,
+                )
 
-                self._post = batch_post
-            if self._session is None:
-                import requests
-                from requests.adapters import HTTPAdapter
-
-                # Our own session, not the SDK's shared one: no retries (it retries
-                # HTTPS reads twice, tripling the deadline), and closed at shutdown.
-                session = requests.Session()
-                for prefix in ("https://", "http://"):
-                    session.mount(prefix, HTTPAdapter(max_retries=0))
-                self._session = session
-            from posthog.request import determine_server_host
-
-            return self._post, self._session, determine_server_host(self._host)
+    def prepare(self) -> None:
+        self._transport.load()
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()
-        self._session = None  # the parent's pooled sockets stay the parent's
+        self._transport.after_fork()  # the parent's pooled sockets stay the parent's
 
     def shutdown(self, timeout: float) -> None:
-        self._closed = True
-        # Bounded: a send (or the SDK import) may hold the lock past the deadline.
-        if not self._lock.acquire(timeout=max(0.01, timeout)):
-            return
-        try:
-            session, self._session = self._session, None
-        finally:
-            self._lock.release()
-        if session is not None:
-            session.close()
+        with self._lock:
+            self._closed = True
+        self._transport.close()
 
 
-def _chunks(payloads: Sequence[Payload]) -> list[list[Payload]]:
-    chunks: list[list[Payload]] = [[]]
+def _chunks(events: Sequence[bytes]) -> list[list[bytes]]:
+    chunks: list[list[bytes]] = [[]]
     size = 0
-    for payload in payloads:
-        length = _json_size(payload)
+    for event in events:
+        length = len(event) + 2
         if chunks[-1] and size + length > _MAX_BATCH_BYTES:
             chunks.append([])
             size = 0
-        chunks[-1].append(payload)
+        chunks[-1].append(event)
         size += length
     return chunks
 

@@ -27,6 +27,7 @@ from .fanout import Fanout
 from .privacy import PrivacyStep, Record
 from .report import FlushReport
 from .sink import Sink
+from .slices import SLICE_RECORDS, Slices
 
 __all__ = ["Dispatcher", "FlushReport"]
 
@@ -343,25 +344,32 @@ class Dispatcher:
                 return
 
     def _process(self, records: Sequence[Record]) -> None:
-        for batch in self.fanout.prepare(records):
-            sink, problem, packed = batch.route.sink, batch.error, None
-            if problem is None and batch.payloads:
-                try:
-                    packed = sink.pack(batch.payloads)
-                except Exception as exc:
-                    problem = exc
-            if problem is not None:
-                self.count_failed(sink.name, batch.records)
-                self.warn_once(
-                    sink.name + ".encode",
-                    "telemetry to %s could not be prepared (%s)",
-                    sink.name,
-                    type(problem).__name__,
-                )
-            elif packed is None:  # nothing for this destination: done
-                self.count_sent(sink.name, batch.records)
-            else:
-                self._lanes[sink.name].put(packed, batch.records)
+        # A few records at a time, one destination at a time, the interpreter given back
+        # between slices (`slices`): callers never wait out a whole batch's encoding. Each
+        # destination's share of the batch then goes to its lane in one piece.
+        slices = Slices()
+        shares: dict[str, tuple[list[Any], list[int]]] = {}
+        for start in range(0, len(records), SLICE_RECORDS):
+            for batch in self.fanout.prepare(records[start : start + SLICE_RECORDS], packed=True):
+                sink = batch.route.sink
+                if batch.error is not None:
+                    self.count_failed(sink.name, batch.records)
+                    self.warn_once(
+                        sink.name + ".encode",
+                        "telemetry to %s could not be prepared (%s)",
+                        sink.name,
+                        type(batch.error).__name__,
+                    )
+                else:
+                    packed, count = shares.setdefault(sink.name, ([], [0]))
+                    packed += batch.payloads
+                    count[0] += batch.records
+                slices.check()
+        for name, (packed, count) in shares.items():
+            if packed:
+                self._lanes[name].put(packed, count[0])
+            elif count[0]:  # nothing for this destination: done
+                self.count_sent(name, count[0])
 
     # -- flush and close: one deadline -----------------------------------------------------
 

@@ -7,14 +7,14 @@ Views are computed once per audience and shared by every destination with that a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
+from .copies import replace
 from .pricing import Pricer
 from .privacy import Audience, PrivacyStep, Record
 from .record import CallRecord
-from .sink import Payload, Sink
+from .sink import Sink
 
 __all__ = ["Batch", "Fanout", "Route"]
 
@@ -30,7 +30,7 @@ class Batch(NamedTuple):
     """One destination's share of a batch of records."""
 
     route: Route
-    payloads: list[Payload]
+    payloads: list[Any]  # payloads, or what the destination's `pack` makes of them
     records: int  # records this destination accepted (its views that were not None)
     error: Exception | None = None  # encoding failed: the whole share is lost
 
@@ -47,20 +47,24 @@ class Fanout:
 
     def _priced(self, record: Record) -> Record:
         """The call with its cost, priced here (on the worker), never on the caller's path."""
-        if not isinstance(record, CallRecord) or self.pricer is None:
-            return record
+        if not isinstance(record, CallRecord) or self.pricer is None or record.cache_hit:
+            return record  # a cache hit cost nothing: its costs are 0 already
         if record.input_tokens is None and record.output_tokens is None:
             return record
         try:
             cost = self.pricer.cost(
-                record.model, record.input_tokens, record.output_tokens, record.cached_tokens
+                record.model,
+                record.input_tokens,
+                record.output_tokens,
+                record.cached_tokens,
+                record.backend,
             )
         except Exception:  # a price table that fails prices nothing; never a wrong number
             cost = None
         if cost is None:
             self.unpriced += 1
             return record
-        return dataclasses.replace(
+        return replace(
             record,
             input_cost_usd=cost.input_usd,
             output_cost_usd=cost.output_usd,
@@ -72,7 +76,9 @@ class Fanout:
     def names(self) -> list[str]:
         return [route.sink.name for route in self.routes]
 
-    def prepare(self, records: Sequence[Record]) -> Iterator[Batch]:
+    def prepare(self, records: Sequence[Record], *, packed: bool = False) -> Iterator[Batch]:
+        """Each destination's share; `packed`: as its lane holds it (`Sink.encode_packed`),
+        else the payloads themselves (what a capture or a preview shows)."""
         if self.pricer is not None:
             records = [self._priced(record) for record in records]
         privacy = self.privacy
@@ -83,12 +89,13 @@ class Fanout:
             shown = views.get(audience)
             if shown is None:
                 shown = views[audience] = privacy.views(records, audience, metadata)
-            payloads: list[Payload] = []
+            payloads: list[Any] = []
             count = 0
+            encode = route.sink.encode_packed if packed else route.sink.encode
             try:
                 for view in shown:
                     if view is not None:
-                        payloads += route.sink.encode(view)
+                        payloads += encode(view)
                         count += 1
             except Exception as exc:
                 yield Batch(route, [], len(records), exc)

@@ -6,7 +6,7 @@ made by genai-prices itself counts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,10 +50,17 @@ class Pricer:
     """Prices finished calls; genai-prices is imported on the first lookup, not before."""
 
     def __init__(
-        self, overrides: Mapping[str, ModelPrice] | None = None, table: PriceTable = "genai-prices"
+        self,
+        overrides: Mapping[str, ModelPrice] | None = None,
+        table: PriceTable = "genai-prices",
+        *,
+        local_backends: Iterable[str] = (),
     ) -> None:
         self._overrides = dict(overrides or {})
         self._table = table
+        # Your own servers bill no one per token: a table's price for a model of the same
+        # name (an API's) would be a wrong number. Only an override prices their calls.
+        self._local = frozenset(local_backends)
         self._calc: Any = None  # genai_prices.calc_price once imported, False if absent
         # The table's flat rates per model, once a lookup proved our arithmetic gives the
         # table's own numbers (None: the table does not know the model). A lookup costs
@@ -66,6 +73,7 @@ class Pricer:
         input_tokens: int | None,
         output_tokens: int | None,
         cached_tokens: int | None,
+        backend: str | None = None,
     ) -> CallCost | None:
         if input_tokens is None and output_tokens is None:
             return None
@@ -73,7 +81,7 @@ class Pricer:
         override = self._overrides.get(model)
         if override is not None:
             return cost_from_price(override, inputs, outputs, cached)
-        if self._table == "none":
+        if self._table == "none" or backend in self._local:
             return None
         cached = min(cached, inputs)
         if model in self._rates:

@@ -22,7 +22,6 @@ record without content: metadata only, counted.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from .._privacy.detectors import Redactor
 from .._privacy.walk import map_strings
+from .copies import replace
 from .record import CallRecord, ErrorInfo, TraceRecord
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ class PrivacyStep:
         view = base if base is not None else _call_metadata(record)
         if _free_text_id(record) and not audience.own_ids:
             assert isinstance(view, CallRecord)
-            view = dataclasses.replace(view, request_id=self._pseudonym(record.request_id))
+            view = replace(view, request_id=self._pseudonym(record.request_id))
         return self._people(view, audience)
 
     # -- attribution -----------------------------------------------------------------------
@@ -241,9 +241,9 @@ class PrivacyStep:
         if view.user_id is None and view.session_id is None and not view.properties:
             return view
         if not audience.custom:  # the gateway's billing stream
-            return dataclasses.replace(view, user_id=None, session_id=None, properties=_NONE)
+            return replace(view, user_id=None, session_id=None, properties=_NONE)
         if audience.own_ids and not audience.content:  # the audit log: its lookup key
-            return dataclasses.replace(view, session_id=None, properties=_NONE)
+            return replace(view, session_id=None, properties=_NONE)
         kept = {k: v for k, v in view.properties.items() if k not in audience.drop}
         if found is not None:
             # The content store's lookup key stays as given, as the audit log's does.
@@ -258,7 +258,7 @@ class PrivacyStep:
             for key, value in kept.items():
                 if isinstance(value, str):
                     kept[key] = self._pseudonym(value, "p-")
-        return dataclasses.replace(
+        return replace(
             view,
             user_id=user,
             session_id=session,
@@ -281,23 +281,19 @@ class PrivacyStep:
                 "trace_name": self._clean(record.trace_name, found),
             }
             if error is not None and error.message:
-                changes["error"] = dataclasses.replace(
-                    error, message=self._clean(error.message, found)
-                )
+                changes["error"] = replace(error, message=self._clean(error.message, found))
             if _free_text_id(record) and not audience.own_ids:
                 changes["request_id"] = self._clean(record.request_id, found)
-            view = self._people(dataclasses.replace(record, **changes), audience, found)
+            view = self._people(replace(record, **changes), audience, found)
         except Exception as exc:
             failed = self._failed(exc)
             metadata = _call_metadata(record)
             if _free_text_id(record) and not audience.own_ids:
-                metadata = dataclasses.replace(
-                    metadata, request_id=self._pseudonym(record.request_id)
-                )
+                metadata = replace(metadata, request_id=self._pseudonym(record.request_id))
             metadata = self._people(metadata, audience._replace(content=False))
-            return dataclasses.replace(metadata, redactions=MappingProxyType(failed))
+            return replace(metadata, redactions=MappingProxyType(failed))
         self._count(found)
-        return dataclasses.replace(view, redactions=MappingProxyType(found)) if found else view
+        return replace(view, redactions=MappingProxyType(found)) if found else view
 
     def _trace_content(self, record: TraceRecord, audience: Audience) -> TraceRecord:
         found: dict[str, int] = {}
@@ -311,7 +307,7 @@ class PrivacyStep:
         self._count(found)
         if name == record.name and outer == record.trace_name:
             return view
-        return dataclasses.replace(view, name=name or TRACE_PLACEHOLDER, trace_name=outer)
+        return replace(view, name=name or TRACE_PLACEHOLDER, trace_name=outer)
 
     def _failed(self, exc: Exception) -> dict[str, int]:
         # Fail closed: no content rather than content that was not cleaned.
@@ -385,13 +381,11 @@ def _call_metadata(record: CallRecord) -> CallRecord:
         and error == record.error
     ):
         return record
-    return dataclasses.replace(
-        record, request_body=None, input=None, output=None, error=error, trace_name=None
-    )
+    return replace(record, request_body=None, input=None, output=None, error=error, trace_name=None)
 
 
 def _trace_metadata(record: TraceRecord) -> TraceRecord:
-    return dataclasses.replace(
+    return replace(
         record,
         name=TRACE_PLACEHOLDER,
         trace_name=TRACE_PLACEHOLDER,

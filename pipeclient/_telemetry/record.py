@@ -154,6 +154,11 @@ class CallRecord:
     output_cost_usd: float | None = None
     cached_cost_usd: float | None = None
     total_cost_usd: float | None = None
+    # The `[routing]` decision: a rule's name, "sensitive" or "function"; never content.
+    # None: no rule applied.
+    route: str | None = None
+    # Answered from the local response cache ([cache]): no provider call, cost 0.
+    cache_hit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +200,7 @@ class CallTracker:
         "backend",
         "base_url",
         "body",
+        "cache_hit",
         "capture_content",
         "ephemeral",
         "gateway",
@@ -205,6 +211,7 @@ class CallTracker:
         "request_body",
         "request_id",
         "request_id_supplied",
+        "route",
         "started_at",
         "stream",
         "trace",
@@ -248,6 +255,8 @@ class CallTracker:
         self.http_status: int | None = None
         self.ttft_ms: float | None = None
         self.request_body: bytes | None = None
+        self.route: str | None = None  # set by the client's [routing], before any attempt
+        self.cache_hit = False
 
     def attempt(self, backend: str, base_url: str, gateway: bool, *, no_log: bool = False) -> None:
         self.attempts += 1
@@ -324,5 +333,17 @@ class CallTracker:
                 closed_early=closed_early,
                 ephemeral=self.ephemeral,
                 cached_tokens=cached_tokens,
+                route=self.route,
+                **(_FREE if self.cache_hit else {}),
             )
         )
+
+
+# A call answered from the response cache: nothing was spent.
+_FREE: Mapping[str, Any] = {
+    "cache_hit": True,
+    "input_cost_usd": 0.0,
+    "output_cost_usd": 0.0,
+    "cached_cost_usd": 0.0,
+    "total_cost_usd": 0.0,
+}

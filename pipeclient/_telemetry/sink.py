@@ -2,10 +2,11 @@
 
 As OpenTelemetry's exporters: a sink turns records into its destination's payloads
 (`encode`, pure and cheap to test) and delivers batches of them (`send`, the only I/O),
-with `force_flush` and `shutdown`; `pack` and `after_fork` are what a background sender
-needs besides. A sink knows nothing of the client, the queue or the privacy rules: it
-renders the view the privacy step made for its audience, whatever fields that view has.
-Heavy SDKs are imported inside the sink, on first use, never at module import.
+with `force_flush` and `shutdown`; `pack` (`encode_packed`: both in one step) and
+`after_fork` are what a background sender needs besides. A sink knows nothing of the
+client, the queue or the privacy rules: it renders the view the privacy step made for its
+audience, whatever fields that view has. Heavy SDKs are imported inside the sink, on first
+use, never at module import.
 """
 
 from __future__ import annotations
@@ -168,6 +169,12 @@ class Sink(ABC):
         nested dicts make the interpreter run full collections, tens of milliseconds each,
         that stall every thread, the caller's too."""
         return payloads
+
+    def encode_packed(self, record: CallRecord | TraceRecord) -> list[Any]:
+        """`pack(encode(record))`, in one step: what the dispatcher's worker calls. A sink
+        whose wire format is bytes may write them straight from the record, without the
+        payloads (a test holds the two ways to the same bytes)."""
+        return self.pack(self.encode(record))
 
     @abstractmethod
     def send(self, payloads: Sequence[Any], timeout: float) -> None:

@@ -81,7 +81,7 @@ class GatewaySink(Sink):
         return sum(spool.dropped for spool in self.spools.values())
 
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
-        if not isinstance(record, CallRecord) or not record.gateway:
+        if not isinstance(record, CallRecord) or not record.gateway or record.cache_hit:
             return []
         target = self.targets.get(record.backend)
         if target is None:

@@ -285,6 +285,10 @@ def _call_span(record: CallRecord, tokens: TokenMetrics = "v1.41") -> Payload:
         attributes["pipeclient.http_status"] = record.http_status
     if record.closed_early:
         attributes["pipeclient.closed_early"] = True
+    if record.route is not None:
+        attributes["pipeclient.route"] = record.route
+    if record.cache_hit:
+        attributes["pipeclient.cache_hit"] = True
     attributes.update(content_attributes(record))
     _add_people(attributes, record)
     name = f"{operation} {record.model}".strip()

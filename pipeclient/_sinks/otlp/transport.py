@@ -1,4 +1,5 @@
-"""OTLP/HTTP: one gzip-compressed protobuf POST per request, over one httpx client per sink.
+"""One gzip-compressed POST per request, over one httpx client per sink: OTLP/HTTP protobuf
+(and, with its own content type and retry statuses, PostHog's `/batch/` JSON).
 
 Only the configured headers leave besides the protocol's own (the OpenTelemetry exporters
 would add `OTEL_EXPORTER_OTLP_*HEADERS` to every endpoint, and a token meant for one
@@ -14,6 +15,7 @@ import os
 import threading
 import time
 import zlib
+from collections.abc import Container
 from dataclasses import dataclass
 
 import httpx
@@ -21,7 +23,7 @@ import httpx
 from ..._telemetry.sink import retry_after_seconds
 from ..._version import __version__
 
-__all__ = ["Failure", "Transport"]
+__all__ = ["Failure", "Transport", "gzip_bytes"]
 
 _RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 # zlib releases the interpreter while it compresses; level 1 keeps a large batch's
@@ -46,9 +48,16 @@ def gzip_bytes(body: bytes) -> bytes:
 class Transport:
     """One sink's HTTP client (made again in a forked child: never the parent's sockets)."""
 
-    def __init__(self, headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        headers: dict[str, str],
+        *,
+        content_type: str = "application/x-protobuf",
+        retry_statuses: Container[int] = _RETRYABLE_STATUSES,
+    ) -> None:
+        self._retry_statuses = retry_statuses
         self._headers = {
-            "content-type": "application/x-protobuf",
+            "content-type": content_type,
             "content-encoding": "gzip",
             "user-agent": f"pipeclient/{__version__}",
             **headers,
@@ -62,7 +71,7 @@ class Transport:
         self._session()
 
     def post(self, url: str, body: bytes, deadline: float) -> Failure | None:
-        """POST the protobuf body; None when the collector accepted it."""
+        """POST the body (gzip-compressed here); None when the destination accepted it."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Failure("the send's deadline passed before the request", transient=True)
@@ -77,7 +86,7 @@ class Transport:
             status = answer.status_code
             if 200 <= status < 300:
                 return None
-            retryable = status in _RETRYABLE_STATUSES
+            retryable = status in self._retry_statuses
             failure = Failure(
                 f"HTTP {status}",
                 transient=retryable,
