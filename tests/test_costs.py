@@ -4,13 +4,16 @@ own names (real SDKs, loopback capture servers); unknown models get no cost, cou
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import pipeclient
 from pipeclient._client.answers import facts_of
-from pipeclient.testing import MockBackend
+from pipeclient.testing import MockBackend, capture_telemetry
 from pipeclient.types import ChatCompletion
 
 from .test_telemetry_e2e import Destinations, _attributes, _lf_attributes
@@ -117,6 +120,63 @@ def test_cached_tokens_are_read_from_the_usage_details() -> None:
     )
     facts = facts_of(answer, capture_content=False)
     assert (facts["input_tokens"], facts["cached_tokens"]) == (1000, 800)
+
+
+class _Transcriber(BaseHTTPRequestHandler):
+    """A transcription endpoint whose usage reports audio input tokens, as OpenAI's does."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        body = json.dumps(
+            {
+                "text": "hello",
+                "usage": {
+                    "type": "tokens",
+                    "input_tokens": 1000,
+                    "input_token_details": {"text_tokens": 200, "audio_tokens": 800},
+                    "output_tokens": 10,
+                    "total_tokens": 1010,
+                },
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="genai-prices needs Python 3.11")
+def test_audio_tokens_are_priced_at_the_audio_rate() -> None:
+    from genai_prices import Usage, calc_price
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Transcriber)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        backend = pipeclient.Backend(
+            name="api", base_url=f"http://127.0.0.1:{httpd.server_port}/v1", api_key="sk"
+        )
+        with capture_telemetry() as captured:
+            with pipeclient.Client(
+                backends=[backend], telemetry={"posthog": {"enabled": True, "api_key": "phc"}}
+            ) as client:
+                client.audio.transcriptions.create(
+                    file=("a.wav", b"RIFF"), model="gpt-4o-transcribe"
+                )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    (event,) = captured["posthog"]
+    table = calc_price(
+        Usage(input_tokens=1000, input_audio_tokens=800, output_tokens=10), "gpt-4o-transcribe"
+    )
+    text_only = calc_price(Usage(input_tokens=1000, output_tokens=10), "gpt-4o-transcribe")
+    assert table.total_price != text_only.total_price  # the audio rate differs
+    assert event["properties"]["$ai_total_cost_usd"] == pytest.approx(float(table.total_price))
+    assert event["properties"]["$ai_input_cost_usd"] == pytest.approx(float(table.input_price))
 
 
 @pytest.mark.parametrize("price", [-1, float("inf"), float("nan")])

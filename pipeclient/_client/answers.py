@@ -37,7 +37,9 @@ from .call import Call
 from .retry import retry_after_seconds, should_retry_status
 
 __all__ = [
+    "audio_tokens_of",
     "cached_tokens_of",
+    "count_of",
     "detached_response",
     "finish_reasons_of",
     "not_an_event_stream",
@@ -217,6 +219,7 @@ def facts_of(result: Any, capture_content: bool) -> dict[str, Any]:
             facts["input_tokens"] = result.usage.prompt_tokens
             facts["output_tokens"] = result.usage.completion_tokens
             facts["cached_tokens"] = cached_tokens_of(result.usage.prompt_tokens_details)
+            facts.update(audio_tokens_of(result.usage))
         facts["finish_reasons"] = tuple(choice.finish_reason or "" for choice in result.choices)
         if capture_content and isinstance(result, ChatCompletion):
             output = [choice.message.model_dump(exclude_none=True) for choice in result.choices]
@@ -234,6 +237,9 @@ def facts_of(result: Any, capture_content: bool) -> dict[str, Any]:
         if isinstance(usage, dict) and usage.get("type") == "tokens":
             facts["input_tokens"] = usage.get("input_tokens")
             facts["output_tokens"] = usage.get("output_tokens")
+            audio = count_of(usage.get("input_token_details"), "audio_tokens")
+            if audio:
+                facts["input_audio_tokens"] = audio
         if capture_content:
             text = result.text if isinstance(result, Transcription) else str(result)
             output = [{"role": "assistant", "content": text}]
@@ -247,14 +253,32 @@ def facts_of(result: Any, capture_content: bool) -> dict[str, Any]:
     return facts
 
 
-def cached_tokens_of(details: Any) -> int | None:
-    """`cached_tokens` of a usage's input details (a mapping or an object), if a count."""
-    found = details.get("cached_tokens") if isinstance(details, dict) else None
+def count_of(details: Any, key: str) -> int | None:
+    """`key` of a usage's details (a mapping or an object), if a count."""
+    found = details.get(key) if isinstance(details, dict) else None
     if found is None and details is not None and not isinstance(details, dict):
-        found = getattr(details, "cached_tokens", None)
+        found = getattr(details, key, None)
     if isinstance(found, bool) or not isinstance(found, int) or found < 0:
         return None
     return found
+
+
+def cached_tokens_of(details: Any) -> int | None:
+    """`cached_tokens` of a usage's input details (a mapping or an object), if a count."""
+    return count_of(details, "cached_tokens")
+
+
+def audio_tokens_of(usage: Any) -> dict[str, int]:
+    """A chat usage's audio tokens, in and out (only those it reports, nonzero)."""
+    found = {
+        "input_audio_tokens": count_of(
+            getattr(usage, "prompt_tokens_details", None), "audio_tokens"
+        ),
+        "output_audio_tokens": count_of(
+            getattr(usage, "completion_tokens_details", None), "audio_tokens"
+        ),
+    }
+    return {name: count for name, count in found.items() if count}
 
 
 def response_facts(response: Response, capture_content: bool) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from .._exceptions import (
 from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.record import CallTracker, ErrorInfo
 from ..types import ChatCompletionChunk, ChoiceDelta, Completion
-from .answers import cached_tokens_of, provider_request_id
+from .answers import audio_tokens_of, cached_tokens_of, provider_request_id
 
 if TYPE_CHECKING:
     import asyncio  # loaded by the event loop itself: a sync client never imports it
@@ -131,6 +131,7 @@ class _ChunkReader:
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.cached_tokens: int | None = None
+        self.audio_tokens: dict[str, int] = {}
         self.response_id: str | None = None
         self.response_model: str | None = None
         self.finish_reasons: dict[int, str] = {}
@@ -203,6 +204,7 @@ class _ChunkReader:
             self.input_tokens = chunk.usage.prompt_tokens
             self.output_tokens = chunk.usage.completion_tokens
             self.cached_tokens = cached_tokens_of(chunk.usage.prompt_tokens_details)
+            self.audio_tokens = audio_tokens_of(chunk.usage)
             if self.hide_usage:
                 if not chunk.choices:
                     return None
@@ -289,6 +291,7 @@ class _ChunkReader:
             output_tokens=self.output_tokens,
             cached_tokens=self.cached_tokens,
             response_id=self.response_id,
+            **self.audio_tokens,
             response_model=self.response_model,
             finish_reasons=tuple(reason for _, reason in sorted(self.finish_reasons.items())),
             output=output,

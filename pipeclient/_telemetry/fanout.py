@@ -58,6 +58,7 @@ class Fanout:
                 record.output_tokens,
                 record.cached_tokens,
                 record.backend,
+                (record.input_audio_tokens or 0, record.output_audio_tokens or 0),
             )
         except Exception:  # a price table that fails prices nothing; never a wrong number
             cost = None

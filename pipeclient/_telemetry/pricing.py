@@ -74,16 +74,20 @@ class Pricer:
         output_tokens: int | None,
         cached_tokens: int | None,
         backend: str | None = None,
+        audio: tuple[int, int] = (0, 0),
     ) -> CallCost | None:
+        """The call's cost; `audio`: of its input and output tokens, the audio ones."""
         if input_tokens is None and output_tokens is None:
             return None
         inputs, outputs, cached = input_tokens or 0, output_tokens or 0, cached_tokens or 0
         override = self._overrides.get(model)
-        if override is not None:
+        if override is not None:  # your price, for every kind of token
             return cost_from_price(override, inputs, outputs, cached)
         if self._table == "none" or backend in self._local:
             return None
         cached = min(cached, inputs)
+        if any(audio):  # audio has its own rates: the table's, never the text rate
+            return self._from_table(model, inputs, outputs, cached, audio)
         if model in self._rates:
             rates = self._rates[model]
             return None if rates is None else cost_from_price(rates, inputs, outputs, cached)
@@ -96,7 +100,9 @@ class Pricer:
         price = self._overrides.get(model) or self._rates.get(model)
         return None if price is None else price.input_per_mtok / 1e6
 
-    def _from_table(self, model: str, inputs: int, outputs: int, cached: int) -> CallCost | None:
+    def _from_table(
+        self, model: str, inputs: int, outputs: int, cached: int, audio: tuple[int, int] = (0, 0)
+    ) -> CallCost | None:
         if self._calc is None:
             try:
                 from genai_prices import Usage, calc_price
@@ -107,20 +113,32 @@ class Pricer:
         if self._calc is False:
             return None
         usage_type, calc_price = self._calc
+        audio_in, audio_out = min(audio[0], inputs - cached), min(audio[1], outputs)
+        heard = {"input_audio_tokens": audio_in} if audio_in else {}
+        said = {"output_audio_tokens": audio_out} if audio_out else {}
         try:
             total = calc_price(
-                usage_type(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=cached),
+                usage_type(
+                    input_tokens=inputs,
+                    output_tokens=outputs,
+                    cache_read_tokens=cached,
+                    **heard,
+                    **said,
+                ),
                 model,
             )
-            uncached = calc_price(usage_type(input_tokens=inputs - cached, output_tokens=0), model)
+            uncached = calc_price(
+                usage_type(input_tokens=inputs - cached, output_tokens=0, **heard), model
+            )
         except LookupError:
-            self._remember(model, None)
+            if not any(audio):
+                self._remember(model, None)
             return None
         input_usd = float(uncached.input_price)
         all_input = float(total.input_price)
         output_usd = float(total.output_price)
         found = CallCost(input_usd, output_usd, all_input - input_usd, all_input + output_usd)
-        rates = _flat_rates(total)
+        rates = None if any(audio) else _flat_rates(total)
         if rates is not None and _same_cost(cost_from_price(rates, inputs, outputs, cached), found):
             self._remember(model, rates)
         return found

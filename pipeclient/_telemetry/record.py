@@ -159,6 +159,9 @@ class CallRecord:
     route: str | None = None
     # Answered from the local response cache ([cache]): no provider call, cost 0.
     cache_hit: bool = False
+    # Of input_tokens / output_tokens, audio (priced at the model's audio rates).
+    input_audio_tokens: int | None = None
+    output_audio_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +285,8 @@ class CallTracker:
         input_tokens: int | None = None,
         output_tokens: int | None = None,
         cached_tokens: int | None = None,
+        input_audio_tokens: int | None = None,
+        output_audio_tokens: int | None = None,
         response_id: str | None = None,
         response_model: str | None = None,
         finish_reasons: tuple[str, ...] = (),
@@ -334,6 +339,8 @@ class CallTracker:
                 ephemeral=self.ephemeral,
                 cached_tokens=cached_tokens,
                 route=self.route,
+                input_audio_tokens=input_audio_tokens,
+                output_audio_tokens=output_audio_tokens,
                 **(_FREE if self.cache_hit else {}),
             )
         )
