@@ -84,6 +84,8 @@ __all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 logger = logging.getLogger("pipeclient")
 
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+# openai-python's pool limits: a program moved from the openai SDK keeps its pool.
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
 _USER_AGENT = f"pipeclient/{__version__}"
 _ARGUMENTS = "Client arguments"
 
@@ -648,6 +650,7 @@ class Client(_BaseClient):
                     timeout=DEFAULT_TIMEOUT,
                     follow_redirects=False,
                     trust_env=transport is None,
+                    limits=LIMITS,
                 )
                 self._http[backend.name] = http
         return http
@@ -857,11 +860,16 @@ class AsyncClient(_BaseClient):
         with self._http_lock:
             http = self._http.get(backend.name)
             if http is None:
-                http = httpx.AsyncClient(
-                    transport=transport,
-                    timeout=DEFAULT_TIMEOUT,
-                    follow_redirects=False,
-                    trust_env=transport is None,
+                from .pool import speed_up  # imports httpcore (and anyio): async only
+
+                http = speed_up(
+                    httpx.AsyncClient(
+                        transport=transport,
+                        timeout=DEFAULT_TIMEOUT,
+                        follow_redirects=False,
+                        trust_env=transport is None,
+                        limits=LIMITS,
+                    )
                 )
                 self._http[backend.name] = http
         return http
