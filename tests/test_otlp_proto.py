@@ -65,7 +65,8 @@ def test_text_that_is_not_utf8_is_replaced_not_dropped() -> None:
 
 
 def _afresh(tag: bytes, item: tuple[str, Any]) -> bytes:
-    proto._PAIRS.clear()
+    for table in proto._PAIRS.values():
+        table.clear()
     return proto.key_values(tag, [item])
 
 

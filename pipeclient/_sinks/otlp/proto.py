@@ -131,8 +131,10 @@ def _key_field(key: Any) -> bytes:
 # Whole encoded attributes (key and value) for the scalar values that repeat from span to
 # span (the operation, provider, model, server, flags, small counts): most of a span's
 # attributes are one dict lookup. Cleared when full, so that values that do not repeat
-# (ids, token counts) cannot keep new repeating ones out.
-_PAIRS: dict[tuple[bytes, str, type, Any], bytes] = {}
+# (ids, token counts) cannot keep new repeating ones out. One table per value type (1 and
+# True are equal keys), so that each key is a tuple of atomic values, which the garbage
+# collector stops tracking.
+_PAIRS: dict[type, dict[tuple[bytes, str, Any], bytes]] = {str: {}, int: {}, bool: {}}
 _MAX_CACHED_PAIRS = 4096
 _MAX_CACHED_TEXT = 64
 
@@ -144,9 +146,9 @@ def key_values(tag: bytes, items: Iterable[tuple[Any, Any]]) -> bytes:
     keys, pairs = _KEYS, _PAIRS
     for key, value in items:
         kind = type(value)  # the common scalars inline: most of a span's encoding time
-        cacheable = kind is bool or kind is int or (kind is str and len(value) <= _MAX_CACHED_TEXT)
-        if cacheable:
-            found = pairs.get((tag, key, kind, value))
+        table = pairs.get(kind) if kind is not str or len(value) <= _MAX_CACHED_TEXT else None
+        if table is not None:
+            found = table.get((tag, key, value))
             if found is not None:
                 parts.append(found)
                 continue
@@ -164,10 +166,10 @@ def key_values(tag: bytes, items: Iterable[tuple[Any, Any]]) -> bytes:
         )
         size += len(pair)
         encoded = tag + (_ONE_BYTE[size] if size < 128 else varint(size)) + pair + typed
-        if cacheable and type(key) is str:
-            if len(pairs) >= _MAX_CACHED_PAIRS:
-                pairs.clear()
-            pairs[(tag, key, kind, value)] = encoded
+        if table is not None and type(key) is str:
+            if len(table) >= _MAX_CACHED_PAIRS:
+                table.clear()
+            table[(tag, key, value)] = encoded
         parts.append(encoded)
     return b"".join(parts)
 
