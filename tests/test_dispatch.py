@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +71,38 @@ def dispatcher(
     routes = [Route(sink, getattr(sink, "audience", Audience())) for sink in sinks]
     fanout = Fanout(routes, PrivacyStep(privacy or PrivacyConfig()))
     return Dispatcher(fanout, max_queue=max_queue, flush_timeout=flush)
+
+
+def test_at_close_batches_a_sink_can_keep_are_kept_not_lost() -> None:
+    class KeepingSink(RecordingSink):
+        def __init__(self) -> None:
+            super().__init__("keeping")
+            self.kept: list[Any] = []
+
+        def keep(self, payloads: Sequence[Any]) -> bool:
+            self.kept.extend(payloads)
+            return True
+
+        def send(self, payloads: Sequence[Payload], timeout: float) -> None:
+            sending.set()
+            super().send(payloads, timeout)
+
+    sending = threading.Event()
+
+    keeping, plain = KeepingSink(), RecordingSink("plain")
+    keeping.gate.clear()  # both destinations stuck: their lanes fill up
+    plain.gate.clear()
+    d = dispatcher(keeping, plain, flush=0.3)
+    d.submit(record(request_id="first"))
+    assert sending.wait(5)  # the first batch is out (blocked in send)
+    for index in range(3):
+        d.submit(record(request_id=f"later-{index}"))
+    report = d.close()
+    keeping.gate.set()
+    plain.gate.set()
+    kept = sorted(payload["record"].request_id for payload in keeping.kept)
+    assert kept == ["later-0", "later-1", "later-2"]  # waiting in the lane: kept
+    assert report.pending >= 3  # the plain sink's could not be kept: reported pending
 
 
 def test_each_sink_gets_only_its_view() -> None:

@@ -255,6 +255,41 @@ def test_a_full_spool_drops_the_oldest_and_counts(tmp_path: Path) -> None:
     assert kept == [f"r-{i}" for i in range(3, 8)] and sink.dropped == 3
 
 
+def test_at_close_a_batch_out_stops_retrying_and_unsent_ones_are_spooled(
+    tmp_path: Path,
+) -> None:
+    """Billing events are never just dropped at close: the batch being retried stops and is
+    spooled, and batches its lane had no time to send are kept for the next process."""
+    import threading
+    import time
+
+    with CaptureServer(behaviour="error") as server:  # 500: retried with pauses
+        sink = GatewaySink({"gateway": GatewayTarget(server.url, "k")}, spool_root=tmp_path)
+        record = _record()
+        out = sink.encode(dataclasses.replace(record, request_id="out"))
+        failed: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                sink.send(out, timeout=60.0)  # would retry for a minute
+            except Exception as exc:
+                failed.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        while not server.requests:
+            time.sleep(0.01)
+        waiting = sink.pack(sink.encode(dataclasses.replace(record, request_id="waiting")))
+        assert sink.keep(waiting) is True
+        started = time.monotonic()
+        sink.shutdown(5.0)
+        sender.join(5.0)
+        assert not sender.is_alive() and time.monotonic() - started < 5.0
+    assert failed and "spooled" in str(failed[0])
+    spooled = sorted(json.loads(e)["request_id"] for e in sink.spools["gateway"].take(10))
+    assert spooled == ["out", "waiting"]
+
+
 def _record() -> CallRecord:
     from pipeclient._cli.preview import sample_call
 

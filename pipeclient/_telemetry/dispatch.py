@@ -429,6 +429,7 @@ class Dispatcher:
         self.flush(budget)
         self._closed = True
         _LIVE.discard(self)
+        self._keep_unsent()
         self._stop_threads()
         for sink in self.sinks:
             try:
@@ -451,6 +452,36 @@ class Dispatcher:
                 {name: n for name, n in report.failed.items() if n} or "none",
             )
         return report
+
+    def _keep_unsent(self) -> None:
+        """Batches still waiting in a lane when the deadline passed: a sink that can keep
+        them (the gateway's spool: billing events are never just dropped) does."""
+        if self._pid != os.getpid():
+            return
+        for lane in self._lanes.values():
+            waiting: list[Any] = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    waiting.append(lane.queue.get_nowait())
+            stop = [item for item in waiting if item is _STOP]
+            batches = [item for item in waiting if item is not _STOP]
+            for payloads, count in batches:
+                try:
+                    kept = lane.sink.keep(payloads)
+                except Exception as exc:
+                    kept = False
+                    self.warn_once(
+                        lane.sink.name + ".keep",
+                        "keeping telemetry to %s failed (%s)",
+                        lane.sink.name,
+                        type(exc).__name__,
+                    )
+                if kept:
+                    lane.queued.add(-count)
+                else:
+                    lane.queue.put((payloads, count))  # as it was: pending, reported so
+            for item in stop:
+                lane.queue.put(item)
 
     def _stop_threads(self) -> None:
         if self._pid != os.getpid():

@@ -194,6 +194,11 @@ class Sink(ABC):
         """Push out anything the sink buffers itself. True when all was delivered."""
         return True
 
+    def keep(self, payloads: Sequence[Any]) -> bool:
+        """At close, a batch (as `pack` made it) its lane had no time left to send: a sink
+        that can keep it for a later process (the gateway's spool) does, and says True."""
+        return False
+
     def after_fork(self) -> None:  # noqa: B027 - optional to override
         """In a forked child: drop the parent's sessions and state (never close them)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ class GatewaySink(Sink):
         }
         self._http: httpx.Client | None = None
         self._pid = 0
+        self._stopping = threading.Event()  # set at close: no more retries, spool instead
+        self._sending = threading.Lock()  # held while a batch is out
 
     @property
     def dropped(self) -> int:
@@ -94,6 +97,19 @@ class GatewaySink(Sink):
         return [(payload["backend"], json_text(payload["event"])) for payload in payloads]
 
     def send(self, payloads: Sequence[Payload | tuple[str, str]], timeout: float) -> None:
+        with self._sending:
+            self._send(payloads, timeout)
+
+    def keep(self, payloads: Sequence[Payload | tuple[str, str]]) -> bool:
+        """Unsent at close: into the spool, for the next process to send."""
+        for payload in payloads:
+            backend, event = payload if isinstance(payload, tuple) else self.pack([payload])[0]
+            spool = self.spools.get(backend)
+            if spool is not None:
+                spool.add([event])
+        return True
+
+    def _send(self, payloads: Sequence[Payload | tuple[str, str]], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         by_backend: dict[str, list[str]] = {}
         for payload in payloads:
@@ -151,7 +167,8 @@ class GatewaySink(Sink):
                 return False
             if delay is None or deadline - time.monotonic() <= delay:
                 return False
-            time.sleep(delay)
+            if self._stopping.wait(delay):  # closing: spooled now, sent by a later process
+                return False
         return False
 
     def _client(self) -> httpx.Client:
@@ -168,10 +185,16 @@ class GatewaySink(Sink):
         return all(len(spool) == 0 for spool in self.spools.values())
 
     def after_fork(self) -> None:
+        self._stopping = threading.Event()
+        self._sending = threading.Lock()  # the parent's may have been held at the fork
         for spool in self.spools.values():
             spool.after_fork()
 
     def shutdown(self, timeout: float) -> None:
+        self._stopping.set()
+        # A batch still out stops retrying and is spooled before the process may end.
+        if self._sending.acquire(timeout=max(0.0, timeout)):
+            self._sending.release()
         if self._http is not None and self._pid == os.getpid():
             self._http.close()
         self._http = None
