@@ -7,26 +7,16 @@ Run: .venv/bin/python benchmarks/budget_costs.py
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from _timing import median_and_best_us
 
 from pipeclient._config.budget import BudgetConfig
 from pipeclient._telemetry.budget import Budget
 from pipeclient._telemetry.ledger import Ledger
 from pipeclient._telemetry.pricing import ModelPrice, Pricer
-
-
-def _best_us(run: object, n: int, rounds: int = 5) -> tuple[float, float]:
-    """(median, best) µs per operation over `rounds` runs of `n`."""
-    assert callable(run)
-    timings = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        run(n)
-        timings.append((time.perf_counter() - start) / n * 1e6)
-    return statistics.median(timings), min(timings)
 
 
 def main() -> None:
@@ -58,7 +48,7 @@ def main() -> None:
                 ("record, one per batch", record_one, 500),
                 ("record, 100 per batch", record_batched, 5000),
             ):
-                median, best = _best_us(run, n)
+                median, best = median_and_best_us(run, n)
                 print(f"scope={scope:6} {name:22} {median:7.1f} us/call (best {best:.1f})")
             budget.ledger.close()
 

@@ -18,22 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _timing import median_and_best_us
 
 import pipeclient
 from pipeclient.testing import MockBackend
 from pipeclient.types import ChatCompletion
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}]
-
-
-def _us(run: Callable[[int], None], n: int, rounds: int = 5) -> tuple[float, float]:
-    """(median, best) µs per operation over `rounds` runs of `n`."""
-    timings = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        run(n)
-        timings.append((time.perf_counter() - start) / n * 1e6)
-    return statistics.median(timings), min(timings)
 
 
 def _row(name: str, timing: tuple[float, float]) -> None:
@@ -49,7 +40,7 @@ def _raw_httpx(url: str) -> tuple[float, float]:
                 http.post(url + "/chat/completions", json=body).read()
 
         run(20)
-        return _us(run, 200)
+        return median_and_best_us(run, 200)
 
 
 def _cache_rows(client: pipeclient.Client, backend: pipeclient.Backend) -> None:
@@ -108,8 +99,8 @@ def _cache_rows(client: pipeclient.Client, backend: pipeclient.Backend) -> None:
 
     _row("lookup, a miss (canonical form, digest, read)", timed(lookup, 1000))
     _row("write of a miss's answer (one transaction)", timed(write, 500))
-    _row("whole call answered from the cache (a hit)", _us(hit, 1000))
-    _row("whole call, cache=False, to the loopback server", _us(uncached, 200))
+    _row("whole call answered from the cache (a hit)", median_and_best_us(hit, 1000))
+    _row("whole call, cache=False, to the loopback server", median_and_best_us(uncached, 200))
 
 
 def main() -> None:

@@ -281,10 +281,9 @@ def test_at_close_a_batch_out_stops_retrying_and_unsent_ones_are_spooled(
             time.sleep(0.01)
         waiting = sink.pack(sink.encode(dataclasses.replace(record, request_id="waiting")))
         assert sink.keep(waiting) is True
-        started = time.monotonic()
         sink.shutdown(5.0)
-        sender.join(5.0)
-        assert not sender.is_alive() and time.monotonic() - started < 5.0
+        sender.join(30.0)  # its own deadline is 60 s: only the shutdown ends it sooner
+        assert not sender.is_alive()
     assert failed and "spooled" in str(failed[0])
     spooled = sorted(json.loads(e)["request_id"] for e in sink.spools["gateway"].take(10))
     assert spooled == ["out", "waiting"]

@@ -14,21 +14,8 @@ from pipeclient._sinks.gateway import event as gateway
 from pipeclient._telemetry.record import CallRecord, ErrorInfo
 from pipeclient._telemetry.sink import json_text
 
-EVENT_KEYS = {
-    "schema",
-    "request_id",
-    "timestamp",
-    "operation",
-    "model",
-    "stream",
-    "parameters",
-    "usage",
-    "latency_ms",
-    "outcome",
-    "error",
-    "attempts",
-    "sdk",
-}
+from .test_gateway import EVENT_KEYS
+
 BILLING_KEYS = {"request_id", "timestamp", "operation", "model", "usage", "outcome"}
 PARAMETER_KEYS = set(gateway.GatewayParameters.model_fields)
 NAMES = [
