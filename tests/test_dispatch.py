@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 import pipeclient
 from pipeclient._cli.preview import sample_call
+from pipeclient._telemetry import slices
 from pipeclient._telemetry.dispatch import SEND_TIMEOUT_S, Dispatcher
 from pipeclient._telemetry.fanout import Fanout, Route
 from pipeclient._telemetry.privacy import Audience, PrivacyStep
@@ -312,3 +314,78 @@ def test_a_record_that_cannot_be_encoded_costs_only_its_slice() -> None:
     assert report.sent["other"] == 40 and len(other.sent) == 40
     assert 1 <= report.failed["fussy"] <= SLICE_RECORDS < 40
     assert report.sent["fussy"] == 40 - report.failed["fussy"] == len(fussy.sent)
+
+
+# -- a burst of calls: the worker stands aside, within bounds ---------------------------
+
+
+def _until(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_while_records_keep_arriving_the_worker_holds_them_then_catches_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(slices, "BURST_GAP_S", 3.0)  # a burst lasts 3 s past its last record
+    sink = RecordingSink("s")
+    work = dispatcher(sink)
+    for index in range(10):
+        work.submit(record(request_id=f"req-{index}"))
+    time.sleep(0.5)  # well past the worker's 50 ms linger: it would have handed them on
+    assert work._in_worker.value == 10 and sink.sent == []
+    # No flush: once no record has come for the gap, the worker delivers them all.
+    assert _until(lambda: len(sink.sent) == 10)
+    assert sorted(p["record"].request_id for p in sink.sent) == sorted(
+        f"req-{index}" for index in range(10)
+    )
+    assert work.close().complete
+
+
+def test_a_burst_holds_back_at_most_a_quarter_of_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(slices, "BURST_GAP_S", 600.0)  # the burst never ends here
+    sink = RecordingSink("s")
+    work = dispatcher(sink, max_queue=40)  # 10 records held back at most
+    assert work.defer_limit == 10
+    for index in range(30):
+        work.submit(record(request_id=f"req-{index}"))
+    # Records beyond the bound go on while the burst lasts; nothing is dropped.
+    assert _until(lambda: work._in_worker.value < 30)
+    assert _until(lambda: work._in_worker.value <= 10)
+    report = work.flush(timeout=5.0)  # a flush does not wait for the burst to end
+    assert report.complete and report.dropped == 0 and len(sink.sent) == 30
+    work.close()
+
+
+def test_a_burst_holds_records_back_for_at_most_defer_max_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(slices, "BURST_GAP_S", 600.0)
+    monkeypatch.setattr(slices, "DEFER_MAX_S", 0.2)
+    sink = RecordingSink("s")
+    work = dispatcher(sink)
+    for _ in range(3):
+        work.submit(record())
+    assert _until(lambda: len(sink.sent) == 3)  # no flush: the age bound sends them
+    assert work.close().complete
+
+
+def test_flush_and_close_do_not_wait_for_a_burst_to_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(slices, "BURST_GAP_S", 600.0)
+    sink, other = RecordingSink("s"), RecordingSink("other")
+    work = dispatcher(sink, other)
+    for _ in range(5):
+        work.submit(record())
+    assert work.flush(timeout=5.0).complete and len(sink.sent) == 5
+    for _ in range(4):
+        work.submit(record())
+    report = work.close(timeout=5.0)
+    assert report.complete and report.sent == {"s": 9, "other": 9}

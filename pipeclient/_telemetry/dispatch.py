@@ -27,7 +27,7 @@ from .fanout import Fanout
 from .privacy import PrivacyStep, Record
 from .report import FlushReport
 from .sink import Sink
-from .slices import SLICE_RECORDS, Slices
+from .slices import SLICE_RECORDS, Burst, Slices
 
 __all__ = ["Dispatcher", "FlushReport"]
 
@@ -48,6 +48,10 @@ SEND_TIMEOUT_S = 10.0
 RETRY_DELAYS_S = (0.25, 1.0)
 # Content waiting in the queue is bounded in bytes too (large prompts), not only in count.
 MAX_QUEUED_CONTENT_BYTES = 64 * 1024 * 1024
+# While the application is in a burst of calls the worker holds back its work (`slices`),
+# but never more than this many records (nor a quarter of `max_queue`) or bytes of content.
+DEFER_MAX_RECORDS = 1024
+DEFER_MAX_CONTENT_BYTES = 16 * 1024 * 1024
 
 
 class _Counter:
@@ -153,10 +157,13 @@ class _Lane:
             item = self.queue.get()
             if item is _STOP:
                 return
-            # Records arriving within the linger go out together, in one send.
+            held_since = _clock()
+            # Records arriving within the linger go out together, in one send; and not
+            # while the application's calls burst (`slices`).
             linger = LANE_LINGER_S if sink.linger_s is None else sink.linger_s
             if linger and self.queued.value < _BATCH * 4:
                 owner.hurry.linger(linger)
+                owner.burst.wait_out(held_since, self._held_back_enough)
             payloads, count = list(item[0]), item[1]
             while len(payloads) < _BATCH * 4:
                 try:
@@ -195,6 +202,9 @@ class _Lane:
             owner.count_sent(sink.name, count)
             return
 
+    def _held_back_enough(self) -> bool:
+        return self.queued.value >= self.owner.defer_limit
+
     def stop(self) -> None:
         if self.thread is not None:
             self.queue.put(_STOP)
@@ -208,6 +218,7 @@ class Dispatcher:
         self.flush_timeout = flush_timeout
         self.send_timeout = max(flush_timeout, SEND_TIMEOUT_S)
         self.max_queue = max_queue
+        self.defer_limit = max(1, min(DEFER_MAX_RECORDS, max_queue // 4))
         self._accepting = True
         self._closed = False
         self._lock = threading.Lock()
@@ -219,6 +230,7 @@ class Dispatcher:
     def _reset(self) -> None:
         self._pid = os.getpid()
         self.hurry = _Hurry()
+        self.burst = Burst(self.hurry.event)
         self._queue: queue.Queue[Any] = queue.Queue(self.max_queue)
         self._thread: threading.Thread | None = None
         self._in_worker = _Counter()  # records accepted and not yet handed to the lanes
@@ -258,6 +270,7 @@ class Dispatcher:
         if self._pid != os.getpid():  # forked: the parent's queue, threads and counts
             self._after_fork()
         self.count("submitted", 1)
+        self.burst.last = _clock()
         size = _content_size(record)
         if size and self._content_bytes + size > MAX_QUEUED_CONTENT_BYTES:
             return self._drop(
@@ -324,6 +337,7 @@ class Dispatcher:
         size = min(_BATCH, self.max_queue)  # a lane takes at most max_queue records
         while True:
             batch = [work.get()]
+            held_since = _clock()
             if batch[0] is not _STOP and work.qsize() < size:
                 self.hurry.linger(WORKER_LINGER_S)
             while len(batch) < size and batch[-1] is not _STOP:
@@ -334,7 +348,8 @@ class Dispatcher:
             records = [entry for entry in batch if entry is not _STOP]
             try:
                 if records:
-                    self._process(records)
+                    self.burst.wait_out(held_since, self._held_back_enough)
+                    self._process(records, held_since)
             finally:
                 freed = sum(_content_size(record) for record in records)
                 with self._lock:
@@ -343,11 +358,18 @@ class Dispatcher:
             if len(records) < len(batch):
                 return
 
-    def _process(self, records: Sequence[Record]) -> None:
+    def _held_back_enough(self) -> bool:
+        """Whether the worker has held back as much as it may while calls burst."""
+        return (
+            self._in_worker.value >= self.defer_limit
+            or self._content_bytes >= DEFER_MAX_CONTENT_BYTES
+        )
+
+    def _process(self, records: Sequence[Record], held_since: float) -> None:
         # A few records at a time, one destination at a time, the interpreter given back
-        # between slices (`slices`): callers never wait out a whole batch's encoding. Each
-        # destination's share of the batch then goes to its lane in one piece.
-        slices = Slices()
+        # between slices, and no work while calls burst (`slices`): callers never wait out
+        # a whole batch's encoding. Each destination's share then goes to its lane at once.
+        slices = Slices(self.burst, held_since, self._held_back_enough)
         shares: dict[str, tuple[list[Any], list[int]]] = {}
         for start in range(0, len(records), SLICE_RECORDS):
             for batch in self.fanout.prepare(records[start : start + SLICE_RECORDS], packed=True):
@@ -496,6 +518,9 @@ class Dispatcher:
         """The client was collected: stop taking records, never block. What is queued is
         still sent by the daemon threads, and flushed at exit within the deadline."""
         self._accepting = False
+
+
+_clock = time.perf_counter
 
 
 def _retry_pause(error: Exception, attempt: int, longest: float) -> float | None:
