@@ -389,3 +389,16 @@ def test_flush_and_close_do_not_wait_for_a_burst_to_end(
         work.submit(record())
     report = work.close(timeout=5.0)
     assert report.complete and report.sent == {"s": 9, "other": 9}
+
+
+def test_with_a_prompt_destination_nothing_is_held_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The budget's ledger must see each call's cost before the next call's check.
+    monkeypatch.setattr(slices, "BURST_GAP_S", 600.0)
+    ledger, other = RecordingSink("ledger"), RecordingSink("other")
+    ledger.prompt = True
+    work = dispatcher(ledger, other)
+    assert work.defer_limit == 0
+    for _ in range(3):
+        work.submit(record())
+    assert _until(lambda: len(ledger.sent) == 3 and len(other.sent) == 3)  # no flush
+    assert work.close().complete

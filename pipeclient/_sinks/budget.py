@@ -23,6 +23,7 @@ __all__ = ["BudgetSink"]
 class BudgetSink(Sink):
     name = "budget"
     linger_s = 0.0  # the next call's check should see this one's cost: no waiting
+    prompt = True  # nor held back while calls burst
 
     def __init__(self, budget: Budget | None, *, by_user: bool) -> None:
         self.budget = budget  # None: encode only (`capture_telemetry()`, `telemetry preview`)

@@ -218,7 +218,10 @@ class Dispatcher:
         self.flush_timeout = flush_timeout
         self.send_timeout = max(flush_timeout, SEND_TIMEOUT_S)
         self.max_queue = max_queue
-        self.defer_limit = max(1, min(DEFER_MAX_RECORDS, max_queue // 4))
+        # How many records may be held back while calls burst; none when a destination
+        # needs each record at once (the budget's ledger).
+        prompt = any(sink.prompt for sink in self.sinks)
+        self.defer_limit = 0 if prompt else max(1, min(DEFER_MAX_RECORDS, max_queue // 4))
         self._accepting = True
         self._closed = False
         self._lock = threading.Lock()

@@ -157,6 +157,10 @@ class Sink(ABC):
     name: str
     #: how long its lane waits for more records before a send; None: the dispatcher's
     linger_s: float | None = None
+    #: whether each record must reach it at once (the budget's ledger: the next call's
+    #: check reads it). While one is on, the dispatcher never holds records back during a
+    #: burst of calls (`slices.Burst`), for any destination.
+    prompt: bool = False
 
     @abstractmethod
     def encode(self, record: CallRecord | TraceRecord) -> list[Payload]:
