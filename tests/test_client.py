@@ -242,3 +242,53 @@ def test_explicit_arguments_beat_environment(
     with pipeclient.Client(base_url=server.url, api_key="arg-key") as client:
         assert client.backends[0].base_url == server.url
         assert client.backends[0].api_key.get_secret_value() == "arg-key"
+
+
+# -- the httpx clients pipeclient makes ---------------------------------------------------
+
+
+def test_a_set_cookie_answer_is_neither_kept_nor_sent_back(
+    mock: MockBackend, server: MockServer
+) -> None:
+    # pipeclient's own httpx clients send requests it builds, which carry no jar's cookies:
+    # keeping what a backend sets (a load balancer's) would cost every call for nothing.
+    mock.push(pipeclient.testing.Fault(headers={"set-cookie": "lb=node-7; Path=/"}))
+    with pipeclient.Client(backends=[server.backend()]) as client:
+        for _ in range(2):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        (http,) = client._http.values()
+        assert len(http.cookies.jar) == 0
+    assert [request.headers.get("cookie") for request in mock.requests] == [None, None]
+
+
+def test_a_callers_http_client_keeps_its_cookie_jar(mock: MockBackend, server: MockServer) -> None:
+    import httpx
+
+    mock.push(pipeclient.testing.Fault(headers={"set-cookie": "lb=node-7; Path=/"}))
+    with httpx.Client() as http:
+        with pipeclient.Client(base_url=server.url, api_key="sk-test", http_client=http) as client:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert http.cookies.get("lb") == "node-7"  # httpx's behaviour, untouched
+
+
+def test_each_endpoint_url_is_parsed_once_and_queries_still_merge(
+    mock: MockBackend, server: MockServer
+) -> None:
+    with pipeclient.Client(
+        base_url=server.url, api_key="sk-test", default_query={"api-version": "2024-10-21"}
+    ) as client:
+        for index in range(3):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_query={"n": str(index)}
+            )
+        client.embeddings.create(model="text-embedding-3-small", input="hi")
+        assert sorted(str(url) for url in client._urls.values()) == [
+            server.url + "/chat/completions",
+            server.url + "/embeddings",
+        ]
+    assert [(request.path, request.query) for request in mock.requests] == [
+        ("/v1/chat/completions", "api-version=2024-10-21&n=0"),
+        ("/v1/chat/completions", "api-version=2024-10-21&n=1"),
+        ("/v1/chat/completions", "api-version=2024-10-21&n=2"),
+        ("/v1/embeddings", "api-version=2024-10-21"),
+    ]

@@ -87,6 +87,29 @@ DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 # openai-python's pool limits: a program moved from the openai SDK keeps its pool.
 LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
 _USER_AGENT = f"pipeclient/{__version__}"
+
+
+_HttpT = TypeVar("_HttpT", httpx.Client, httpx.AsyncClient)
+
+
+class _NoCookies(httpx.Cookies):
+    """The cookie jar of the clients pipeclient makes: it keeps nothing. Requests are built
+    here and sent with `send`, which never adds a jar's cookies to them (and redirects are
+    not followed), so what httpx would extract from every answer (about 40 us per call of
+    `http.cookiejar`) would never be used."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+def _lean(http: _HttpT) -> _HttpT:
+    """A client pipeclient made, without the cookie jar it would never use. Should httpx
+    keep its jar elsewhere one day, the client is left as it is."""
+    if isinstance(getattr(http, "_cookies", None), httpx.Cookies):
+        http._cookies = _NoCookies()
+    return http
+
+
 _ARGUMENTS = "Client arguments"
 
 ResponseT = TypeVar("ResponseT")
@@ -253,6 +276,7 @@ class _BaseClient:
             + [value for b in self.backends for value in b.headers.values()]
         )
         self._http_lock = threading.Lock()
+        self._urls: dict[str, httpx.URL] = {}  # each endpoint's URL, parsed once
         # Where finished calls go, when a stream, the gateway or the audit log is on.
         self._telemetry: Pipeline | None = None
         self._budget: Budget | None = None  # `[budget]`, checked before each call is sent
@@ -536,12 +560,21 @@ class _BaseClient:
         query = {**backend.default_query, **self._default_query, **call.query}
         return httpx.Request(
             call.method,
-            backend.base_url + call.path,
+            self._url(backend.base_url + call.path),
             params=query or None,
             headers=headers,
             content=call.content(backend),
             extensions={"timeout": call.timeout},
         )
+
+    def _url(self, text: str) -> httpx.URL:
+        """The URL, parsed once per endpoint (httpx parses a string at every request)."""
+        url = self._urls.get(text)
+        if url is None:
+            if len(self._urls) >= 256:  # paths with ids in them (files, batches): bounded
+                self._urls.clear()
+            url = self._urls[text] = httpx.URL(text)
+        return url
 
     def _route(self, call: Call) -> CallRoute:
         """The call's route; under DO_NOT_TRACK with only the gateway, the refusal, raised
@@ -645,12 +678,14 @@ class Client(_BaseClient):
         with self._http_lock:
             http = self._http.get(backend.name)
             if http is None:
-                http = httpx.Client(
-                    transport=transport,
-                    timeout=DEFAULT_TIMEOUT,
-                    follow_redirects=False,
-                    trust_env=transport is None,
-                    limits=LIMITS,
+                http = _lean(
+                    httpx.Client(
+                        transport=transport,
+                        timeout=DEFAULT_TIMEOUT,
+                        follow_redirects=False,
+                        trust_env=transport is None,
+                        limits=LIMITS,
+                    )
                 )
                 self._http[backend.name] = http
         return http
@@ -863,12 +898,14 @@ class AsyncClient(_BaseClient):
                 from .pool import speed_up  # imports httpcore (and anyio): async only
 
                 http = speed_up(
-                    httpx.AsyncClient(
-                        transport=transport,
-                        timeout=DEFAULT_TIMEOUT,
-                        follow_redirects=False,
-                        trust_env=transport is None,
-                        limits=LIMITS,
+                    _lean(
+                        httpx.AsyncClient(
+                            transport=transport,
+                            timeout=DEFAULT_TIMEOUT,
+                            follow_redirects=False,
+                            trust_env=transport is None,
+                            limits=LIMITS,
+                        )
                     )
                 )
                 self._http[backend.name] = http
