@@ -102,9 +102,16 @@ class _NoCookies(httpx.Cookies):
         return None
 
 
-def _lean(http: _HttpT) -> _HttpT:
-    """A client pipeclient made, without the cookie jar it would never use. Should httpx
-    keep its jar elsewhere one day, the client is left as it is."""
+def _new_http(kind: type[_HttpT], transport: Any) -> _HttpT:
+    """An httpx client for one backend, without the cookie jar it would never use (should
+    httpx keep its jar elsewhere one day, the client keeps it)."""
+    http = kind(
+        transport=transport,
+        timeout=DEFAULT_TIMEOUT,
+        follow_redirects=False,
+        trust_env=transport is None,
+        limits=LIMITS,
+    )
     if isinstance(getattr(http, "_cookies", None), httpx.Cookies):
         http._cookies = _NoCookies()
     return http
@@ -678,15 +685,7 @@ class Client(_BaseClient):
         with self._http_lock:
             http = self._http.get(backend.name)
             if http is None:
-                http = _lean(
-                    httpx.Client(
-                        transport=transport,
-                        timeout=DEFAULT_TIMEOUT,
-                        follow_redirects=False,
-                        trust_env=transport is None,
-                        limits=LIMITS,
-                    )
-                )
+                http = _new_http(httpx.Client, transport)
                 self._http[backend.name] = http
         return http
 
@@ -897,17 +896,7 @@ class AsyncClient(_BaseClient):
             if http is None:
                 from .pool import speed_up  # imports httpcore (and anyio): async only
 
-                http = speed_up(
-                    _lean(
-                        httpx.AsyncClient(
-                            transport=transport,
-                            timeout=DEFAULT_TIMEOUT,
-                            follow_redirects=False,
-                            trust_env=transport is None,
-                            limits=LIMITS,
-                        )
-                    )
-                )
+                http = speed_up(_new_http(httpx.AsyncClient, transport))
                 self._http[backend.name] = http
         return http
 
