@@ -10,6 +10,8 @@ from typing import Any
 
 import openai.types as oai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion as OAIChatCompletion
 from openai.types.chat import ChatCompletionChunk as OAIChatCompletionChunk
 
@@ -292,3 +294,27 @@ def test_each_endpoint_url_is_parsed_once_and_queries_still_merge(
         ("/v1/chat/completions", "api-version=2024-10-21&n=2"),
         ("/v1/embeddings", "api-version=2024-10-21"),
     ]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.dictionaries(st.text(), _JSON, min_size=1, max_size=5),
+    options=st.none() | st.dictionaries(st.text(max_size=5), _JSON, max_size=2),
+)
+def test_asking_for_stream_usage_gives_the_bytes_a_whole_encoding_would(
+    body: dict[str, Any], options: dict[str, Any] | None
+) -> None:
+    from pipeclient._client.call import encode_body, with_usage
+
+    if options is not None:
+        body = {**body, "stream_options": options}
+    expected = encode_body({**body, "stream_options": {**(options or {}), "include_usage": True}})
+    assert with_usage(body, encode_body(body)) == expected
+    assert json.loads(expected)["stream_options"]["include_usage"] is True

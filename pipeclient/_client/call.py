@@ -126,6 +126,21 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+_WITH_USAGE = b',"stream_options":{"include_usage":true}}'
+
+
+def with_usage(body: Mapping[str, Any], encoded: bytes | None) -> bytes:
+    """The body asking for stream usage: `encode_body({**body, "stream_options": {...,
+    "include_usage": True}})`. Without stream options of its own the key comes last, so
+    it is appended to the body's encoding (`encoded`) rather than the whole body encoded
+    again (a long conversation is most of a request)."""
+    if "stream_options" not in body and body and encoded is not None:
+        return encoded[:-1] + _WITH_USAGE
+    options = body.get("stream_options")
+    extra = dict(options) if isinstance(options, Mapping) else {}
+    return encode_body({**body, "stream_options": {**extra, "include_usage": True}})
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
     try:
         return json.dumps(
@@ -309,11 +324,7 @@ class Call:
     def content(self, backend: Backend) -> bytes | None:
         inject = self.injects_usage(backend)
         if inject not in self._encoded:
-            options = self.body.get("stream_options")
-            extra = dict(options) if isinstance(options, Mapping) else {}
-            self._encoded[inject] = encode_body(
-                {**self.body, "stream_options": {**extra, "include_usage": True}}
-            )
+            self._encoded[inject] = with_usage(self.body, self._encoded[False])
         return self._encoded[inject]
 
 
