@@ -28,7 +28,7 @@ from pipeclient._telemetry.slices import SLICE_RECORDS
 from pipeclient.config import PrivacyConfig
 from pipeclient.testing import MockBackend
 
-from .conftest import wait_child
+from .conftest import wait_child, wait_until
 
 CANARY = "CANARY-d41d8cd9"
 
@@ -319,15 +319,6 @@ def test_a_record_that_cannot_be_encoded_costs_only_its_slice() -> None:
 # -- a burst of calls: the worker stands aside, within bounds ---------------------------
 
 
-def _until(condition: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_while_records_keep_arriving_the_worker_holds_them_then_catches_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -339,7 +330,7 @@ def test_while_records_keep_arriving_the_worker_holds_them_then_catches_up(
     time.sleep(0.5)  # well past the worker's 50 ms linger: it would have handed them on
     assert work._in_worker.value == 10 and sink.sent == []
     # No flush: once no record has come for the gap, the worker delivers them all.
-    assert _until(lambda: len(sink.sent) == 10)
+    wait_until(lambda: len(sink.sent) == 10, 10, "the held records, without a flush")
     assert sorted(p["record"].request_id for p in sink.sent) == sorted(
         f"req-{index}" for index in range(10)
     )
@@ -356,8 +347,8 @@ def test_a_burst_holds_back_at_most_a_quarter_of_the_queue(
     for index in range(30):
         work.submit(record(request_id=f"req-{index}"))
     # Records beyond the bound go on while the burst lasts; nothing is dropped.
-    assert _until(lambda: work._in_worker.value < 30)
-    assert _until(lambda: work._in_worker.value <= 10)
+    wait_until(lambda: work._in_worker.value < 30, 10, "records sent during the burst")
+    wait_until(lambda: work._in_worker.value <= 10, 10, "the worker back at its bound")
     report = work.flush(timeout=5.0)  # a flush does not wait for the burst to end
     assert report.complete and report.dropped == 0 and len(sink.sent) == 30
     work.close()
@@ -372,7 +363,9 @@ def test_a_burst_holds_records_back_for_at_most_defer_max_s(
     work = dispatcher(sink)
     for _ in range(3):
         work.submit(record())
-    assert _until(lambda: len(sink.sent) == 3)  # no flush: the age bound sends them
+    wait_until(
+        lambda: len(sink.sent) == 3, 10, "len(sink.sent) == 3"
+    )  # no flush: the age bound sends them
     assert work.close().complete
 
 
@@ -400,5 +393,9 @@ def test_with_a_prompt_destination_nothing_is_held_back(monkeypatch: pytest.Monk
     assert work.defer_limit == 0
     for _ in range(3):
         work.submit(record())
-    assert _until(lambda: len(ledger.sent) == 3 and len(other.sent) == 3)  # no flush
+    wait_until(
+        lambda: len(ledger.sent) == 3 and len(other.sent) == 3,
+        10,
+        "len(ledger.sent) == 3 and len(other.sent) == 3",
+    )  # no flush
     assert work.close().complete
