@@ -7,6 +7,7 @@ against real loopback servers are in tests/test_telemetry_*.py.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import threading
 import time
@@ -399,3 +400,35 @@ def test_with_a_prompt_destination_nothing_is_held_back(monkeypatch: pytest.Monk
         "len(ledger.sent) == 3 and len(other.sent) == 3",
     )  # no flush
     assert work.close().complete
+
+
+def test_a_long_burst_is_watched_ever_less_often_but_never_past_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fake clock: each wait lets that much time pass, records arriving at 2 per ms.
+    state = {"now": 100.0, "held": 0.0}
+    waits: list[float] = []
+    monkeypatch.setattr(slices, "_clock", lambda: state["now"])
+
+    class Passing(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            assert timeout is not None
+            waits.append(timeout)
+            state["now"] += timeout
+            state["held"] += 2000 * timeout
+            burst.last = state["now"]  # the burst goes on
+            return False
+
+    burst = slices.Burst(Passing())
+    burst.last = state["now"]
+    burst.wait_out(state["now"], lambda: int(state["held"]), 1000)
+    # Looked at after 5, 10, 20, 40, 80, 80... ms, then sooner as the bound comes near,
+    # and left as soon as it was reached: at most one short wait's records past it.
+    assert waits[:6] == pytest.approx([0.005, 0.01, 0.02, 0.04, 0.08, 0.08])
+    assert max(waits) == pytest.approx(slices.BURST_POLL_MAX_S)
+    peak = waits.index(max(waits))
+    tail = waits[peak:]
+    assert all(later <= earlier + 1e-9 for earlier, later in itertools.pairwise(tail))
+    assert waits[-1] < slices.BURST_POLL_MAX_S / 10
+    assert 1000 <= state["held"] <= 1000 + 2000 * 0.0005 + 1
+    assert state["now"] - 100.0 < slices.DEFER_MAX_S  # the bound, not the deadline, ended it

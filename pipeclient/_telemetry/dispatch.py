@@ -163,7 +163,7 @@ class _Lane:
             linger = LANE_LINGER_S if sink.linger_s is None else sink.linger_s
             if linger and self.queued.value < _BATCH * 4:
                 owner.hurry.linger(linger)
-                owner.burst.wait_out(held_since, self._held_back_enough)
+                owner.burst.wait_out(held_since, self._held, owner.defer_limit)
             payloads, count = list(item[0]), item[1]
             while len(payloads) < _BATCH * 4:
                 try:
@@ -202,8 +202,8 @@ class _Lane:
             owner.count_sent(sink.name, count)
             return
 
-    def _held_back_enough(self) -> bool:
-        return self.queued.value >= self.owner.defer_limit
+    def _held(self) -> int:
+        return self.queued.value
 
     def stop(self) -> None:
         if self.thread is not None:
@@ -351,7 +351,9 @@ class Dispatcher:
             records = [entry for entry in batch if entry is not _STOP]
             try:
                 if records:
-                    self.burst.wait_out(held_since, self._held_back_enough)
+                    self.burst.wait_out(
+                        held_since, self._held, self.defer_limit, self._content_held_back
+                    )
                     self._process(records, held_since)
             finally:
                 freed = sum(_content_size(record) for record in records)
@@ -361,18 +363,20 @@ class Dispatcher:
             if len(records) < len(batch):
                 return
 
-    def _held_back_enough(self) -> bool:
-        """Whether the worker has held back as much as it may while calls burst."""
-        return (
-            self._in_worker.value >= self.defer_limit
-            or self._content_bytes >= DEFER_MAX_CONTENT_BYTES
-        )
+    def _held(self) -> int:
+        return self._in_worker.value
+
+    def _content_held_back(self) -> bool:
+        """Whether the content held back while calls burst has reached its bound."""
+        return self._content_bytes >= DEFER_MAX_CONTENT_BYTES
 
     def _process(self, records: Sequence[Record], held_since: float) -> None:
         # A few records at a time, one destination at a time, the interpreter given back
         # between slices, and no work while calls burst (`slices`): callers never wait out
         # a whole batch's encoding. Each destination's share then goes to its lane at once.
-        slices = Slices(self.burst, held_since, self._held_back_enough)
+        slices = Slices(
+            self.burst, held_since, self._held, self.defer_limit, self._content_held_back
+        )
         shares: dict[str, tuple[list[Any], list[int]]] = {}
         for start in range(0, len(records), SLICE_RECORDS):
             for batch in self.fanout.prepare(records[start : start + SLICE_RECORDS], packed=True):

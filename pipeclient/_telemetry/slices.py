@@ -23,7 +23,15 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["BURST_GAP_S", "DEFER_MAX_S", "HOLD_S", "SLICE_RECORDS", "Burst", "Slices"]
+__all__ = [
+    "BURST_GAP_S",
+    "BURST_POLL_MAX_S",
+    "DEFER_MAX_S",
+    "HOLD_S",
+    "SLICE_RECORDS",
+    "Burst",
+    "Slices",
+]
 
 # How long the worker runs before it lets another thread in, and how many records it takes
 # through the fan-out at a time (a record costs tens of microseconds per destination).
@@ -34,6 +42,8 @@ SLICE_RECORDS = 4
 # past the dispatcher's bounds on records and bytes.
 BURST_GAP_S = 0.005
 DEFER_MAX_S = 1.0
+# While a burst lasts, how seldom at most the waiting thread looks again.
+BURST_POLL_MAX_S = 0.08
 
 _clock = time.perf_counter
 
@@ -47,39 +57,60 @@ class Burst:
         self.last = -1e9  # perf_counter of the last record submitted
         self._hurry = hurry  # set by flush and close: nobody waits
 
-    def wait_out(self, since: float, enough: Callable[[], bool]) -> None:
+    def wait_out(
+        self,
+        since: float,
+        held: Callable[[], int],
+        limit: int,
+        over: Callable[[], bool] = lambda: False,
+    ) -> None:
         """Wait while records keep arriving, unless somebody waits for them, they have
-        waited `DEFER_MAX_S` since `since`, or `enough` of them are held back."""
+        waited `DEFER_MAX_S` since `since`, `held()` reached `limit` or `over()` says
+        too much is held back otherwise.
+
+        The longer the burst, the less often the waiting thread wakes to look (a wake
+        takes the interpreter from the calls), but always before the records would reach
+        `limit` at the rate they have been arriving."""
         hurry = self._hurry
-        while not hurry.is_set() and not enough():
-            now = _clock()
-            # Until the burst is over if no record arrives meanwhile, or the deadline.
-            wait = min(self.last + BURST_GAP_S, since + DEFER_MAX_S) - now
-            if wait <= 0:
+        pause = BURST_GAP_S
+        count, at = held(), _clock()
+        while not hurry.is_set():
+            now, now_held = _clock(), held()
+            if now_held >= limit or over():
                 return
-            hurry.wait(wait)
+            deadline = since + DEFER_MAX_S
+            if min(self.last + BURST_GAP_S, deadline) <= now:
+                return
+            wait = max(self.last + BURST_GAP_S - now, pause)
+            if now_held > count and now > at:  # at this rate, half the way to the limit
+                wait = min(wait, (limit - now_held) * (now - at) / (now_held - count) / 2)
+            count, at = now_held, now
+            pause = min(pause * 2, BURST_POLL_MAX_S)
+            hurry.wait(max(min(wait, deadline - now), 0.0005))
 
 
 class Slices:
     """The current slice of one thread's work."""
 
-    __slots__ = ("_burst", "_enough", "_held_since", "_since")
+    __slots__ = ("_burst", "_held", "_held_since", "_limit", "_over", "_since")
 
     def __init__(
         self,
         burst: Burst | None = None,
         held_since: float = 0.0,
-        enough: Callable[[], bool] = bool,
+        held: Callable[[], int] = int,
+        limit: int = 0,
+        over: Callable[[], bool] = bool,
     ) -> None:
         self._since = _clock()
         self._burst = burst
         self._held_since = held_since
-        self._enough = enough
+        self._held, self._limit, self._over = held, limit, over
 
     def check(self) -> None:
         """After a piece of work: let other threads run if this slice is used up."""
         if _clock() - self._since >= HOLD_S:
             time.sleep(0)  # releases the GIL; a thread waiting for it takes it now
             if self._burst is not None:
-                self._burst.wait_out(self._held_since, self._enough)
+                self._burst.wait_out(self._held_since, self._held, self._limit, self._over)
             self._since = _clock()
