@@ -27,7 +27,7 @@ from .fanout import Fanout
 from .privacy import PrivacyStep, Record
 from .report import FlushReport
 from .sink import Sink
-from .slices import SLICE_RECORDS, Burst, Slices
+from .slices import BURST_GAP_S, SLICE_RECORDS, Burst, Slices
 
 __all__ = ["Dispatcher", "FlushReport"]
 
@@ -163,7 +163,7 @@ class _Lane:
             linger = LANE_LINGER_S if sink.linger_s is None else sink.linger_s
             if linger and self.queued.value < _BATCH * 4:
                 owner.hurry.linger(linger)
-                owner.burst.wait_out(held_since, self._held, owner.defer_limit)
+                owner.burst.wait_out(held_since, self._held, owner.defer_limit, pause=linger)
             payloads, count = list(item[0]), item[1]
             while len(payloads) < _BATCH * 4:
                 try:
@@ -341,7 +341,8 @@ class Dispatcher:
         while True:
             batch = [work.get()]
             held_since = _clock()
-            if batch[0] is not _STOP and work.qsize() < size:
+            lingered = batch[0] is not _STOP and work.qsize() < size
+            if lingered:
                 self.hurry.linger(WORKER_LINGER_S)
             while len(batch) < size and batch[-1] is not _STOP:
                 try:
@@ -352,7 +353,11 @@ class Dispatcher:
             try:
                 if records:
                     self.burst.wait_out(
-                        held_since, self._held, self.defer_limit, self._content_held_back
+                        held_since,
+                        self._held,
+                        self.defer_limit,
+                        self._content_held_back,
+                        pause=WORKER_LINGER_S if lingered else BURST_GAP_S,
                     )
                     self._process(records, held_since)
             finally:

@@ -63,6 +63,7 @@ class Burst:
         held: Callable[[], int],
         limit: int,
         over: Callable[[], bool] = lambda: False,
+        pause: float = BURST_GAP_S,
     ) -> None:
         """Wait while records keep arriving, unless somebody waits for them, they have
         waited `DEFER_MAX_S` since `since`, `held()` reached `limit` or `over()` says
@@ -70,9 +71,9 @@ class Burst:
 
         The longer the burst, the less often the waiting thread wakes to look (a wake
         takes the interpreter from the calls), but always before the records would reach
-        `limit` at the rate they have been arriving."""
+        `limit` at the rate they have been arriving. `pause`: the first wait while records
+        keep coming (a thread that just lingered for more records: as long again)."""
         hurry = self._hurry
-        pause = BURST_GAP_S
         count, at = held(), _clock()
         while not hurry.is_set():
             now, now_held = _clock(), held()
@@ -85,7 +86,7 @@ class Burst:
             if now_held > count and now > at:  # at this rate, half the way to the limit
                 wait = min(wait, (limit - now_held) * (now - at) / (now_held - count) / 2)
             count, at = now_held, now
-            pause = min(pause * 2, BURST_POLL_MAX_S)
+            pause = max(pause, min(pause * 2, BURST_POLL_MAX_S))
             hurry.wait(max(min(wait, deadline - now), 0.0005))
 
 
