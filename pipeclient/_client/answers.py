@@ -49,12 +49,19 @@ __all__ = [
     "safe_request",
     "status_error",
     "transport_error",
+    "validate_json",
 ]
 
 # Where providers put their own id of a request (OpenAI, Anthropic-style, Azure).
 _PROVIDER_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
 # Headers that describe the body as it came over the wire, not as it is kept.
 _WIRE_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding"})
+
+
+def validate_json(model: Any, data: str | bytes) -> Any:
+    """`model.model_validate_json(data)`, without the classmethod's own overhead (about
+    1.5 us, paid by every chunk of a stream): the same validator, the same errors."""
+    return model.__pydantic_validator__.validate_json(data)
 
 
 def provider_request_id(response: httpx.Response) -> str | None:
@@ -183,7 +190,7 @@ def parse(
         return _finished(decode(response), response, call), None
     invalid = False
     try:
-        result: Any = model.model_validate_json(response.content)  # type: ignore[attr-defined]
+        result: Any = validate_json(model, response.content)
     except ValidationError:
         invalid = True
     if invalid:

@@ -25,7 +25,7 @@ from .._exceptions import (
 from .._privacy.known_secrets import KnownSecrets
 from .._telemetry.record import CallTracker, ErrorInfo
 from ..types import ChatCompletionChunk, ChoiceDelta, Completion
-from .answers import audio_tokens_of, cached_tokens_of, provider_request_id
+from .answers import audio_tokens_of, cached_tokens_of, provider_request_id, validate_json
 
 if TYPE_CHECKING:
     import asyncio  # loaded by the event loop itself: a sync client never imports it
@@ -187,7 +187,7 @@ class _ChunkReader:
         """The event's item, or the error to raise for it."""
         invalid = False
         try:
-            chunk = self.item_type.model_validate_json(data)
+            chunk = validate_json(self.item_type, data)
         except ValidationError:
             invalid = True
         if invalid:  # raised here, outside the handler: no __context__ with the data
