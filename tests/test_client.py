@@ -318,3 +318,34 @@ def test_asking_for_stream_usage_gives_the_bytes_a_whole_encoding_would(
     expected = encode_body({**body, "stream_options": {**(options or {}), "include_usage": True}})
     assert with_usage(body, encode_body(body)) == expected
     assert json.loads(expected)["stream_options"]["include_usage"] is True
+
+
+def test_response_types_start_with_the_private_state_pydantic_would_give() -> None:
+    from pydantic import BaseModel
+    from pydantic._internal._model_construction import init_private_attributes
+
+    import pipeclient.types as types
+
+    responses = [
+        value
+        for value in vars(types).values()
+        if isinstance(value, type) and issubclass(value, types._Response)
+    ]
+    assert len(responses) >= 10
+    for model in responses:
+        quick = model.model_construct()
+        reference = model.model_construct()
+        object.__setattr__(reference, "__pydantic_private__", None)
+        init_private_attributes(reference, None)
+        assert quick.__pydantic_private__ == reference.__pydantic_private__, model
+        assert getattr(model.model_post_init, "_pipeclient_quick", False), model
+        # each instance its own state
+        assert quick.__pydantic_private__ is not model.model_construct().__pydantic_private__
+
+    class Annotated(types.ChatCompletion):  # a subclass with a post-init of its own keeps it
+        def model_post_init(self, context: Any, /) -> None:
+            object.__setattr__(self, "seen", True)
+
+    annotated = Annotated.model_validate({"id": "x", "choices": []})
+    assert annotated.__dict__.get("seen") is True and annotated.request_id == ""
+    assert isinstance(annotated, BaseModel)
