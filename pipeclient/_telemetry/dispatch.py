@@ -344,6 +344,14 @@ class Dispatcher:
             lingered = batch[0] is not _STOP and work.qsize() < size
             if lingered:
                 self.hurry.linger(WORKER_LINGER_S)
+            if batch[0] is not _STOP:  # before taking the rest: a wake mid-burst stays short
+                self.burst.wait_out(
+                    held_since,
+                    self._held,
+                    self.defer_limit,
+                    self._content_held_back,
+                    pause=WORKER_LINGER_S if lingered else BURST_GAP_S,
+                )
             while len(batch) < size and batch[-1] is not _STOP:
                 try:
                     batch.append(work.get_nowait())
@@ -352,13 +360,6 @@ class Dispatcher:
             records = [entry for entry in batch if entry is not _STOP]
             try:
                 if records:
-                    self.burst.wait_out(
-                        held_since,
-                        self._held,
-                        self.defer_limit,
-                        self._content_held_back,
-                        pause=WORKER_LINGER_S if lingered else BURST_GAP_S,
-                    )
                     self._process(records, held_since)
             finally:
                 freed = sum(_content_size(record) for record in records)
