@@ -85,8 +85,10 @@ def _quick_private_init(cls: type[BaseModel]) -> None:
     inherited initialiser): about 1.5 us, paid by every chunk of a stream. The ids are plain
     string defaults, so a copy of one dict is the same state. A class with any other kind
     of private attribute, or a `model_post_init` of its own, keeps pydantic's."""
-    from pydantic._internal._model_construction import init_private_attributes
-
+    try:
+        from pydantic._internal._model_construction import init_private_attributes
+    except ImportError:  # another pydantic: its own way, untouched
+        return
     current = cls.model_post_init
     own = getattr(current, "__wrapped__", current)
     if own is not init_private_attributes and not getattr(own, "_pipeclient_quick", False):
