@@ -715,3 +715,33 @@ def test_a_wrapped_openai_client_is_held_to_the_budget(server: Any, tmp_path: Pa
         client.chat.completions.create(model="m", messages=HI)  # type: ignore[arg-type]
     client.close()
     assert len(server.mock.requests) == 1
+
+
+def _open_ledger_at_once(path: str, barrier: Any, results: Any) -> None:
+    barrier.wait(30)
+    try:
+        Ledger(Path(path)).close()
+        results.put("ok")
+    except Exception as exc:  # reported to the parent, which fails the test
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_ledger_at_once_all_get_it(tmp_path: Path) -> None:
+    # SQLite answers "database is locked" without waiting when processes switch a new file
+    # to WAL or make its schema together; opening tries again within its timeout.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(3):
+        path = tmp_path / f"new-{attempt}.db"
+        barrier, results = context.Barrier(8), context.Queue()
+        workers = [
+            context.Process(target=_open_ledger_at_once, args=(str(path), barrier, results))
+            for _ in range(8)
+        ]
+        for worker in workers:
+            worker.start()
+        outcomes = [results.get(timeout=60) for _ in workers]
+        for worker in workers:
+            worker.join(30)
+        assert outcomes == ["ok"] * 8

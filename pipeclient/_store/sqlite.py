@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -212,28 +213,59 @@ def open_wal(
         db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise fail(f"cannot be opened ({_reason(exc)})") from None
+    # Processes opening a new file at once can meet SQLite's deadlock guard (switching to
+    # WAL, making the schema), which answers "locked" without waiting: try again, within
+    # the same timeout a busy write gets.
+    deadline = time.monotonic() + timeout
+    pause = 0.01
     try:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        others = sorted(tables - ours)
-        if others:
-            raise fail(
-                f"is a database of something else (it has {', '.join(others[:3])}); "
-                f"set [{table}] path to a new file"
-            )
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise fail(f"cannot use write-ahead logging (journal mode {mode})")
-        db.execute("PRAGMA synchronous = NORMAL")
-        for pragma in pragmas:
-            db.execute(pragma)
-        db.executescript("BEGIN IMMEDIATE;" + schema + "COMMIT;")
+        while True:
+            try:
+                _set_up(db, fail, table=table, ours=ours, schema=schema, pragmas=pragmas)
+                return db
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc) or time.monotonic() + pause > deadline:
+                    raise
+                if db.in_transaction:
+                    db.rollback()
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
     except sqlite3.DatabaseError as exc:
         db.close()
         raise fail(f"is not a usable {kind} ({_reason(exc)})") from None
     except BaseException:
         db.close()
         raise
-    return db
+
+
+def _set_up(
+    db: sqlite3.Connection,
+    fail: Callable[[str], ConfigError],
+    *,
+    table: str,
+    ours: frozenset[str],
+    schema: str,
+    pragmas: Sequence[str],
+) -> None:
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    others = sorted(tables - ours)
+    if others:
+        raise fail(
+            f"is a database of something else (it has {', '.join(others[:3])}); "
+            f"set [{table}] path to a new file"
+        )
+    mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise fail(f"cannot use write-ahead logging (journal mode {mode})")
+    db.execute("PRAGMA synchronous = NORMAL")
+    for pragma in pragmas:
+        db.execute(pragma)
+    db.executescript("BEGIN IMMEDIATE;" + schema + "COMMIT;")
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _reason(exc: BaseException) -> str:
